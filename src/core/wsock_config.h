@@ -1,0 +1,51 @@
+/*
+ * wsock_config.h — per-directory configuration of mod_wsock and the
+ * defaults every directive falls back to.
+ */
+#ifndef WSOCK_CONFIG_H
+#define WSOCK_CONFIG_H
+
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include "wsock.h"
+
+/* Defaults, documented in docs/directives.md. */
+#define WSOCK_DEFAULT_MAX_MESSAGE   (1024 * 1024)
+#define WSOCK_DEFAULT_PING          apr_time_from_sec(30)
+#define WSOCK_DEFAULT_IDLE          apr_time_from_sec(60)
+#define WSOCK_DEFAULT_CLOSE_TIMEOUT apr_time_from_sec(5)
+#define WSOCK_DEFAULT_FRAGMENT      0
+#define WSOCK_DEFAULT_QUEUE_MSGS    1024
+#define WSOCK_DEFAULT_QUEUE_BYTES   (16 * 1024 * 1024)
+
+/* "Not set here" for the merge; every field starts as unset. */
+#define WSOCK_UNSET (-1)
+
+typedef struct {
+    const wsock_handler *handler;      /* NULL: not a WebSocket location */
+    int handler_set;                   /* WSockHandler seen (none included) */
+    apr_array_header_t *protocols;     /* const char *, NULL = unset */
+    int require_protocol;              /* WSOCK_UNSET, 0, 1 */
+    apr_off_t max_message;             /* bytes, WSOCK_UNSET */
+    apr_interval_time_t ping_interval; /* 0 = off, WSOCK_UNSET */
+    apr_interval_time_t idle_timeout;  /* 0 = off, WSOCK_UNSET */
+    apr_interval_time_t close_timeout; /* WSOCK_UNSET */
+    apr_off_t fragment_size;           /* 0 = never fragment, WSOCK_UNSET */
+} wsock_dir_conf;
+
+/* The settings of one connection, with every default applied. */
+typedef struct {
+    const wsock_handler *handler;
+    apr_uint64_t max_message;
+    apr_interval_time_t ping_interval;
+    apr_interval_time_t idle_timeout;
+    apr_interval_time_t close_timeout;
+    apr_size_t fragment_size;
+    apr_size_t queue_max_msgs;
+    apr_size_t queue_max_bytes;
+} wsock_settings;
+
+void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d);
+
+#endif /* WSOCK_CONFIG_H */

@@ -1,0 +1,345 @@
+/*
+ * wsock_conn.c — the state machine of one WebSocket connection: input
+ * through the codec to the handler, control frames, timers, and the close
+ * handshake.  The sending side is in wsock_output.c, the loop that drives
+ * this in wsock_driver.c.
+ */
+#include <string.h>
+
+#include <httpd.h>
+#include <http_connection.h>
+#include <http_log.h>
+#include <util_filter.h>
+#include <apr_strings.h>
+
+#include "wsock_conn.h"
+#include "wsock_output.h"
+
+APLOG_USE_MODULE(wsock);
+
+/* How much one non-blocking read asks the filters for. */
+#define WSOCK_READ_CHUNK (64 * 1024)
+/* Reads per wsock_conn_read() call before the driver gets to flush output:
+ * keeps a fast sender from starving its own echoes. */
+#define WSOCK_READS_PER_TURN 8
+
+static void noop_wake(void *baton)
+{
+    (void)baton;
+}
+
+wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set)
+{
+    conn_rec *c = r->connection;
+    wsock_conn *wc = apr_pcalloc(c->pool, sizeof(*wc));
+
+    wc->c = c;
+    wc->r = r;
+    wc->pool = c->pool;
+    wc->set = *set;
+    wc->owner = apr_os_thread_current();
+    wc->state = WSOCK_STATE_OPEN;
+    wsock_parser_init(&wc->parser, WSOCK_ROLE_SERVER, set->max_message);
+    wc->bb_in = apr_brigade_create(c->pool, c->bucket_alloc);
+    wc->bb_out = apr_brigade_create(c->pool, c->bucket_alloc);
+    wsock_buf_init(&wc->rbuf, c->pool);
+    wsock_buf_init(&wc->msg, c->pool);
+    wsock_buf_init(&wc->obuf, c->pool);
+    wc->last_rx = wc->last_ping = apr_time_now();
+    wc->wake = noop_wake;
+    if (apr_thread_mutex_create(&wc->mutex, APR_THREAD_MUTEX_DEFAULT, c->pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    return wc;
+}
+
+void wsock_set_user_data(wsock_conn *wc, void *data)
+{
+    wc->user_data = data;
+}
+
+void *wsock_get_user_data(const wsock_conn *wc)
+{
+    return wc->user_data;
+}
+
+/* ---- closing -------------------------------------------------------- */
+
+static void set_close(wsock_conn *wc, int code, const char *reason)
+{
+    wc->close_code = code;
+    wc->close_reason = reason ? apr_pstrdup(wc->pool, reason) : "";
+}
+
+void wsock_conn_start_close(wsock_conn *wc, int code, const char *reason)
+{
+    uint8_t payload[WSOCK_MAX_CONTROL_PAYLOAD];
+    apr_size_t n;
+
+    if (wc->state != WSOCK_STATE_OPEN) {
+        return;
+    }
+    wsock_output_close_queue(wc, 1);
+    n = wsock_close_payload(payload, (unsigned)code, reason, reason ? strlen(reason) : 0);
+    wsock_output_control(wc, WSOCK_OP_CLOSE, payload, n);
+    set_close(wc, code, reason);
+    wc->state = WSOCK_STATE_CLOSING;
+    wc->close_deadline = apr_time_now() + wc->set.close_timeout;
+}
+
+/* _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): say why, then end
+ * without waiting for the peer. */
+static void fail_connection(wsock_conn *wc, int code, const char *reason)
+{
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                  WSOCKNO(0201) "closing WebSocket %s with %d: %s",
+                  wc->r->uri, code, reason);
+    wsock_conn_start_close(wc, code, reason);
+    wc->state = WSOCK_STATE_DONE;
+}
+
+static void peer_gone(wsock_conn *wc, apr_status_t rv)
+{
+    if (wc->state == WSOCK_STATE_DONE) {
+        return;
+    }
+    if (wc->state == WSOCK_STATE_OPEN) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, wc->c,
+                      WSOCKNO(0102) "client went away without a close frame");
+        set_close(wc, WSOCK_CLOSE_ABNORMAL, "connection lost");
+    }
+    wc->state = WSOCK_STATE_DONE;
+}
+
+/* ---- input ---------------------------------------------------------- */
+
+static void deliver(wsock_conn *wc, wsock_opcode op, const uint8_t *data, apr_size_t len)
+{
+    const wsock_handler *h = wc->set.handler;
+
+    if (h->on_message) {
+        h->on_message(wc, op == WSOCK_OP_TEXT, len ? (const char *)data : "", len);
+    }
+}
+
+static int sink_data(void *ud, wsock_opcode op, const uint8_t *data, size_t len,
+                     int first, int last)
+{
+    wsock_conn *wc = ud;
+
+    if (wc->state != WSOCK_STATE_OPEN) {
+        return 0;                   /* after our close: read, don't process */
+    }
+    if (first && last) {
+        deliver(wc, op, data, len); /* whole in one chunk: no copy */
+        return 0;
+    }
+    if (first) {
+        wc->msg.len = 0;
+    }
+    if (len) {
+        if (!wsock_buf_reserve(&wc->msg, len)) {
+            fail_connection(wc, WSOCK_CLOSE_INTERNAL_ERROR, "out of memory");
+            return 1;
+        }
+        memcpy(wc->msg.data + wc->msg.len, data, len);
+        wc->msg.len += len;
+    }
+    if (last) {
+        deliver(wc, op, wc->msg.data, wc->msg.len);
+        wc->msg.len = 0;
+    }
+    return 0;
+}
+
+static int sink_control(void *ud, wsock_opcode op, unsigned code, const uint8_t *payload,
+                        size_t len)
+{
+    wsock_conn *wc = ud;
+
+    switch (op) {
+    case WSOCK_OP_PING:
+        if (wc->state == WSOCK_STATE_OPEN) {
+            wsock_output_control(wc, WSOCK_OP_PONG, payload, len);
+        }
+        return 0;
+    case WSOCK_OP_PONG:
+        return 0;                   /* liveness only: last_rx already moved */
+    default:
+        break;
+    }
+
+    /* CLOSE */
+    if (wc->state == WSOCK_STATE_OPEN) {
+        uint8_t echo[WSOCK_MAX_CONTROL_PAYLOAD];
+        apr_size_t n = 0;
+
+        /* Echo the peer's code (nothing if it sent none), then end: the
+         * server closes TCP first (RFC 6455 §7.1.1). */
+        if (code != WSOCK_CLOSE_NO_STATUS) {
+            n = wsock_close_payload(echo, code, NULL, 0);
+        }
+        wsock_output_close_queue(wc, 1);
+        wsock_output_control(wc, WSOCK_OP_CLOSE, echo, n);
+        set_close(wc, (int)code, apr_pstrmemdup(wc->pool, (const char *)payload, len));
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
+                      WSOCKNO(0202) "client closed WebSocket %s with %u", wc->r->uri, code);
+    }
+    wc->state = WSOCK_STATE_DONE;
+    return 1;                       /* nothing after a close is processed */
+}
+
+static const wsock_parser_sink conn_sink = { sink_data, sink_control };
+
+static void feed(wsock_conn *wc, uint8_t *p, apr_size_t len)
+{
+    while (len && wc->state != WSOCK_STATE_DONE) {
+        size_t used = 0;
+        wsock_parse_result rc = wsock_parser_feed(&wc->parser, p, len, &conn_sink, wc, &used);
+
+        if (rc == WSOCK_PARSE_ERROR) {
+            fail_connection(wc, (int)wc->parser.error_code, wc->parser.error_reason);
+            return;
+        }
+        if (rc == WSOCK_PARSE_OK) {
+            return;
+        }
+        p += used;
+        len -= used;
+    }
+}
+
+apr_status_t wsock_conn_read(wsock_conn *wc)
+{
+    for (int turn = 0; turn < WSOCK_READS_PER_TURN; turn++) {
+        apr_off_t avail = 0;
+        apr_size_t len;
+        apr_status_t rv;
+
+        if (wc->state == WSOCK_STATE_DONE) {
+            return APR_SUCCESS;
+        }
+        rv = ap_get_brigade(wc->c->input_filters, wc->bb_in, AP_MODE_READBYTES,
+                            APR_NONBLOCK_READ, WSOCK_READ_CHUNK);
+        if (APR_STATUS_IS_EAGAIN(rv) || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(wc->bb_in))) {
+            apr_brigade_cleanup(wc->bb_in);
+            return APR_SUCCESS;     /* nothing more for now */
+        }
+        if (rv != APR_SUCCESS) {
+            apr_brigade_cleanup(wc->bb_in);
+            peer_gone(wc, rv);
+            return rv;
+        }
+        apr_brigade_length(wc->bb_in, 1, &avail);
+        len = (apr_size_t)avail;
+        wc->rbuf.len = 0;
+        if (len == 0 || !wsock_buf_reserve(&wc->rbuf, len)) {
+            int eos = !APR_BRIGADE_EMPTY(wc->bb_in)
+                      && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(wc->bb_in));
+            apr_brigade_cleanup(wc->bb_in);
+            if (eos) {
+                peer_gone(wc, APR_EOF);
+                return APR_EOF;
+            }
+            if (len == 0) {
+                return APR_SUCCESS;
+            }
+            fail_connection(wc, WSOCK_CLOSE_INTERNAL_ERROR, "out of memory");
+            return APR_ENOMEM;
+        }
+        apr_brigade_flatten(wc->bb_in, (char *)wc->rbuf.data, &len);
+        apr_brigade_cleanup(wc->bb_in);
+        wc->last_rx = apr_time_now();
+        feed(wc, wc->rbuf.data, len);
+    }
+    return APR_INCOMPLETE;
+}
+
+/* ---- open, timers, end ---------------------------------------------- */
+
+void wsock_conn_open(wsock_conn *wc)
+{
+    const wsock_handler *h = wc->set.handler;
+    int refuse = h->on_open ? h->on_open(wc) : 0;
+
+    if (refuse) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                      WSOCKNO(0203) "handler %s refused WebSocket %s with %d",
+                      h->name, wc->r->uri, refuse);
+        wsock_conn_start_close(wc, refuse, "refused");
+        return;
+    }
+    wc->opened = 1;
+}
+
+static apr_time_t ping_due(const wsock_conn *wc)
+{
+    apr_time_t since = wc->last_rx > wc->last_ping ? wc->last_rx : wc->last_ping;
+    return since + wc->set.ping_interval;
+}
+
+apr_interval_time_t wsock_conn_next_timeout(const wsock_conn *wc, apr_time_t now)
+{
+    apr_time_t due = 0;
+
+    if (wc->state == WSOCK_STATE_CLOSING) {
+        due = wc->close_deadline;
+    }
+    else if (wc->state == WSOCK_STATE_OPEN) {
+        if (wc->set.idle_timeout) {
+            due = wc->last_rx + wc->set.idle_timeout;
+        }
+        if (wc->set.ping_interval && (!due || ping_due(wc) < due)) {
+            due = ping_due(wc);
+        }
+    }
+    if (!due) {
+        return -1;
+    }
+    return due > now ? due - now : 0;
+}
+
+void wsock_conn_tick(wsock_conn *wc, apr_time_t now)
+{
+    if (wc->state == WSOCK_STATE_CLOSING) {
+        if (now >= wc->close_deadline) {
+            ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
+                          WSOCKNO(0103) "no close reply from the client in time");
+            wc->state = WSOCK_STATE_DONE;
+        }
+        return;
+    }
+    if (wc->state != WSOCK_STATE_OPEN) {
+        return;
+    }
+    if (wc->set.idle_timeout && now - wc->last_rx >= wc->set.idle_timeout) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                      WSOCKNO(0104) "WebSocket %s idle for %" APR_TIME_T_FMT " ms; closing",
+                      wc->r->uri, apr_time_as_msec(now - wc->last_rx));
+        /* The peer is silent: say why, but don't wait for an answer. */
+        wsock_conn_start_close(wc, WSOCK_CLOSE_GOING_AWAY, "idle timeout");
+        wc->state = WSOCK_STATE_DONE;
+        return;
+    }
+    if (wc->set.ping_interval && now >= ping_due(wc)) {
+        wsock_output_control(wc, WSOCK_OP_PING, NULL, 0);
+        wc->last_ping = now;
+    }
+}
+
+void wsock_conn_finish(wsock_conn *wc)
+{
+    const wsock_handler *h = wc->set.handler;
+
+    wc->state = WSOCK_STATE_DONE;
+    wsock_conn_flush(wc);           /* a close frame may still be buffered */
+    wsock_output_close_queue(wc, 0);
+    if (wc->close_code == 0) {
+        set_close(wc, WSOCK_CLOSE_ABNORMAL, "connection lost");
+    }
+    if (wc->opened && h->on_close) {
+        h->on_close(wc, wc->close_code, wc->close_reason);
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
+                  WSOCKNO(0105) "WebSocket %s ended with %d", wc->r->uri, wc->close_code);
+}

@@ -1,0 +1,122 @@
+/*
+ * wsock_conn.h — one upgraded WebSocket connection: its state machine and
+ * its output.  Private to the module; plugins see only wsock.h.
+ *
+ * Data flow: a driver reads bytes through the connection's input filters
+ * and hands them to wsock_conn_input(); the codec turns them into messages
+ * and control frames; messages go to the handler; what the handler (or
+ * another thread) sends is written by wsock_conn_flush() through the output
+ * filters, so mod_ssl and friends keep working.
+ *
+ * The driver's thread owns the connection.  Other threads only touch the
+ * outbound queue and the pending-close request, under the mutex, and wake
+ * the owner through the driver's wake callback.
+ */
+#ifndef WSOCK_CONN_H
+#define WSOCK_CONN_H
+
+#include <httpd.h>
+#include <apr_thread_mutex.h>
+#include <apr_portable.h>
+#include <apr_thread_proc.h>
+
+#include "wsock.h"
+#include "wsock_codec.h"
+#include "wsock_config.h"
+#include "wsock_log.h"
+
+typedef enum {
+    WSOCK_STATE_OPEN = 0, /* messages flow both ways */
+    WSOCK_STATE_CLOSING,  /* we sent a close, waiting for the peer's */
+    WSOCK_STATE_DONE      /* nothing more to do: the driver ends */
+} wsock_state;
+
+/* A message queued by another thread: one or more serialized frames. */
+typedef struct wsock_outmsg {
+    struct wsock_outmsg *next;
+    apr_size_t len;
+    uint8_t bytes[];
+} wsock_outmsg;
+
+/* A growable byte buffer that is reused, not freed, between uses. */
+typedef struct {
+    uint8_t *data;
+    apr_size_t len, cap;
+} wsock_buf;
+
+struct wsock_conn {
+    conn_rec *c;
+    request_rec *r;
+    apr_pool_t *pool;              /* lives as long as the connection */
+    wsock_settings set;
+    void *user_data;
+    apr_os_thread_t owner;         /* the thread that runs the driver */
+
+    wsock_state state;
+    int close_code;                /* what ended it, for on_close and the log */
+    const char *close_reason;
+    int opened;                    /* on_open accepted: on_close is due */
+
+    /* input */
+    wsock_parser parser;
+    apr_bucket_brigade *bb_in;
+    wsock_buf rbuf;                /* bytes read, unmasked in place */
+    wsock_buf msg;                 /* fragments of the message being assembled */
+    apr_time_t last_rx;            /* last time the peer sent anything */
+    apr_time_t last_ping;
+    apr_time_t close_deadline;     /* when CLOSING gives up on the peer */
+
+    /* output written by the owner */
+    apr_bucket_brigade *bb_out;
+    wsock_buf obuf;                /* serialized frames waiting for flush */
+
+    /* shared with other threads, under mutex */
+    apr_thread_mutex_t *mutex;
+    wsock_outmsg *q_head, *q_tail;
+    apr_size_t q_msgs, q_bytes;
+    apr_size_t q_dropped;          /* messages refused because the queue was full */
+    int q_closed;                  /* a close was sent: nothing more is queued */
+    int pending_close;             /* close requested from another thread */
+    int pending_code;
+    char pending_reason[WSOCK_MAX_CONTROL_PAYLOAD];
+
+    /* membership of this child's list of live connections (wsock_live.c) */
+    struct wsock_conn *live_prev, *live_next;
+
+    /* the driver's wake-up, callable from any thread */
+    void (*wake)(void *baton);
+    void *wake_baton;
+};
+
+/* Creates the connection state in pool (the request's connection pool). */
+wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set);
+
+/* Calls the handler's on_open; on refusal starts the close handshake. */
+void wsock_conn_open(wsock_conn *wc);
+
+/* Reads what the input filters have now, without blocking, and runs it
+ * through the codec.  Returns APR_SUCCESS when they are drained,
+ * APR_INCOMPLETE when it stopped early to let output out (call again
+ * without waiting: mod_ssl may hold decrypted bytes the socket won't
+ * signal), or APR_EOF / an error when the peer is gone (state DONE). */
+apr_status_t wsock_conn_read(wsock_conn *wc);
+
+/* Writes what the owner produced and what other threads queued, and
+ * applies a close requested from another thread. */
+apr_status_t wsock_conn_flush(wsock_conn *wc);
+
+/* How long the driver may sleep before wsock_conn_tick() has work (-1 for
+ * no limit). */
+apr_interval_time_t wsock_conn_next_timeout(const wsock_conn *wc, apr_time_t now);
+
+/* Runs the timers: ping, idle timeout, close timeout. */
+void wsock_conn_tick(wsock_conn *wc, apr_time_t now);
+
+/* Starts the close handshake from the owning thread. */
+void wsock_conn_start_close(wsock_conn *wc, int code, const char *reason);
+
+/* Ends the connection: on_close, log, and make sure nothing more is
+ * written to it.  Called once by the driver. */
+void wsock_conn_finish(wsock_conn *wc);
+
+#endif /* WSOCK_CONN_H */

@@ -1,0 +1,75 @@
+/*
+ * wsock_live.c — the live connections of this child process.
+ *
+ * The owner of a connection adds it before its first callback and removes
+ * it before freeing anything, both under the list's mutex; so whoever holds
+ * the mutex may safely ask any listed connection to close (wsock_close
+ * only queues the request and wakes the owner).
+ */
+#include "wsock_live.h"
+
+static apr_thread_mutex_t *live_mutex;
+static wsock_conn *live_head;
+static volatile int live_stopping;
+
+static const char going_away_reason[] = "server shutting down";
+
+apr_status_t wsock_live_child_init(apr_pool_t *pchild)
+{
+    live_head = NULL;
+    live_stopping = 0;
+    return apr_thread_mutex_create(&live_mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+}
+
+void wsock_live_add(wsock_conn *wc)
+{
+    int stopping;
+
+    apr_thread_mutex_lock(live_mutex);
+    wc->live_prev = NULL;
+    wc->live_next = live_head;
+    if (live_head) {
+        live_head->live_prev = wc;
+    }
+    live_head = wc;
+    stopping = live_stopping;
+    apr_thread_mutex_unlock(live_mutex);
+
+    if (stopping) {
+        wsock_close(wc, WSOCK_CLOSE_GOING_AWAY, going_away_reason);
+    }
+}
+
+void wsock_live_remove(wsock_conn *wc)
+{
+    apr_thread_mutex_lock(live_mutex);
+    if (wc->live_prev) {
+        wc->live_prev->live_next = wc->live_next;
+    }
+    else if (live_head == wc) {
+        live_head = wc->live_next;
+    }
+    if (wc->live_next) {
+        wc->live_next->live_prev = wc->live_prev;
+    }
+    wc->live_prev = wc->live_next = NULL;
+    apr_thread_mutex_unlock(live_mutex);
+}
+
+void wsock_live_going_away(void)
+{
+    if (live_mutex == NULL) {
+        return;
+    }
+    apr_thread_mutex_lock(live_mutex);
+    live_stopping = 1;
+    for (wsock_conn *wc = live_head; wc; wc = wc->live_next) {
+        wsock_close(wc, WSOCK_CLOSE_GOING_AWAY, going_away_reason);
+    }
+    apr_thread_mutex_unlock(live_mutex);
+}
+
+int wsock_live_is_stopping(void)
+{
+    return live_stopping;
+}

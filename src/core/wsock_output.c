@@ -1,0 +1,348 @@
+/*
+ * wsock_output.c — everything a connection sends: serializing messages
+ * into frames, the owner's output buffer, the outbound queue that other
+ * threads fill, and the flush through the output filters.
+ *
+ * The owner thread serializes small messages straight into a reused buffer
+ * (no allocation per message in steady state) and hands large payloads to
+ * the filters without copying them.  Other threads serialize into a queue
+ * entry of their own, append it under the mutex and wake the owner: only
+ * the owner ever writes to the filters.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <httpd.h>
+#include <http_log.h>
+#include <util_filter.h>
+#include <apr_strings.h>
+
+#include "wsock_conn.h"
+#include "wsock_output.h"
+
+APLOG_USE_MODULE(wsock);
+
+/* Payloads above this go to the filters by reference instead of being
+ * copied into the output buffer. */
+#define WSOCK_COPY_LIMIT (64 * 1024)
+
+int wsock_buf_reserve(wsock_buf *b, apr_size_t extra)
+{
+    apr_size_t want = b->len + extra, cap = b->cap ? b->cap : 4096;
+    uint8_t *p;
+
+    if (want <= b->cap) {
+        return 1;
+    }
+    while (cap < want) {
+        cap *= 2;
+    }
+    p = realloc(b->data, cap);
+    if (p == NULL) {
+        return 0;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 1;
+}
+
+static apr_status_t buf_free(void *data)
+{
+    wsock_buf *b = data;
+
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return APR_SUCCESS;
+}
+
+void wsock_buf_init(wsock_buf *b, apr_pool_t *pool)
+{
+    memset(b, 0, sizeof(*b));
+    apr_pool_cleanup_register(pool, b, buf_free, apr_pool_cleanup_null);
+}
+
+/* Bytes needed for a message of len bytes cut into frames of at most frag
+ * bytes (0 = one frame). */
+static apr_size_t frames_size(apr_size_t len, apr_size_t frag)
+{
+    apr_size_t n, total = 0;
+
+    if (frag == 0 || len <= frag) {
+        return wsock_frame_header_size(len, 0) + len;
+    }
+    for (n = 0; n < len; n += frag) {
+        apr_size_t part = len - n < frag ? len - n : frag;
+        total += wsock_frame_header_size(part, 0) + part;
+    }
+    return total;
+}
+
+/* Serializes a message as one or more unmasked frames into out; returns
+ * the bytes written (frames_size of the same arguments). */
+static apr_size_t frames_write(uint8_t *out, wsock_opcode op, const uint8_t *data,
+                               apr_size_t len, apr_size_t frag)
+{
+    apr_size_t done = 0, at = 0;
+
+    if (frag == 0) {
+        frag = len ? len : 1;
+    }
+    do {
+        apr_size_t part = len - done < frag ? len - done : frag;
+        int fin = (done + part == len);
+
+        at += wsock_frame_header_write(out + at, fin, done ? WSOCK_OP_CONT : op, part, NULL);
+        if (part) {
+            memcpy(out + at, data + done, part);
+        }
+        at += part;
+        done += part;
+    } while (done < len);
+    return at;
+}
+
+/* Passes the brigade with a flush and empties it; a failed write means the
+ * peer is gone. */
+static apr_status_t pass_and_flush(wsock_conn *wc)
+{
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(wc->bb_out, apr_bucket_flush_create(wc->c->bucket_alloc));
+    rv = ap_pass_brigade(wc->c->output_filters, wc->bb_out);
+    apr_brigade_cleanup(wc->bb_out);
+    if (rv != APR_SUCCESS || wc->c->aborted) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, wc->c,
+                      WSOCKNO(0101) "write to the client failed; closing");
+        wc->state = WSOCK_STATE_DONE;
+        if (wc->close_code == 0) {
+            wc->close_code = WSOCK_CLOSE_ABNORMAL;
+        }
+        return rv != APR_SUCCESS ? rv : APR_ECONNABORTED;
+    }
+    return APR_SUCCESS;
+}
+
+/* Moves the owner's buffered frames into the outgoing brigade. */
+static void obuf_to_brigade(wsock_conn *wc)
+{
+    if (wc->obuf.len) {
+        APR_BRIGADE_INSERT_TAIL(wc->bb_out,
+            apr_bucket_transient_create((const char *)wc->obuf.data, wc->obuf.len,
+                                        wc->c->bucket_alloc));
+    }
+}
+
+/* A large payload goes out now, by reference: frame headers are copied, the
+ * payload is not.  Whatever was buffered goes first, to keep the order. */
+static apr_status_t send_large_now(wsock_conn *wc, wsock_opcode op, const uint8_t *data,
+                                   apr_size_t len)
+{
+    apr_size_t frag = wc->set.fragment_size ? wc->set.fragment_size : len;
+    apr_size_t done = 0;
+    apr_status_t rv;
+
+    obuf_to_brigade(wc);
+    while (done < len) {
+        uint8_t hdr[WSOCK_MAX_HEADER_SIZE];
+        apr_size_t part = len - done < frag ? len - done : frag;
+        apr_size_t hlen = wsock_frame_header_write(hdr, done + part == len,
+                                                   done ? WSOCK_OP_CONT : op, part, NULL);
+
+        APR_BRIGADE_INSERT_TAIL(wc->bb_out,
+            apr_bucket_heap_create((const char *)hdr, hlen, NULL, wc->c->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(wc->bb_out,
+            apr_bucket_transient_create((const char *)data + done, part, wc->c->bucket_alloc));
+        done += part;
+    }
+    rv = pass_and_flush(wc);
+    wc->obuf.len = 0;
+    return rv;
+}
+
+apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *data,
+                                  apr_size_t len)
+{
+    apr_size_t need;
+
+    if (len > WSOCK_COPY_LIMIT) {
+        return send_large_now(wc, op, data, len);
+    }
+    need = frames_size(len, wc->set.fragment_size);
+    if (!wsock_buf_reserve(&wc->obuf, need)) {
+        return APR_ENOMEM;
+    }
+    wc->obuf.len += frames_write(wc->obuf.data + wc->obuf.len, op, data, len,
+                                 wc->set.fragment_size);
+    /* Don't let a busy reader pile up output: write in batches. */
+    if (wc->obuf.len >= WSOCK_COPY_LIMIT) {
+        return wsock_conn_flush(wc);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t *payload,
+                                  apr_size_t len)
+{
+    if (!wsock_buf_reserve(&wc->obuf, WSOCK_MAX_HEADER_SIZE + len)) {
+        return APR_ENOMEM;
+    }
+    wc->obuf.len += wsock_frame_header_write(wc->obuf.data + wc->obuf.len, 1, op, len, NULL);
+    if (len) {
+        memcpy(wc->obuf.data + wc->obuf.len, payload, len);
+        wc->obuf.len += len;
+    }
+    return APR_SUCCESS;
+}
+
+/* Takes the whole queue; the caller owns the returned list. */
+static wsock_outmsg *queue_take(wsock_conn *wc, int *pending_close, int *code, char *reason)
+{
+    wsock_outmsg *head;
+
+    apr_thread_mutex_lock(wc->mutex);
+    head = wc->q_head;
+    wc->q_head = wc->q_tail = NULL;
+    wc->q_msgs = wc->q_bytes = 0;
+    *pending_close = wc->pending_close;
+    if (wc->pending_close) {
+        *code = wc->pending_code;
+        memcpy(reason, wc->pending_reason, sizeof(wc->pending_reason));
+        wc->pending_close = 0;
+    }
+    apr_thread_mutex_unlock(wc->mutex);
+    return head;
+}
+
+static void queue_free(wsock_outmsg *m)
+{
+    while (m) {
+        wsock_outmsg *next = m->next;
+        free(m);
+        m = next;
+    }
+}
+
+void wsock_output_close_queue(wsock_conn *wc, int copy_to_obuf)
+{
+    wsock_outmsg *head, *m;
+
+    apr_thread_mutex_lock(wc->mutex);
+    wc->q_closed = 1;
+    head = wc->q_head;
+    wc->q_head = wc->q_tail = NULL;
+    wc->q_msgs = wc->q_bytes = 0;
+    apr_thread_mutex_unlock(wc->mutex);
+
+    /* Messages sent before the close began still go out, ahead of it. */
+    for (m = head; m && copy_to_obuf; m = m->next) {
+        if (wsock_buf_reserve(&wc->obuf, m->len)) {
+            memcpy(wc->obuf.data + wc->obuf.len, m->bytes, m->len);
+            wc->obuf.len += m->len;
+        }
+    }
+    queue_free(head);
+}
+
+apr_status_t wsock_conn_flush(wsock_conn *wc)
+{
+    int pending_close = 0, code = 0;
+    char reason[WSOCK_MAX_CONTROL_PAYLOAD];
+    wsock_outmsg *head, *m;
+    apr_status_t rv = APR_SUCCESS;
+
+    head = queue_take(wc, &pending_close, &code, reason);
+    if (wc->state != WSOCK_STATE_DONE || wc->obuf.len) {
+        if (wc->obuf.len || head) {
+            obuf_to_brigade(wc);
+            for (m = head; m; m = m->next) {
+                APR_BRIGADE_INSERT_TAIL(wc->bb_out,
+                    apr_bucket_transient_create((const char *)m->bytes, m->len,
+                                                wc->c->bucket_alloc));
+            }
+            rv = pass_and_flush(wc);
+            wc->obuf.len = 0;
+        }
+    }
+    queue_free(head);
+    if (pending_close && wc->state == WSOCK_STATE_OPEN) {
+        wsock_conn_start_close(wc, code, reason[0] ? reason : NULL);
+        return wsock_conn_flush(wc);
+    }
+    return rv;
+}
+
+/* ---- the public sending API ---------------------------------------- */
+
+static int on_owner_thread(const wsock_conn *wc)
+{
+    return apr_os_thread_equal(wc->owner, apr_os_thread_current());
+}
+
+apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
+{
+    wsock_opcode op = is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY;
+    wsock_outmsg *m;
+    apr_size_t need;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (on_owner_thread(wc)) {
+        if (wc->state != WSOCK_STATE_OPEN) {
+            return APR_EOF;
+        }
+        return wsock_output_message(wc, op, data, len);
+    }
+
+    need = frames_size(len, wc->set.fragment_size);
+    m = malloc(sizeof(*m) + need);
+    if (m == NULL) {
+        return APR_ENOMEM;
+    }
+    m->next = NULL;
+    m->len = frames_write(m->bytes, op, data, len, wc->set.fragment_size);
+
+    apr_thread_mutex_lock(wc->mutex);
+    if (wc->q_closed) {
+        rv = APR_EOF;
+    }
+    else if (wc->q_msgs + 1 > wc->set.queue_max_msgs
+             || wc->q_bytes + m->len > wc->set.queue_max_bytes) {
+        wc->q_dropped++;
+        rv = APR_ENOSPC;
+    }
+    else {
+        if (wc->q_tail) {
+            wc->q_tail->next = m;
+        }
+        else {
+            wc->q_head = m;
+        }
+        wc->q_tail = m;
+        wc->q_msgs++;
+        wc->q_bytes += m->len;
+    }
+    apr_thread_mutex_unlock(wc->mutex);
+
+    if (rv != APR_SUCCESS) {
+        free(m);
+        return rv;
+    }
+    wc->wake(wc->wake_baton);
+    return APR_SUCCESS;
+}
+
+void wsock_close(wsock_conn *wc, int code, const char *reason)
+{
+    if (on_owner_thread(wc)) {
+        wsock_conn_start_close(wc, code, reason);
+        return;
+    }
+    apr_thread_mutex_lock(wc->mutex);
+    if (!wc->q_closed && !wc->pending_close) {
+        wc->pending_close = 1;
+        wc->pending_code = code;
+        apr_cpystrn(wc->pending_reason, reason ? reason : "", sizeof(wc->pending_reason));
+    }
+    apr_thread_mutex_unlock(wc->mutex);
+    wc->wake(wc->wake_baton);
+}

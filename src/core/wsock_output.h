@@ -1,0 +1,24 @@
+/*
+ * wsock_output.h — the sending side of a connection (see wsock_output.c).
+ */
+#ifndef WSOCK_OUTPUT_H
+#define WSOCK_OUTPUT_H
+
+#include "wsock_conn.h"
+
+void wsock_buf_init(wsock_buf *b, apr_pool_t *pool);
+int wsock_buf_reserve(wsock_buf *b, apr_size_t extra);
+
+/* Owner thread: a data message, fragmented per WSockFragmentSize. */
+apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *data,
+                                  apr_size_t len);
+
+/* Owner thread: a control frame (payload <= 125 bytes). */
+apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t *payload,
+                                  apr_size_t len);
+
+/* Owner thread: refuse further queued messages; with copy_to_obuf, what is
+ * queued now goes out ahead of whatever is written next, else it is dropped. */
+void wsock_output_close_queue(wsock_conn *wc, int copy_to_obuf);
+
+#endif /* WSOCK_OUTPUT_H */
