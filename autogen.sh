@@ -2,4 +2,4 @@
 # Regenerates configure and Makefile.in from configure.ac and Makefile.am.
 set -e
 cd "$(dirname "$0")"
-autoreconf --install --force >/dev/null
+out=$(autoreconf --install --force 2>&1) || { echo "$out" >&2; exit 1; }

@@ -148,6 +148,7 @@ static int sink_data(void *ud, wsock_opcode op, const uint8_t *data, size_t len,
     if (last) {
         deliver(wc, op, wc->msg.data, wc->msg.len);
         wc->msg.len = 0;
+        wsock_buf_trim(&wc->msg);
     }
     return 0;
 }
@@ -251,6 +252,7 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
         apr_brigade_cleanup(wc->bb_in);
         wc->last_rx = apr_time_now();
         feed(wc, wc->rbuf.data, len);
+        wc->rbuf.len = 0;
     }
     return APR_INCOMPLETE;
 }

@@ -56,6 +56,13 @@ static apr_status_t buf_free(void *data)
     return APR_SUCCESS;
 }
 
+void wsock_buf_trim(wsock_buf *b)
+{
+    if (b->len == 0 && b->cap > WSOCK_BUF_KEEP) {
+        buf_free(b);
+    }
+}
+
 void wsock_buf_init(wsock_buf *b, apr_pool_t *pool)
 {
     memset(b, 0, sizeof(*b));
@@ -262,6 +269,7 @@ apr_status_t wsock_conn_flush(wsock_conn *wc)
             }
             rv = pass_and_flush(wc);
             wc->obuf.len = 0;
+            wsock_buf_trim(&wc->obuf);
         }
     }
     queue_free(head);

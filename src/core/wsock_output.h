@@ -6,8 +6,14 @@
 
 #include "wsock_conn.h"
 
+/* Buffers keep up to this much memory between uses; anything bigger (a
+ * large message went through) is given back once the buffer is empty, so
+ * an idle connection does not hold its high-water mark. */
+#define WSOCK_BUF_KEEP (64 * 1024)
+
 void wsock_buf_init(wsock_buf *b, apr_pool_t *pool);
 int wsock_buf_reserve(wsock_buf *b, apr_size_t extra);
+void wsock_buf_trim(wsock_buf *b);
 
 /* Owner thread: a data message, fragmented per WSockFragmentSize. */
 apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *data,

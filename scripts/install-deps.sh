@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mod_wsock needs, only those that are missing.
+# Idempotent; run as root on Debian bookworm.
+#   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh --node     also Node.js/npm (benchmark, Node ws client)
+set -euo pipefail
+
+pkgs=(
+    gcc make autoconf automake libtool pkg-config     # build
+    apache2 apache2-dev libapr1-dev libaprutil1-dev   # Apache, apxs, APR
+    libssl-dev check                                  # OpenSSL, unit tests
+    python3 python3-pytest python3-websockets         # integration tests
+    curl procps                                       # test helpers
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ "${1:-}" == "--node" ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
+
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+    echo "missing Debian packages: ${missing[*]}" >&2
+    echo "run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite:
+# Check unit tests, the same under ASan/UBSan, and the integration tests
+# against a real apache2 (event, worker and prefork MPMs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+make check

@@ -1,0 +1,137 @@
+"""Server lifecycle: stop, graceful-stop, graceful restart, configtest."""
+
+import asyncio
+import threading
+
+import pytest
+import websockets
+
+import rawws
+from conftest import run
+
+MPMS = ["event", "worker", "prefork"]
+
+
+def open_clients(inst, n=4):
+    clients = []
+    for i in range(n):
+        c = rawws.RawWS.connect(inst.port, "/echo" if i % 2 == 0 else "/ping")
+        c.send_text("hello %d" % i)
+        op, data, _ = c.recv_message(timeout=5)
+        assert data == b"hello %d" % i
+        clients.append(c)
+    return clients
+
+
+@pytest.mark.parametrize("how", ["graceful_stop", "stop"])
+@pytest.mark.parametrize("mpm", MPMS)
+def test_shutdown_sends_1001_to_every_client(apache_factory, mpm, how):
+    inst = apache_factory(mpm)
+    clients = open_clients(inst, 4)
+
+    # plus one real client, idle, in a thread of its own event loop
+    result = {}
+
+    def ws_client():
+        async def go():
+            async with websockets.connect(inst.url("/echo"), ping_interval=None) as ws:
+                await ws.send("x")
+                await ws.recv()
+                ready.set()
+                try:
+                    await asyncio.wait_for(ws.recv(), 25)
+                except websockets.ConnectionClosed as e:
+                    return e.rcvd.code if e.rcvd else None
+                return "no close"
+        try:
+            result["code"] = run(go(), timeout=40)
+        except Exception as e:           # reported below
+            result["code"] = repr(e)
+            ready.set()
+
+    ready = threading.Event()
+    t = threading.Thread(target=ws_client, daemon=True)
+    t.start()
+    assert ready.wait(15)
+
+    if how == "graceful_stop":
+        inst.graceful_stop(wait=False)
+    else:
+        inst.terminate()                      # SIGTERM, without waiting
+
+    try:
+        for i, c in enumerate(clients):
+            code, reason, _, _ = c.recv_close(timeout=15)
+            assert code == 1001, "client %d: close %r %r" % (i, code, reason)
+            try:
+                c.send_close(1001)
+            except OSError:
+                pass
+            assert c.wait_eof(10)
+    finally:
+        for c in clients:
+            c.close_socket()
+    t.join(45)
+    assert result.get("code") == 1001, "websockets client: %r" % result.get("code")
+    assert inst.wait_exit(25), "apache2 did not exit after %s" % how
+
+
+def test_graceful_restart_keeps_serving(apache_factory):
+    inst = apache_factory("event")
+    since = inst.log_offset()
+    inst.graceful()
+    assert inst.wait_log(r"resuming normal operations", timeout=15, since=since)
+
+    async def go():
+        async with websockets.connect(inst.url("/echo"), ping_interval=None,
+                                      open_timeout=10) as ws:
+            await ws.send("after graceful")
+            return await asyncio.wait_for(ws.recv(), 5)
+    assert run(go()) == "after graceful"
+
+
+def test_configtest_accepts_the_test_config(apache_factory):
+    inst = apache_factory("event", start=False)
+    rc, out = inst.configtest()
+    assert rc == 0, out
+    assert "Syntax OK" in out
+
+
+def test_configtest_accepts_decimal_and_zero_intervals(apache_factory):
+    inst = apache_factory("event", start=False, extra_conf="""
+<Location /a>
+    WSockHandler echo
+    WSockPingInterval 0.25
+    WSockIdleTimeout 0
+    WSockCloseTimeout 2.5
+    WSockMaxMessageSize 1
+    WSockFragmentSize 0
+    WSockRequireProtocol Off
+    WSockProtocols one two three
+</Location>
+""")
+    rc, out = inst.configtest()
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize("line", [
+    "WSockHandler no-such-handler",
+    "WSockMaxMessageSize lots",
+    "WSockMaxMessageSize -5",
+    "WSockPingInterval soon",
+    "WSockPingInterval -1",
+    "WSockIdleTimeout forever",
+    "WSockCloseTimeout x",
+    "WSockFragmentSize big",
+    "WSockRequireProtocol maybe",
+])
+def test_configtest_rejects_bad_values(apache_factory, line):
+    inst = apache_factory("event", start=False, extra_conf="""
+<Location /bad>
+    WSockHandler echo
+    %s
+</Location>
+""" % line)
+    rc, out = inst.configtest()
+    assert rc != 0, "configtest accepted %r:\n%s" % (line, out)
+    assert "Syntax OK" not in out
