@@ -39,7 +39,8 @@ MPMS = ("event", "worker", "prefork")
 
 # Lines that mean a child died badly.  Checked by the tests after each test.
 CRASH_RE = re.compile(r"child pid \d+ exit signal|AH00052|AH00051|AH02149|"
-                      r"Segmentation fault|\bdumped core\b|AH00060")
+                      r"Segmentation fault|\bdumped core\b|AH00060|"
+                      r"AddressSanitizer|LeakSanitizer|runtime error:")
 
 # Small sizing for a 2-core box that still leaves room for ~100 concurrent
 # WebSocket connections on the threaded MPMs (a blocking driver holds a
@@ -263,6 +264,15 @@ class ApacheInstance:
         env.setdefault("APACHE_RUN_DIR", os.path.join(self.root, "run"))
         env.setdefault("APACHE_LOCK_DIR", os.path.join(self.root, "mutex"))
         env.setdefault("APACHE_LOG_DIR", os.path.join(self.root, "logs"))
+        # A sanitizer-built module needs its runtime preloaded into apache2
+        # (and only there: not into the test process).  Reports go to the
+        # error log, where CRASH_RE finds them.
+        preload = os.environ.get("WSOCK_APACHE_PRELOAD")
+        if preload:
+            env["LD_PRELOAD"] = preload
+            # httpd frees its pools at exit only in part, by design.
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+            env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         return env
 
     # ----------------------------------------------------------------- start
