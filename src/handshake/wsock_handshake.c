@@ -64,8 +64,9 @@ int wsock_key_is_valid(const char *key)
             return 0;
         }
     }
-    /* The last character before the padding carries 2 bits of padding
-     * that must be zero in canonical base64 (RFC 4648 §3.5). */
+    /* The last character before "==" carries 2 data bits and 4 padding
+     * bits that must be zero in canonical base64 (RFC 4648 §3.5): only
+     * A, Q, g and w qualify. */
     if (strchr("AQgw", key[21]) == NULL) {
         return 0;
     }
