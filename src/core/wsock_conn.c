@@ -9,6 +9,7 @@
 #include <httpd.h>
 #include <http_connection.h>
 #include <http_log.h>
+#include <http_ssl.h>
 #include <util_filter.h>
 #include <apr_strings.h>
 
@@ -39,6 +40,7 @@ wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set)
     wc->set = *set;
     wc->owner = apr_os_thread_current();
     wc->state = WSOCK_STATE_OPEN;
+    wc->input_buffers = ap_ssl_conn_is_ssl(c);
     wsock_parser_init(&wc->parser, WSOCK_ROLE_SERVER, set->max_message);
     wc->bb_in = apr_brigade_create(c->pool, c->bucket_alloc);
     wc->bb_out = apr_brigade_create(c->pool, c->bucket_alloc);
@@ -253,6 +255,13 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
         wc->last_rx = apr_time_now();
         feed(wc, wc->rbuf.data, len);
         wc->rbuf.len = 0;
+        /* The core input filter already read the socket again, greedily,
+         * when it returned less than asked: it is drained, and one more
+         * read would only be an EAGAIN.  mod_ssl returns one TLS record at
+         * a time and may hold more, so there we read until empty. */
+        if (!wc->input_buffers && len < WSOCK_READ_CHUNK) {
+            return APR_SUCCESS;
+        }
     }
     return APR_INCOMPLETE;
 }

@@ -58,6 +58,8 @@ struct wsock_conn {
     int opened;                    /* on_open accepted: on_close is due */
 
     /* input */
+    int input_buffers;             /* a filter (mod_ssl) may hold input the
+                                    * socket won't signal: read until empty */
     wsock_parser parser;
     apr_bucket_brigade *bb_in;
     wsock_buf rbuf;                /* bytes read, unmasked in place */
