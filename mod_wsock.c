@@ -58,6 +58,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 #define WSOCK_MERGE(f) d->f = (add->f != WSOCK_UNSET) ? add->f : base->f
     d->handler_set = add->handler_set || base->handler_set;
     d->handler = add->handler_set ? add->handler : base->handler;
+    d->handler_cfg = add->handler_set ? add->handler_cfg : base->handler_cfg;
     d->protocols = add->protocols ? add->protocols : base->protocols;
     WSOCK_MERGE(require_protocol);
     WSOCK_MERGE(max_message);
@@ -93,19 +94,37 @@ static const char *set_handler(cmd_parms *cmd, void *conf, int argc, char *const
         return "WSockHandler needs a handler name (or none)";
     }
     d->handler_set = 1;
+    d->handler_cfg = NULL;
     if (strcasecmp(argv[0], "none") == 0) {
         d->handler = NULL;
-        return NULL;
+        return argc > 1 ? "WSockHandler none takes no arguments" : NULL;
     }
     d->handler = wsock_handlers_find(argv[0]);
     if (d->handler == NULL) {
-        return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s'", argv[0]);
+        return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo; "
+                            "load others with WSockPlugin before this line)", argv[0]);
     }
-    if (argc > 1) {
+    if (d->handler->create_config) {
+        const char *err = d->handler->create_config(cmd->pool, argc - 1, argv + 1,
+                                                    &d->handler_cfg);
+        if (err) {
+            return apr_psprintf(cmd->pool, "WSockHandler %s: %s", argv[0], err);
+        }
+    }
+    else if (argc > 1) {
         return apr_psprintf(cmd->pool, "WSockHandler: handler '%s' takes no arguments",
                             argv[0]);
     }
     return NULL;
+}
+
+static const char *load_plugin(cmd_parms *cmd, void *conf, const char *name,
+                               const char *path)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)conf;
+    return err ? err : wsock_handlers_load_plugin(cmd, name, path);
 }
 
 static const char *set_protocols(cmd_parms *cmd, void *conf, const char *arg)
@@ -200,6 +219,8 @@ static const char *set_close_timeout(cmd_parms *cmd, void *conf, const char *arg
 #define WSOCK_CTX (RSRC_CONF | ACCESS_CONF)
 
 static const command_rec wsock_cmds[] = {
+    AP_INIT_TAKE2("WSockPlugin", load_plugin, NULL, RSRC_CONF,
+                  "A name and the .so of a handler plugin to load"),
     AP_INIT_TAKE_ARGV("WSockHandler", set_handler, NULL, WSOCK_CTX,
                       "The WebSocket handler for this location (echo, ...), or none"),
     AP_INIT_ITERATE("WSockProtocols", set_protocols, NULL, WSOCK_CTX,
@@ -244,6 +265,7 @@ static int wsock_upgrade_handler(request_rec *r)
     char accept[WSOCK_ACCEPT_SIZE];
     const char *key;
     wsock_conn *wc;
+    int open_rc;
 
     if (d->handler == NULL || r->main) {
         return DECLINED;
@@ -268,6 +290,14 @@ static int wsock_upgrade_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       WSOCKNO(0302) "cannot set up the WebSocket connection");
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    wsock_facts_capture(wc, r, res.protocol, d->handler_cfg);
+
+    /* The handler may still refuse with an HTTP status: no upgrade then.
+     * (A close code means: upgrade, then close at once; already started.) */
+    open_rc = wsock_conn_open(wc);
+    if (WSOCK_IS_HTTP_STATUS(open_rc)) {
+        return open_rc;
     }
 
     /* 101: only what RFC 6455 asks for; extensions are never accepted. */
@@ -304,6 +334,7 @@ static void wsock_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv = wsock_live_child_init(pchild);
 
+    wsock_handlers_child_init(pchild, s);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      WSOCKNO(0001) "cannot create the live-connection list");

@@ -1,65 +1,144 @@
 /*
  * wsock.h — the public API of mod_wsock for WebSocket handler plugins.
  *
- * A handler is a named table of callbacks (wsock_handler).  The module runs
+ * A handler is a named table of callbacks (wsock_handler).  mod_wsock runs
  * the RFC 6455 handshake, the frame codec, ping/pong, limits and the close
- * handshake; a handler only ever sees whole messages.
+ * handshake; a handler only ever sees whole messages.  The built-in
+ * handlers (echo, ...) use nothing that is not in this file.
+ *
+ * Writing a plugin (see docs/plugins.md and examples/):
+ *   1. #include "wsock.h" and define one
+ *          WSOCK_PLUGIN_EXPORT const wsock_handler wsock_plugin = { ... };
+ *      with .api_version = WSOCK_API_VERSION.
+ *   2. Build it:  apxs -c my_plugin.c
+ *   3. Load it:   WSockPlugin myname /path/to/.libs/my_plugin.so   (server config)
+ *      Use it:    <Location /ws> WSockHandler myname [args...] </Location>
  *
  * Threading contract
- *  - Every callback of a connection runs on the thread that owns that
- *    connection's I/O at that moment.  Callbacks must not block on the
- *    network for long: they hold up that connection (and, under the
- *    blocking driver, a worker thread).
- *  - wsock_send() and wsock_close() may be called from any thread.  From
+ *  - create_config runs while the configuration is read (single thread,
+ *    in the parent; also under `apachectl configtest`).
+ *  - child_init runs once in each child process, before any connection;
+ *    child_exit when that child ends.
+ *  - on_open, on_message and on_close of a connection run on the thread
+ *    that owns that connection's I/O at that moment, one at a time, never
+ *    concurrently for the same connection.  They must not block on the
+ *    network for long: that holds up the connection (and, with the current
+ *    blocking driver, one worker thread).
+ *  - wsock_send() and wsock_close() may be called from any thread while the
+ *    connection is open (between on_open and the return of on_close).  From
  *    the owning thread they append to the connection's output; from other
  *    threads they put the message on the connection's bounded outbound
- *    queue and wake the owner, which writes it.  Never write to the
+ *    queue and wake the owner, which writes it.  Never touch the
  *    connection's socket or filters yourself: OpenSSL connections are not
  *    safe for concurrent reads and writes.
- *  - Data passed to on_message is valid only during the call.
+ *  - The fact accessors (wsock_uri(), wsock_user(), ...) return strings
+ *    that stay valid and unchanged for the whole life of the connection;
+ *    they may be read from any thread while the connection is open.
+ *
+ * Lifetimes
+ *  - The data passed to on_message is valid only during the call.
+ *  - The config object returned by create_config lives in the config
+ *    pool: until the next restart of the server.
  */
 #ifndef WSOCK_H
 #define WSOCK_H
 
+#include <httpd.h>
 #include <apr.h>
 #include <apr_errno.h>
+#include <apr_pools.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Bumped whenever wsock_handler or the functions below change in a way
- * that breaks plugins built against an older header. */
-#define WSOCK_API_VERSION 1
+/* The version of this API.  mod_wsock refuses (at configtest) a plugin
+ * whose api_version differs: rebuild plugins against the new header. */
+#define WSOCK_API_VERSION 2
+
+/* The symbol mod_wsock looks up in a plugin .so. */
+#define WSOCK_PLUGIN_SYMBOL "wsock_plugin"
+
+#if defined(__GNUC__)
+#define WSOCK_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define WSOCK_PLUGIN_EXPORT
+#endif
 
 typedef struct wsock_conn wsock_conn;
 
+/* on_open results other than 0 (see below). */
+#define WSOCK_IS_HTTP_STATUS(n) ((n) >= 400 && (n) <= 599)
+#define WSOCK_IS_CLOSE_CODE(n)  ((n) >= 1000 && (n) <= 4999)
+
 typedef struct wsock_handler {
     int api_version;   /* always WSOCK_API_VERSION */
-    const char *name;  /* what WSockHandler names */
+    const char *name;  /* default name; WSockPlugin may register it under another */
 
-    /* After the 101 went out.  Return 0 to accept the connection, or a close
-     * code (e.g. 1008) to refuse it.  May be NULL. */
+    /* Builds the handler's per-location configuration from the arguments
+     * after the name in "WSockHandler name arg1 arg2 ...".  Returns NULL on
+     * success (with *cfg set, or left NULL), or an error message, which
+     * makes the configuration (and configtest) fail.  NULL callback: the
+     * handler takes no arguments. */
+    const char *(*create_config)(apr_pool_t *pool, int argc, char *const argv[],
+                                 void **cfg);
+
+    /* Once per child process, before any connection; and when it ends.
+     * May be NULL. */
+    void (*child_init)(apr_pool_t *pchild, server_rec *s);
+    void (*child_exit)(server_rec *s);
+
+    /* A client asks to connect; runs before the 101 is sent, so the request
+     * facts are available and the connection can still be refused:
+     *   0                      accept (messages sent here go out right
+     *                          after the 101);
+     *   an HTTP status 400-599 refuse with that status, no upgrade;
+     *   a close code 1000-4999 upgrade, then close at once with that code.
+     * May be NULL (accept). */
     int (*on_open)(wsock_conn *wc);
 
-    /* A whole message: is_text is 1 for text (valid UTF-8), 0 for binary. */
-    void (*on_message)(wsock_conn *wc, int is_text, const char *data, apr_size_t len);
+    /* A whole message: is_text 1 for text (valid UTF-8), 0 for binary.
+     * Return 0, or a close code (e.g. 1008, 1011) to close the connection
+     * with it; the refusal is logged. */
+    int (*on_message)(wsock_conn *wc, int is_text, const char *data, apr_size_t len);
 
-    /* The connection ended: code is what was sent or received (1006 if the
-     * TCP connection just went away).  May be NULL. */
+    /* The connection ended (always called once after an accepted on_open):
+     * code is what was sent or received (1006 if the TCP connection just
+     * went away).  May be NULL. */
     void (*on_close)(wsock_conn *wc, int code, const char *reason);
 } wsock_handler;
 
-/* Queues a text (is_text = 1) or binary message.  APR_SUCCESS, APR_EOF if
- * the connection is closing, APR_ENOSPC if its outbound queue is full. */
+/* ---- sending (any thread) --------------------------------------------- */
+
+/* Queues a text (is_text = 1; data must be UTF-8) or binary message.
+ * APR_SUCCESS; APR_EOF if the connection is closing; APR_ENOSPC if its
+ * outbound queue is full; APR_EINVAL for text that is not UTF-8. */
 apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len);
 
 /* Starts the close handshake with code and reason (reason may be NULL). */
 void wsock_close(wsock_conn *wc, int code, const char *reason);
 
-/* Per-connection data for the handler's own use. */
+/* ---- per-connection data ---------------------------------------------- */
+
 void wsock_set_user_data(wsock_conn *wc, void *data);
 void *wsock_get_user_data(const wsock_conn *wc);
+
+/* The handler's per-location config (what create_config returned). */
+void *wsock_handler_config(const wsock_conn *wc);
+
+/* ---- facts of the request that opened the connection ------------------- */
+
+const char *wsock_uri(const wsock_conn *wc);         /* path, e.g. "/chat" */
+const char *wsock_query(const wsock_conn *wc);       /* raw query string or NULL */
+/* The value of query argument name (URL-decoded), or NULL if absent. */
+const char *wsock_query_arg(const wsock_conn *wc, const char *name);
+const char *wsock_remote_ip(const wsock_conn *wc);   /* the client (after mod_remoteip) */
+const char *wsock_user(const wsock_conn *wc);        /* r->user from Apache auth, or NULL */
+const char *wsock_protocol(const wsock_conn *wc);    /* chosen subprotocol, or NULL */
+/* A request header (case-insensitive name), or NULL. */
+const char *wsock_header(const wsock_conn *wc, const char *name);
+/* A log-friendly identifier of the connection (client address and port). */
+const char *wsock_conn_id(const wsock_conn *wc);
 
 #ifdef __cplusplus
 }

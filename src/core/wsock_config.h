@@ -24,6 +24,7 @@
 
 typedef struct {
     const wsock_handler *handler;      /* NULL: not a WebSocket location */
+    void *handler_cfg;                 /* what handler->create_config made */
     int handler_set;                   /* WSockHandler seen (none included) */
     apr_array_header_t *protocols;     /* const char *, NULL = unset */
     int require_protocol;              /* WSOCK_UNSET, 0, 1 */

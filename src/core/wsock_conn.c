@@ -95,7 +95,7 @@ static void fail_connection(wsock_conn *wc, int code, const char *reason)
 {
     ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
                   WSOCKNO(0201) "closing WebSocket %s with %d: %s",
-                  wc->r->uri, code, reason);
+                  wc->f_uri, code, reason);
     wsock_conn_start_close(wc, code, reason);
     wc->state = WSOCK_STATE_DONE;
 }
@@ -118,9 +118,23 @@ static void peer_gone(wsock_conn *wc, apr_status_t rv)
 static void deliver(wsock_conn *wc, wsock_opcode op, const uint8_t *data, apr_size_t len)
 {
     const wsock_handler *h = wc->set.handler;
+    int code;
 
-    if (h->on_message) {
-        h->on_message(wc, op == WSOCK_OP_TEXT, len ? (const char *)data : "", len);
+    if (h->on_message == NULL) {
+        return;
+    }
+    code = h->on_message(wc, op == WSOCK_OP_TEXT, len ? (const char *)data : "", len);
+    if (code && wc->state == WSOCK_STATE_OPEN) {
+        /* The handler gave up on this connection; others are untouched. */
+        if (!WSOCK_IS_CLOSE_CODE(code) || code == WSOCK_CLOSE_NO_STATUS
+            || code == WSOCK_CLOSE_ABNORMAL) {
+            code = WSOCK_CLOSE_INTERNAL_ERROR;
+        }
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                      WSOCKNO(0205) "handler %s closes WebSocket %s with %d",
+                      h->name, wc->f_uri, code);
+        wsock_conn_start_close(wc, code, code == WSOCK_CLOSE_INTERNAL_ERROR
+                                         ? "handler error" : NULL);
     }
 }
 
@@ -186,7 +200,7 @@ static int sink_control(void *ud, wsock_opcode op, unsigned code, const uint8_t 
         wsock_output_control(wc, WSOCK_OP_CLOSE, echo, n);
         set_close(wc, (int)code, apr_pstrmemdup(wc->pool, (const char *)payload, len));
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
-                      WSOCKNO(0202) "client closed WebSocket %s with %u", wc->r->uri, code);
+                      WSOCKNO(0202) "client closed WebSocket %s with %u", wc->f_uri, code);
     }
     wc->state = WSOCK_STATE_DONE;
     return 1;                       /* nothing after a close is processed */
@@ -268,19 +282,29 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
 
 /* ---- open, timers, end ---------------------------------------------- */
 
-void wsock_conn_open(wsock_conn *wc)
+int wsock_conn_open(wsock_conn *wc)
 {
     const wsock_handler *h = wc->set.handler;
     int refuse = h->on_open ? h->on_open(wc) : 0;
 
-    if (refuse) {
-        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
-                      WSOCKNO(0203) "handler %s refused WebSocket %s with %d",
-                      h->name, wc->r->uri, refuse);
-        wsock_conn_start_close(wc, refuse, "refused");
-        return;
+    if (refuse == 0) {
+        wc->opened = 1;
+        return 0;
     }
-    wc->opened = 1;
+    if (!WSOCK_IS_HTTP_STATUS(refuse) && !WSOCK_IS_CLOSE_CODE(refuse)) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, wc->c,
+                      WSOCKNO(0204) "handler %s returned %d from on_open, which is "
+                      "neither an HTTP status nor a close code; refusing with 500",
+                      h->name, refuse);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                  WSOCKNO(0203) "handler %s refused WebSocket %s with %d",
+                  h->name, wc->f_uri, refuse);
+    if (WSOCK_IS_CLOSE_CODE(refuse)) {
+        wsock_conn_start_close(wc, refuse, "refused");
+    }
+    return refuse;
 }
 
 static apr_time_t ping_due(const wsock_conn *wc)
@@ -326,7 +350,7 @@ void wsock_conn_tick(wsock_conn *wc, apr_time_t now)
     if (wc->set.idle_timeout && now - wc->last_rx >= wc->set.idle_timeout) {
         ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
                       WSOCKNO(0104) "WebSocket %s idle for %" APR_TIME_T_FMT " ms; closing",
-                      wc->r->uri, apr_time_as_msec(now - wc->last_rx));
+                      wc->f_uri, apr_time_as_msec(now - wc->last_rx));
         /* The peer is silent: say why, but don't wait for an answer. */
         wsock_conn_start_close(wc, WSOCK_CLOSE_GOING_AWAY, "idle timeout");
         wc->state = WSOCK_STATE_DONE;
@@ -352,5 +376,5 @@ void wsock_conn_finish(wsock_conn *wc)
         h->on_close(wc, wc->close_code, wc->close_reason);
     }
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
-                  WSOCKNO(0105) "WebSocket %s ended with %d", wc->r->uri, wc->close_code);
+                  WSOCKNO(0105) "WebSocket %s ended with %d", wc->f_uri, wc->close_code);
 }

@@ -50,7 +50,12 @@ struct wsock_conn {
     apr_pool_t *pool;              /* lives as long as the connection */
     wsock_settings set;
     void *user_data;
-    apr_os_thread_t owner;         /* the thread that runs the driver */
+    void *handler_cfg;             /* the handler's per-location config */
+    apr_os_thread_t owner;
+
+    /* facts of the opening request (wsock_facts.c), immutable once set */
+    const char *f_uri, *f_query, *f_remote_ip, *f_user, *f_protocol, *f_conn_id;
+    apr_table_t *f_query_args, *f_headers;         /* the thread that runs the driver */
 
     wsock_state state;
     int close_code;                /* what ended it, for on_close and the log */
@@ -93,8 +98,14 @@ struct wsock_conn {
 /* Creates the connection state in pool (the request's connection pool). */
 wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set);
 
-/* Calls the handler's on_open; on refusal starts the close handshake. */
-void wsock_conn_open(wsock_conn *wc);
+/* Copies what handlers may read about the request into the connection. */
+void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,
+                         void *handler_cfg);
+
+/* Calls the handler's on_open, before the 101.  Returns 0 (accepted), an
+ * HTTP status to refuse with, or a close code to close with right after
+ * the 101 (the close is already started). */
+int wsock_conn_open(wsock_conn *wc);
 
 /* Reads what the input filters have now, without blocking, and runs it
  * through the codec.  Returns APR_SUCCESS when they are drained,

@@ -91,8 +91,7 @@ void wsock_drive_blocking(wsock_conn *wc)
         old_term = apr_signal(SIGTERM, note_sigterm);
     }
 
-    wsock_live_add(wc);
-    wsock_conn_open(wc);
+    wsock_live_add(wc);             /* on_open already ran, before the 101 */
 
     while (wc->state != WSOCK_STATE_DONE) {
         apr_int32_t n = 0;

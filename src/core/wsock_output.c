@@ -294,6 +294,11 @@ apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_
     apr_size_t need;
     apr_status_t rv = APR_SUCCESS;
 
+    /* A peer must never receive invalid text (it would have to fail the
+     * connection with 1007): refuse it here, where the bug is. */
+    if (is_text && !wsock_utf8_valid(data, len)) {
+        return APR_EINVAL;
+    }
     if (on_owner_thread(wc)) {
         if (wc->state != WSOCK_STATE_OPEN) {
             return APR_EOF;

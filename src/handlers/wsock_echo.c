@@ -4,17 +4,15 @@
  */
 #include "wsock.h"
 
-static void echo_message(wsock_conn *wc, int is_text, const char *data, apr_size_t len)
+static int echo_message(wsock_conn *wc, int is_text, const char *data, apr_size_t len)
 {
-    if (wsock_send(wc, is_text, data, len) != APR_SUCCESS) {
-        wsock_close(wc, 1011, "echo failed");
-    }
+    /* A send can only fail if the connection is closing or its queue is
+     * full; either way this connection is done. */
+    return wsock_send(wc, is_text, data, len) == APR_SUCCESS ? 0 : 1011;
 }
 
 const wsock_handler wsock_echo_handler = {
-    WSOCK_API_VERSION,
-    "echo",
-    NULL,
-    echo_message,
-    NULL
+    .api_version = WSOCK_API_VERSION,
+    .name = "echo",
+    .on_message = echo_message,
 };
