@@ -4,6 +4,8 @@
 # against a real apache2 (event, worker and prefork MPMs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --node
+# Node's ws, the second independent client of the integration tests.
+[[ -d tests/node/node_modules/ws ]] || (cd tests/node && npm ci --no-audit --no-fund --silent)
 scripts/build.sh
 make check
