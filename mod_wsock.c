@@ -312,6 +312,7 @@ static int wsock_upgrade_handler(request_rec *r)
     r->status = HTTP_SWITCHING_PROTOCOLS;
     r->status_line = ap_get_status_line(r->status);
     ap_send_interim_response(r, 1);
+    wc->upgraded = 1;               /* what on_open sent may follow now */
 
     /* From here on the connection speaks WebSocket.  mod_reqtimeout's
      * request-read timeouts no longer apply (our ping and idle timers do),

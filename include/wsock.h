@@ -78,7 +78,8 @@ typedef struct wsock_handler {
     /* Builds the handler's per-location configuration from the arguments
      * after the name in "WSockHandler name arg1 arg2 ...".  Returns NULL on
      * success (with *cfg set, or left NULL), or an error message, which
-     * makes the configuration (and configtest) fail.  NULL callback: the
+     * makes the configuration (and configtest) fail.  argv lives only
+     * during the call: copy what you keep into pool.  NULL callback: the
      * handler takes no arguments. */
     const char *(*create_config)(apr_pool_t *pool, int argc, char *const argv[],
                                  void **cfg);
@@ -110,9 +111,10 @@ typedef struct wsock_handler {
 
 /* ---- sending (any thread) --------------------------------------------- */
 
-/* Queues a text (is_text = 1; data must be UTF-8) or binary message.
- * APR_SUCCESS; APR_EOF if the connection is closing; APR_ENOSPC if its
- * outbound queue is full; APR_EINVAL for text that is not UTF-8. */
+/* Queues a text (is_text = 1; data must be UTF-8) or binary message.  The
+ * data is copied (or written) before the call returns.  APR_SUCCESS;
+ * APR_EOF if the connection is closing; APR_ENOSPC if its outbound queue
+ * is full; APR_EINVAL for text that is not UTF-8. */
 apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len);
 
 /* Starts the close handshake with code and reason (reason may be NULL). */
@@ -139,6 +141,10 @@ const char *wsock_protocol(const wsock_conn *wc);    /* chosen subprotocol, or N
 const char *wsock_header(const wsock_conn *wc, const char *name);
 /* A log-friendly identifier of the connection (client address and port). */
 const char *wsock_conn_id(const wsock_conn *wc);
+
+/* The Apache connection, for logging with ap_log_cerror() from the owning
+ * thread (inside the callbacks).  Don't read from or write to it. */
+conn_rec *wsock_connection(const wsock_conn *wc);
 
 #ifdef __cplusplus
 }

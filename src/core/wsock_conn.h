@@ -57,6 +57,7 @@ struct wsock_conn {
     const char *f_uri, *f_query, *f_remote_ip, *f_user, *f_protocol, *f_conn_id;
     apr_table_t *f_query_args, *f_headers;         /* the thread that runs the driver */
 
+    int upgraded;                  /* the 101 is out: output may be written */
     wsock_state state;
     int close_code;                /* what ended it, for on_close and the log */
     const char *close_reason;

@@ -64,6 +64,7 @@ const char *wsock_remote_ip(const wsock_conn *wc) { return wc->f_remote_ip; }
 const char *wsock_user(const wsock_conn *wc) { return wc->f_user; }
 const char *wsock_protocol(const wsock_conn *wc) { return wc->f_protocol; }
 const char *wsock_conn_id(const wsock_conn *wc) { return wc->f_conn_id; }
+conn_rec *wsock_connection(const wsock_conn *wc) { return wc->c; }
 
 const char *wsock_query_arg(const wsock_conn *wc, const char *name)
 {

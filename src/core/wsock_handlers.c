@@ -67,10 +67,12 @@ const char *wsock_handlers_add(const char *name, const wsock_handler *h, apr_poo
     if (name == NULL || !*name || strcasecmp(name, "none") == 0
         || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
            != strlen(name)) {
-        return "has no usable name (letters, digits, _ - . only; not \"none\")";
+        return "cannot be registered under that name (letters, digits, _ - . only; "
+               "not \"none\")";
     }
     if (wsock_handlers_find(name)) {
-        return wsock_handlers_find(name) == h ? NULL : "has a name already taken";
+        return wsock_handlers_find(name) == h ? NULL
+               : "cannot be registered: that name is already taken";
     }
     if (h->on_message == NULL) {
         return "has no on_message callback";

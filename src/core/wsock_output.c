@@ -172,7 +172,10 @@ apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *d
 {
     apr_size_t need;
 
-    if (len > WSOCK_COPY_LIMIT) {
+    /* Before the 101 (on_open) everything is only buffered: nothing may
+     * reach the client ahead of the handshake answer, or at all if on_open
+     * then refuses with an HTTP status. */
+    if (len > WSOCK_COPY_LIMIT && wc->upgraded) {
         return send_large_now(wc, op, data, len);
     }
     need = frames_size(len, wc->set.fragment_size);
@@ -182,7 +185,7 @@ apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *d
     wc->obuf.len += frames_write(wc->obuf.data + wc->obuf.len, op, data, len,
                                  wc->set.fragment_size);
     /* Don't let a busy reader pile up output: write in batches. */
-    if (wc->obuf.len >= WSOCK_COPY_LIMIT) {
+    if (wc->obuf.len >= WSOCK_COPY_LIMIT && wc->upgraded) {
         return wsock_conn_flush(wc);
     }
     return APR_SUCCESS;
@@ -258,6 +261,9 @@ apr_status_t wsock_conn_flush(wsock_conn *wc)
     wsock_outmsg *head, *m;
     apr_status_t rv = APR_SUCCESS;
 
+    if (!wc->upgraded) {
+        return APR_SUCCESS;         /* nothing goes out before the 101 */
+    }
     head = queue_take(wc, &pending_close, &code, reason);
     if (wc->state != WSOCK_STATE_DONE || wc->obuf.len) {
         if (wc->obuf.len || head) {
