@@ -59,6 +59,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->handler_set = add->handler_set || base->handler_set;
     d->handler = add->handler_set ? add->handler : base->handler;
     d->handler_cfg = add->handler_set ? add->handler_cfg : base->handler_cfg;
+    d->handler_name = add->handler_set ? add->handler_name : base->handler_name;
     d->protocols = add->protocols ? add->protocols : base->protocols;
     WSOCK_MERGE(require_protocol);
     WSOCK_MERGE(max_message);
@@ -74,6 +75,7 @@ void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d)
 {
 #define WSOCK_OR(v, dflt) ((v) != WSOCK_UNSET ? (v) : (dflt))
     s->handler = d->handler;
+    s->handler_name = d->handler_name;
     s->max_message = (apr_uint64_t)WSOCK_OR(d->max_message, WSOCK_DEFAULT_MAX_MESSAGE);
     s->ping_interval = WSOCK_OR(d->ping_interval, WSOCK_DEFAULT_PING);
     s->idle_timeout = WSOCK_OR(d->idle_timeout, WSOCK_DEFAULT_IDLE);
@@ -100,6 +102,7 @@ static const char *set_handler(cmd_parms *cmd, void *conf, int argc, char *const
         return argc > 1 ? "WSockHandler none takes no arguments" : NULL;
     }
     d->handler = wsock_handlers_find(argv[0]);
+    d->handler_name = apr_pstrdup(cmd->pool, argv[0]);
     if (d->handler == NULL) {
         return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo; "
                             "load others with WSockPlugin before this line)", argv[0]);
@@ -183,7 +186,9 @@ static const char *parse_bytes(cmd_parms *cmd, const char *arg, apr_off_t min,
     case 'g': case 'G': shift = 30; end++; break;
     default: break;
     }
-    if (*end || v < min || v > (APR_INT64_MAX >> 31)) {
+    /* Up to 2^32 GiB whatever the unit: far beyond any sane limit, and no
+     * overflow when the suffix is applied. */
+    if (*end || v < min || v > ((apr_off_t)1 << (62 - shift))) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a size in bytes (K, M, G allowed)",
                             cmd->cmd->name, arg);
     }
@@ -323,7 +328,7 @@ static int wsock_upgrade_handler(request_rec *r)
 
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   WSOCKNO(0303) "WebSocket %s open (handler %s%s%s)", r->uri,
-                  set.handler->name, res.protocol ? ", protocol " : "",
+                  set.handler_name, res.protocol ? ", protocol " : "",
                   res.protocol ? res.protocol : "");
     wsock_drive_blocking(wc);
     return DONE;

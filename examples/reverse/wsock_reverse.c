@@ -23,10 +23,6 @@
 
 #include "wsock.h"
 
-/* The API hands callbacks no server_rec to log against; child_init gets
- * the main server, which stays valid for the child's life. */
-static server_rec *main_server;
-
 typedef struct { const char *prefix; apr_size_t plen; } rev_cfg;   /* per location */
 typedef struct { unsigned long messages; } rev_conn;              /* per connection */
 
@@ -52,7 +48,6 @@ static const char *rev_create_config(apr_pool_t *p, int argc, char *const argv[]
 static void rev_child_init(apr_pool_t *pchild, server_rec *s)
 {
     (void)pchild;
-    main_server = s;
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "REV0001: reverse plugin ready in child %ld",
                  (long)getpid());
 }
@@ -102,7 +97,9 @@ static void rev_close(wsock_conn *wc, int code, const char *reason)
 {
     rev_conn *rc = wsock_get_user_data(wc);
 
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, main_server,
+    /* Inside a callback, log against the connection: the line then carries
+     * the client address like Apache's own per-connection messages. */
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wsock_connection(wc),
                  "REV0002: %s closed (%d %s) after %lu messages",
                  wsock_conn_id(wc), code, reason ? reason : "", rc ? rc->messages : 0UL);
     free(rc);

@@ -24,6 +24,7 @@
 
 typedef struct {
     const wsock_handler *handler;      /* NULL: not a WebSocket location */
+    const char *handler_name;          /* as named in WSockHandler (for logs) */
     void *handler_cfg;                 /* what handler->create_config made */
     int handler_set;                   /* WSockHandler seen (none included) */
     apr_array_header_t *protocols;     /* const char *, NULL = unset */
@@ -38,6 +39,7 @@ typedef struct {
 /* The settings of one connection, with every default applied. */
 typedef struct {
     const wsock_handler *handler;
+    const char *handler_name;
     apr_uint64_t max_message;
     apr_interval_time_t ping_interval;
     apr_interval_time_t idle_timeout;

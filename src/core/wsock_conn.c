@@ -81,6 +81,15 @@ void wsock_conn_start_close(wsock_conn *wc, int code, const char *reason)
     if (wc->state != WSOCK_STATE_OPEN) {
         return;
     }
+    if (!wsock_close_code_is_valid((unsigned)code)) {
+        /* A handler asked for a code no peer may receive (1005, 1006,
+         * 2000, ...): the peer would fail the connection; say 1011. */
+        ap_log_cerror(APLOG_MARK, APLOG_WARNING, 0, wc->c,
+                      WSOCKNO(0206) "close code %d is not valid on the wire; "
+                      "sending 1011 instead", code);
+        code = WSOCK_CLOSE_INTERNAL_ERROR;
+        reason = "handler error";
+    }
     wsock_output_close_queue(wc, 1);
     n = wsock_close_payload(payload, (unsigned)code, reason, reason ? strlen(reason) : 0);
     wsock_output_control(wc, WSOCK_OP_CLOSE, payload, n);
@@ -126,13 +135,12 @@ static void deliver(wsock_conn *wc, wsock_opcode op, const uint8_t *data, apr_si
     code = h->on_message(wc, op == WSOCK_OP_TEXT, len ? (const char *)data : "", len);
     if (code && wc->state == WSOCK_STATE_OPEN) {
         /* The handler gave up on this connection; others are untouched. */
-        if (!WSOCK_IS_CLOSE_CODE(code) || code == WSOCK_CLOSE_NO_STATUS
-            || code == WSOCK_CLOSE_ABNORMAL) {
+        if (!wsock_close_code_is_valid((unsigned)code)) {
             code = WSOCK_CLOSE_INTERNAL_ERROR;
         }
         ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
                       WSOCKNO(0205) "handler %s closes WebSocket %s with %d",
-                      h->name, wc->f_uri, code);
+                      wc->set.handler_name, wc->f_uri, code);
         wsock_conn_start_close(wc, code, code == WSOCK_CLOSE_INTERNAL_ERROR
                                          ? "handler error" : NULL);
     }
@@ -295,12 +303,12 @@ int wsock_conn_open(wsock_conn *wc)
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, wc->c,
                       WSOCKNO(0204) "handler %s returned %d from on_open, which is "
                       "neither an HTTP status nor a close code; refusing with 500",
-                      h->name, refuse);
+                      wc->set.handler_name, refuse);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
                   WSOCKNO(0203) "handler %s refused WebSocket %s with %d",
-                  h->name, wc->f_uri, refuse);
+                  wc->set.handler_name, wc->f_uri, refuse);
     if (WSOCK_IS_CLOSE_CODE(refuse)) {
         wsock_conn_start_close(wc, refuse, "refused");
     }

@@ -25,6 +25,9 @@ void wsock_live_add(wsock_conn *wc)
 {
     int stopping;
 
+    if (live_mutex == NULL) {
+        return;                     /* child_init failed (logged): no list */
+    }
     apr_thread_mutex_lock(live_mutex);
     wc->live_prev = NULL;
     wc->live_next = live_head;
@@ -42,6 +45,9 @@ void wsock_live_add(wsock_conn *wc)
 
 void wsock_live_remove(wsock_conn *wc)
 {
+    if (live_mutex == NULL) {
+        return;                     /* child_init failed (logged): no list */
+    }
     apr_thread_mutex_lock(live_mutex);
     if (wc->live_prev) {
         wc->live_prev->live_next = wc->live_next;

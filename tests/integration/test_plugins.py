@@ -401,6 +401,25 @@ def test_fail_closes_only_that_connection(pserver):
     assert pserver.wait_log(r"TPFACTS: 127\.0\.0\.1:%d on_close 4001" % port_a, since=since)
 
 
+@pytest.mark.parametrize("returned", [1005, 1006, 2000, 1015])
+def test_invalid_close_code_from_plugin_becomes_1011(pserver, returned):
+    """A handler returning a code no peer may receive must not put it on the
+    wire (the client would fail the connection): the server says 1011."""
+    async def go():
+        async with connect(pserver.url("/facts")) as a:
+            await asyncio.wait_for(a.recv(), 10)
+            await a.send("fail:%d" % returned)
+            with pytest.raises(websockets.ConnectionClosed) as ei:
+                await asyncio.wait_for(a.recv(), 10)
+            return ei.value
+
+    since = pserver.log_offset()
+    exc = run(go())
+    assert exc.rcvd is not None and exc.rcvd.code == 1011, exc
+    assert pserver.wait_log(r"WSOCK0205: handler facts closes WebSocket /facts with 1011",
+                            since=since)
+
+
 @pytest.mark.parametrize("size,repeat", [(10, 1), (10000, 3), (70000, 1), (300000, 1),
                                          (10000, 8)])
 def test_messages_sent_in_on_open_follow_the_101(pserver, size, repeat):

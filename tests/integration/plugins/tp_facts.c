@@ -9,7 +9,8 @@
  *   big=N        after the facts, also send a binary message of N bytes
  *   repeat=K     ... K times (default 1)
  * otherwise the first message is a JSON object of the facts.
- * on_message: "fail" -> close with 4001; anything else is echoed.
+ * on_message: "fail" -> close with 4001; "fail:NNNN" -> return NNNN (even
+ * codes no peer may receive); anything else is echoed.
  * on_close logs "TPFACTS: <conn id> on_close <code>".
  */
 #include <stdio.h>
@@ -115,6 +116,9 @@ static int facts_message(wsock_conn *wc, int is_text, const char *data, apr_size
 {
     if (is_text && len == 4 && memcmp(data, "fail", 4) == 0) {
         return 4001;
+    }
+    if (is_text && len == 9 && memcmp(data, "fail:", 5) == 0) {
+        return atoi(apr_pstrmemdup(wsock_connection(wc)->pool, data + 5, 4));
     }
     return wsock_send(wc, is_text, data, len) == APR_SUCCESS ? 0 : 1011;
 }
