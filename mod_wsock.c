@@ -29,6 +29,7 @@
 #include "wsock_handlers.h"
 #include "wsock_handshake.h"
 #include "wsock_live.h"
+#include "wsock_rooms.h"
 #include "wsock_log.h"
 
 module AP_MODULE_DECLARE_DATA wsock_module;
@@ -340,6 +341,9 @@ static void wsock_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv = wsock_live_child_init(pchild);
 
+    if (rv == APR_SUCCESS) {
+        rv = wsock_rooms_child_init(pchild);
+    }
     wsock_handlers_child_init(pchild, s);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,

@@ -120,6 +120,28 @@ apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_
 /* Starts the close handshake with code and reason (reason may be NULL). */
 void wsock_close(wsock_conn *wc, int code, const char *reason);
 
+/* ---- rooms ------------------------------------------------------------- */
+
+/* A room is a name (1-128 bytes, no NUL) for a group of connections that
+ * wsock_publish() reaches together.  It reaches every connection in the room
+ * held by any thread of this child process; delivery across the child
+ * processes of a server comes with the in-server bus (see docs/plugins.md).
+ * Each receiver sees one publisher's messages in the order they were
+ * published. */
+
+/* Adds the connection to room (no effect if already in it).  Call it from
+ * the connection's callbacks.  APR_SUCCESS, APR_EINVAL for a bad name. */
+apr_status_t wsock_join(wsock_conn *wc, const char *room);
+
+/* Takes the connection out of room.  Connections leave all their rooms by
+ * themselves when they end. */
+void wsock_leave(wsock_conn *wc, const char *room);
+
+/* Sends a message to every connection in room, from any thread; a
+ * connection whose queue is full misses it (as with wsock_send).  Returns
+ * how many connections it was queued to. */
+int wsock_publish(const char *room, int is_text, const void *data, apr_size_t len);
+
 /* ---- per-connection data ---------------------------------------------- */
 
 void wsock_set_user_data(wsock_conn *wc, void *data);

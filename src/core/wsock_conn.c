@@ -15,6 +15,7 @@
 
 #include "wsock_conn.h"
 #include "wsock_output.h"
+#include "wsock_rooms.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -375,6 +376,7 @@ void wsock_conn_finish(wsock_conn *wc)
     const wsock_handler *h = wc->set.handler;
 
     wc->state = WSOCK_STATE_DONE;
+    wsock_rooms_leave_all(wc);      /* no publisher reaches it from here on */
     wsock_conn_flush(wc);           /* a close frame may still be buffered */
     wsock_output_close_queue(wc, 0);
     if (wc->close_code == 0) {

@@ -88,6 +88,9 @@ struct wsock_conn {
     int pending_code;
     char pending_reason[WSOCK_MAX_CONTROL_PAYLOAD];
 
+    /* names of the rooms joined (wsock_rooms.c, under its mutex) */
+    apr_array_header_t *rooms;
+
     /* membership of this child's list of live connections (wsock_live.c) */
     struct wsock_conn *live_prev, *live_next;
 
