@@ -135,14 +135,19 @@ def apache_factory():
         crash_check(inst)
 
 
-def _module_server(request, mpm):
-    inst = new_instance(mpm)
+def serve(inst):
+    """Generator body for a fixture: start inst, yield it, stop it, and fail
+    if it logged a crash."""
     try:
         inst.start()
         yield inst
     finally:
         inst.stop()
     crash_check(inst)
+
+
+def _module_server(request, mpm):
+    yield from serve(new_instance(mpm))
 
 
 @pytest.fixture(scope="module", params=["event", "prefork"])

@@ -93,6 +93,20 @@ def _parse_head(head):
     return status, reason, headers
 
 
+def _recv_until(sock, buf, done, deadline):
+    """Appends what sock receives to buf until done(buf), EOF or deadline."""
+    while not done(buf) and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def read_http_response(sock, timeout=5.0, read_body=True):
     """Read one HTTP response head (and, for non-101, a Content-Length body
     or everything until EOF). Returns (HTTPResponse, leftover bytes)."""
@@ -119,26 +133,10 @@ def read_http_response(sock, timeout=5.0, read_body=True):
             if n.lower() == "transfer-encoding" and "chunked" in v.lower():
                 chunked = True
         if clen is not None:
-            while len(rest) < clen and time.monotonic() < deadline:
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                try:
-                    chunk = sock.recv(65536)
-                except socket.timeout:
-                    break
-                if not chunk:
-                    break
-                rest += chunk
+            rest = _recv_until(sock, rest, lambda b: len(b) >= clen, deadline)
             body, rest = rest[:clen], rest[clen:]
         elif chunked:
-            while not rest.endswith(b"0\r\n\r\n") and time.monotonic() < deadline:
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                try:
-                    chunk = sock.recv(65536)
-                except socket.timeout:
-                    break
-                if not chunk:
-                    break
-                rest += chunk
+            rest = _recv_until(sock, rest, lambda b: b.endswith(b"0\r\n\r\n"), deadline)
             body, rest = rest, b""
     return HTTPResponse(status, reason, headers, body, head), rest
 

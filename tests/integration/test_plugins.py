@@ -26,7 +26,7 @@ import pytest
 import websockets
 
 import rawws
-from conftest import crash_check, new_instance, run, session_dir
+from conftest import crash_check, new_instance, run, serve, session_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -171,13 +171,7 @@ def make_instance(mpm, sos, extra=""):
 
 @pytest.fixture(scope="module", params=["event", "prefork"])
 def pserver(request, plugins):
-    inst = make_instance(request.param, plugins)
-    try:
-        inst.start()
-        yield inst
-    finally:
-        inst.stop()
-    crash_check(inst)
+    yield from serve(make_instance(request.param, plugins))
 
 
 # ------------------------------------------------------------------- helpers

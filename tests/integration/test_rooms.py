@@ -13,7 +13,7 @@ import tempfile
 import pytest
 import websockets
 
-from conftest import new_instance, run, session_dir
+from conftest import new_instance, run, serve, session_dir
 from test_plugins import PLUGIN_SRC, REPO, apxs_build
 
 ONE_CHILD = """\
@@ -37,12 +37,7 @@ def rserver(request):
         for x in dirs:
             os.chmod(os.path.join(d, x), 0o755)
     conf = "WSockPlugin room %s\n<Location /room>\n    WSockHandler room\n</Location>\n" % so
-    inst = new_instance(request.param, conf, mpm_conf=ONE_CHILD)
-    try:
-        inst.start()
-        yield inst
-    finally:
-        inst.stop()
+    yield from serve(new_instance(request.param, conf, mpm_conf=ONE_CHILD))
 
 
 async def recv_n(ws, n, timeout=20):

@@ -21,7 +21,7 @@ MODULES = "/usr/lib/apache2/modules"
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory):
-    from conftest import new_instance  # the shared helper, crash-checked
+    from conftest import new_instance, serve
 
     d = tmp_path_factory.mktemp("tls")
     os.chmod(d, 0o755)
@@ -45,11 +45,7 @@ SSLSessionCache shmcb:{d}/ssl_scache(512000)
 """
     inst = new_instance("event", conf)
     inst.cert = str(cert)
-    try:
-        inst.start()
-        yield inst
-    finally:
-        inst.stop()
+    yield from serve(inst)
 
 
 def client_ctx(cert):
