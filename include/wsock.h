@@ -139,7 +139,7 @@ void wsock_leave(wsock_conn *wc, const char *room);
 
 /* Sends a message to every connection in room, from any thread; a
  * connection whose queue is full misses it (as with wsock_send).  Returns
- * how many connections it was queued to. */
+ * how many connections it was queued to (0 for text that is not UTF-8). */
 int wsock_publish(const char *room, int is_text, const void *data, apr_size_t len);
 
 /* ---- per-connection data ---------------------------------------------- */

@@ -295,16 +295,21 @@ static int on_owner_thread(const wsock_conn *wc)
 
 apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
 {
-    wsock_opcode op = is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY;
-    wsock_outmsg *m;
-    apr_size_t need;
-    apr_status_t rv = APR_SUCCESS;
-
     /* A peer must never receive invalid text (it would have to fail the
      * connection with 1007): refuse it here, where the bug is. */
     if (is_text && !wsock_utf8_valid(data, len)) {
         return APR_EINVAL;
     }
+    return wsock_output_send(wc, is_text, data, len);
+}
+
+apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
+{
+    wsock_opcode op = is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY;
+    wsock_outmsg *m;
+    apr_size_t need;
+    apr_status_t rv = APR_SUCCESS;
+
     if (on_owner_thread(wc)) {
         if (wc->state != WSOCK_STATE_OPEN) {
             return APR_EOF;

@@ -19,6 +19,10 @@ void wsock_buf_trim(wsock_buf *b);
 apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *data,
                                   apr_size_t len);
 
+/* wsock_send() without the UTF-8 check, for callers that checked once for
+ * many receivers (wsock_publish). */
+apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len);
+
 /* Owner thread: a control frame (payload <= 125 bytes). */
 apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t *payload,
                                   apr_size_t len);

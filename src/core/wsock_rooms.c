@@ -20,6 +20,7 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 
+#include "wsock_output.h"
 #include "wsock_rooms.h"
 
 #define WSOCK_ROOM_NAME_MAX 128
@@ -176,8 +177,9 @@ int wsock_publish(const char *room, int is_text, const void *data, apr_size_t le
     room_t *rm;
     int sent = 0;
 
-    if (!valid_name(room) || rooms_mutex == NULL) {
-        return 0;
+    if (!valid_name(room) || rooms_mutex == NULL
+        || (is_text && !wsock_utf8_valid(data, len))) {
+        return 0;                   /* text is checked once, not per member */
     }
     apr_thread_mutex_lock(rooms_mutex);
     rm = apr_hash_get(rooms, room, APR_HASH_KEY_STRING);
@@ -186,14 +188,14 @@ int wsock_publish(const char *room, int is_text, const void *data, apr_size_t le
         if (apr_os_thread_equal(rm->m[i]->owner, self)) {
             own = rm->m[i];         /* served below, without the mutex */
         }
-        else if (wsock_send(rm->m[i], is_text, data, len) == APR_SUCCESS) {
+        else if (wsock_output_send(rm->m[i], is_text, data, len) == APR_SUCCESS) {
             sent++;
         }
     }
     apr_thread_mutex_unlock(rooms_mutex);
     /* Still a member: only its own thread could take it out, and that
      * thread is this one. */
-    if (own && wsock_send(own, is_text, data, len) == APR_SUCCESS) {
+    if (own && wsock_output_send(own, is_text, data, len) == APR_SUCCESS) {
         sent++;
     }
     return sent;

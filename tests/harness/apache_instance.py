@@ -45,27 +45,20 @@ CRASH_RE = re.compile(r"child pid \d+ exit signal|AH00052|AH00051|AH02149|"
 # Small sizing for a 2-core box that still leaves room for ~100 concurrent
 # WebSocket connections on the threaded MPMs (a blocking driver holds a
 # thread per connection) and ~60 on prefork (a process per connection).
+_THREADED_SIZING = """\
+StartServers 2
+ServerLimit 4
+ThreadLimit 64
+ThreadsPerChild 32
+MinSpareThreads 16
+MaxSpareThreads 128
+MaxRequestWorkers 128
+MaxConnectionsPerChild 0
+"""
+
 MPM_SIZING = {
-    "event": """\
-StartServers 2
-ServerLimit 4
-ThreadLimit 64
-ThreadsPerChild 32
-MinSpareThreads 16
-MaxSpareThreads 128
-MaxRequestWorkers 128
-MaxConnectionsPerChild 0
-""",
-    "worker": """\
-StartServers 2
-ServerLimit 4
-ThreadLimit 64
-ThreadsPerChild 32
-MinSpareThreads 16
-MaxSpareThreads 128
-MaxRequestWorkers 128
-MaxConnectionsPerChild 0
-""",
+    "event": _THREADED_SIZING,
+    "worker": _THREADED_SIZING,
     "prefork": """\
 StartServers 8
 MinSpareServers 4
