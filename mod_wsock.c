@@ -347,7 +347,8 @@ static void wsock_child_init(apr_pool_t *pchild, server_rec *s)
     wsock_handlers_child_init(pchild, s);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     WSOCKNO(0001) "cannot create the live-connection list");
+                     WSOCKNO(0001) "cannot create this child's connection list or "
+                     "rooms; stop and room delivery will not reach its clients");
     }
 }
 

@@ -74,13 +74,13 @@ static void set_close(wsock_conn *wc, int code, const char *reason)
     wc->close_reason = reason ? apr_pstrdup(wc->pool, reason) : "";
 }
 
-void wsock_conn_start_close(wsock_conn *wc, int code, const char *reason)
+int wsock_conn_start_close(wsock_conn *wc, int code, const char *reason)
 {
     uint8_t payload[WSOCK_MAX_CONTROL_PAYLOAD];
     apr_size_t n;
 
     if (wc->state != WSOCK_STATE_OPEN) {
-        return;
+        return 0;
     }
     if (!wsock_close_code_is_valid((unsigned)code)) {
         /* A handler asked for a code no peer may receive (1005, 1006,
@@ -97,6 +97,7 @@ void wsock_conn_start_close(wsock_conn *wc, int code, const char *reason)
     set_close(wc, code, reason);
     wc->state = WSOCK_STATE_CLOSING;
     wc->close_deadline = apr_time_now() + wc->set.close_timeout;
+    return code;
 }
 
 /* _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): say why, then end
@@ -133,17 +134,18 @@ static void deliver(wsock_conn *wc, wsock_opcode op, const uint8_t *data, apr_si
     if (h->on_message == NULL) {
         return;
     }
+    wc->delivering = data;
+    wc->delivering_len = len;
     code = h->on_message(wc, op == WSOCK_OP_TEXT, len ? (const char *)data : "", len);
+    wc->delivering = NULL;
     if (code && wc->state == WSOCK_STATE_OPEN) {
-        /* The handler gave up on this connection; others are untouched. */
-        if (!wsock_close_code_is_valid((unsigned)code)) {
-            code = WSOCK_CLOSE_INTERNAL_ERROR;
-        }
+        /* The handler gave up on this connection; others are untouched.
+         * (start_close says 1011 for a code no peer may receive.) */
+        code = wsock_conn_start_close(wc, code, code == WSOCK_CLOSE_INTERNAL_ERROR
+                                                ? "handler error" : NULL);
         ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
                       WSOCKNO(0205) "handler %s closes WebSocket %s with %d",
                       wc->set.handler_name, wc->f_uri, code);
-        wsock_conn_start_close(wc, code, code == WSOCK_CLOSE_INTERNAL_ERROR
-                                         ? "handler error" : NULL);
     }
 }
 
@@ -277,7 +279,6 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
         apr_brigade_cleanup(wc->bb_in);
         wc->last_rx = apr_time_now();
         feed(wc, wc->rbuf.data, len);
-        wc->rbuf.len = 0;
         /* The core input filter already read the socket again, greedily,
          * when it returned less than asked: it is drained, and one more
          * read would only be an EAGAIN.  mod_ssl returns one TLS record at

@@ -58,6 +58,8 @@ struct wsock_conn {
     apr_table_t *f_query_args, *f_headers;         /* the thread that runs the driver */
 
     int upgraded;                  /* the 101 is out: output may be written */
+    const uint8_t *delivering;     /* the message on_message holds now (text */
+    apr_size_t delivering_len;     /* already checked by the codec), owner only */
     wsock_state state;
     int close_code;                /* what ended it, for on_close and the log */
     const char *close_reason;
@@ -129,8 +131,10 @@ apr_interval_time_t wsock_conn_next_timeout(const wsock_conn *wc, apr_time_t now
 /* Runs the timers: ping, idle timeout, close timeout. */
 void wsock_conn_tick(wsock_conn *wc, apr_time_t now);
 
-/* Starts the close handshake from the owning thread. */
-void wsock_conn_start_close(wsock_conn *wc, int code, const char *reason);
+/* Starts the close handshake from the owning thread.  A code no peer may
+ * receive becomes 1011 (logged).  Returns the code sent, 0 if the
+ * connection was no longer open. */
+int wsock_conn_start_close(wsock_conn *wc, int code, const char *reason);
 
 /* Ends the connection: on_close, log, and make sure nothing more is
  * written to it.  Called once by the driver. */

@@ -56,6 +56,8 @@ static apr_status_t remove_entry(void *data)
 
 const char *wsock_handlers_add(const char *name, const wsock_handler *h, apr_pool_t *pool)
 {
+    const wsock_handler *known;
+
     if (h->api_version != WSOCK_API_VERSION) {
         if (pool == NULL) {
             return "was built for another WSOCK_API_VERSION";
@@ -70,9 +72,8 @@ const char *wsock_handlers_add(const char *name, const wsock_handler *h, apr_poo
         return "cannot be registered under that name (letters, digits, _ - . only; "
                "not \"none\")";
     }
-    if (wsock_handlers_find(name)) {
-        return wsock_handlers_find(name) == h ? NULL
-               : "cannot be registered: that name is already taken";
+    if ((known = wsock_handlers_find(name)) != NULL) {
+        return known == h ? NULL : "cannot be registered: that name is already taken";
     }
     if (h->on_message == NULL) {
         return "has no on_message callback";

@@ -296,8 +296,12 @@ static int on_owner_thread(const wsock_conn *wc)
 apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
 {
     /* A peer must never receive invalid text (it would have to fail the
-     * connection with 1007): refuse it here, where the bug is. */
-    if (is_text && !wsock_utf8_valid(data, len)) {
+     * connection with 1007): refuse it here, where the bug is.  Text the
+     * codec just validated (an echo of the message being delivered, on
+     * its own thread) is not checked twice. */
+    if (is_text && !(on_owner_thread(wc) && data == wc->delivering
+                     && len == wc->delivering_len)
+        && !wsock_utf8_valid(data, len)) {
         return APR_EINVAL;
     }
     return wsock_output_send(wc, is_text, data, len);

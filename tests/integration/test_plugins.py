@@ -395,6 +395,23 @@ def test_fail_closes_only_that_connection(pserver):
     assert pserver.wait_log(r"TPFACTS: 127\.0\.0\.1:%d on_close 4001" % port_a, since=since)
 
 
+def test_send_refuses_text_that_is_not_utf8(pserver):
+    """wsock_send checks a handler's text, even when it is a slice of the
+    message being delivered (already checked whole by the codec)."""
+    async def go():
+        async with connect(pserver.url("/facts")) as a:
+            await asyncio.wait_for(a.recv(), 10)          # the facts
+            await a.send("cut:abc")                       # "cut:ab" is still text
+            first = [await asyncio.wait_for(a.recv(), 10) for _ in range(2)]
+            await a.send("cut:\u00e9")                     # cuts "é" in half
+            second = await asyncio.wait_for(a.recv(), 10)
+            return first, second
+
+    first, second = run(go())
+    assert first == ["cut:ab", "SENT"]
+    assert second == "EINVAL"
+
+
 @pytest.mark.parametrize("returned", [1005, 1006, 2000, 1015])
 def test_invalid_close_code_from_plugin_becomes_1011(pserver, returned):
     """A handler returning a code no peer may receive must not put it on the

@@ -10,7 +10,9 @@
  *   repeat=K     ... K times (default 1)
  * otherwise the first message is a JSON object of the facts.
  * on_message: "fail" -> close with 4001; "fail:NNNN" -> return NNNN (even
- * codes no peer may receive); anything else is echoed.
+ * codes no peer may receive); "cut:TEXT" -> sends the delivered message
+ * short by one byte (cutting a character if TEXT ends in one) and answers
+ * with what wsock_send returned; anything else is echoed.
  * on_close logs "TPFACTS: <conn id> on_close <code>".
  */
 #include <stdio.h>
@@ -116,6 +118,11 @@ static int facts_message(wsock_conn *wc, int is_text, const char *data, apr_size
 {
     if (is_text && len == 4 && memcmp(data, "fail", 4) == 0) {
         return 4001;
+    }
+    if (is_text && len > 4 && memcmp(data, "cut:", 4) == 0) {
+        apr_status_t rv = wsock_send(wc, 1, data, len - 1);
+        const char *what = rv == APR_SUCCESS ? "SENT" : rv == APR_EINVAL ? "EINVAL" : "OTHER";
+        return wsock_send(wc, 1, what, strlen(what)) == APR_SUCCESS ? 0 : 1011;
     }
     if (is_text && len == 9 && memcmp(data, "fail:", 5) == 0) {
         return atoi(apr_pstrmemdup(wsock_connection(wc)->pool, data + 5, 4));
