@@ -142,6 +142,14 @@ void wsock_leave(wsock_conn *wc, const char *room);
  * how many connections it was queued to (0 for text that is not UTF-8). */
 int wsock_publish(const char *room, int is_text, const void *data, apr_size_t len);
 
+/* wsock_publish() to everyone in room but except (NULL: everyone), e.g. a
+ * chat that does not echo a message to its sender. */
+int wsock_publish_except(const char *room, const wsock_conn *except, int is_text,
+                         const void *data, apr_size_t len);
+
+/* How many connections are in room (0 for a bad name). */
+int wsock_room_count(const char *room);
+
 /* ---- per-connection data ---------------------------------------------- */
 
 void wsock_set_user_data(wsock_conn *wc, void *data);

@@ -170,7 +170,28 @@ void wsock_rooms_leave_all(wsock_conn *wc)
     apr_thread_mutex_unlock(rooms_mutex);
 }
 
+int wsock_room_count(const char *room)
+{
+    room_t *rm;
+    int n = 0;
+
+    if (!valid_name(room) || rooms_mutex == NULL) {
+        return 0;
+    }
+    apr_thread_mutex_lock(rooms_mutex);
+    rm = apr_hash_get(rooms, room, APR_HASH_KEY_STRING);
+    n = rm ? rm->n : 0;
+    apr_thread_mutex_unlock(rooms_mutex);
+    return n;
+}
+
 int wsock_publish(const char *room, int is_text, const void *data, apr_size_t len)
+{
+    return wsock_publish_except(room, NULL, is_text, data, len);
+}
+
+int wsock_publish_except(const char *room, const wsock_conn *except, int is_text,
+                         const void *data, apr_size_t len)
 {
     apr_os_thread_t self = apr_os_thread_current();
     wsock_conn *own = NULL;
@@ -185,6 +206,9 @@ int wsock_publish(const char *room, int is_text, const void *data, apr_size_t le
     rm = apr_hash_get(rooms, room, APR_HASH_KEY_STRING);
     for (int i = 0; rm && i < rm->n; i++) {
         /* With the blocking driver a thread owns at most one connection. */
+        if (rm->m[i] == except) {
+            continue;
+        }
         if (apr_os_thread_equal(rm->m[i]->owner, self)) {
             own = rm->m[i];         /* served below, without the mutex */
         }
