@@ -29,6 +29,8 @@
 #include "wsock_handlers.h"
 #include "wsock_handshake.h"
 #include "wsock_live.h"
+#include "wsock_loop.h"
+#include "wsock_netout.h"
 #include "wsock_rooms.h"
 #include "wsock_log.h"
 
@@ -222,6 +224,60 @@ static const char *set_close_timeout(cmd_parms *cmd, void *conf, const char *arg
     return parse_seconds(cmd, arg, 0, &((wsock_dir_conf *)conf)->close_timeout);
 }
 
+/* ---- server-wide settings: how connections are driven ---------------- */
+
+/* WSockDriver: auto = loop threads where the MPM can suspend connections
+ * (event), the blocking driver elsewhere; blocking = always the latter. */
+static int driver_blocking_only;
+static int loop_threads;            /* WSockLoopThreads; 0 = one per CPU */
+
+static int wsock_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)pconf; (void)plog; (void)ptemp;
+    driver_blocking_only = 0;       /* a restart rereads the directives */
+    loop_threads = 0;
+    return OK;
+}
+
+static const char *set_driver(cmd_parms *cmd, void *conf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)conf;
+    if (err) {
+        return err;
+    }
+    if (strcasecmp(arg, "auto") == 0) {
+        driver_blocking_only = 0;
+    }
+    else if (strcasecmp(arg, "blocking") == 0) {
+        driver_blocking_only = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "WSockDriver: '%s' is not auto or blocking", arg);
+    }
+    return NULL;
+}
+
+static const char *set_loop_threads(cmd_parms *cmd, void *conf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    long n;
+
+    (void)conf;
+    if (err) {
+        return err;
+    }
+    n = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end || n < 1 || n > 64) {
+        return apr_psprintf(cmd->pool, "WSockLoopThreads: '%s' is not a number "
+                            "from 1 to 64", arg);
+    }
+    loop_threads = (int)n;
+    return NULL;
+}
+
 #define WSOCK_CTX (RSRC_CONF | ACCESS_CONF)
 
 static const command_rec wsock_cmds[] = {
@@ -243,6 +299,10 @@ static const command_rec wsock_cmds[] = {
                   "Seconds to wait for the client's close reply; default 5"),
     AP_INIT_TAKE1("WSockFragmentSize", set_fragment_size, NULL, WSOCK_CTX,
                   "Send messages larger than this as several frames; 0 = never; default 0"),
+    AP_INIT_TAKE1("WSockDriver", set_driver, NULL, RSRC_CONF,
+                  "auto (loop threads under the event MPM) or blocking; default auto"),
+    AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
+                  "Loop threads per child for the asynchronous driver; default one per CPU"),
     { NULL }
 };
 
@@ -331,8 +391,26 @@ static int wsock_upgrade_handler(request_rec *r)
                   WSOCKNO(0303) "WebSocket %s open (handler %s%s%s)", r->uri,
                   set.handler_name, res.protocol ? ", protocol " : "",
                   res.protocol ? res.protocol : "");
+    /* Under the event MPM the connection is handed to a loop thread once
+     * the MPM has let go of it (wsock_suspend_connection): this worker
+     * thread is free again. */
+    if (!driver_blocking_only && wsock_loop_prepare(wc) == APR_SUCCESS) {
+        ap_set_module_config(c->conn_config, &wsock_module, wc);
+        return SUSPENDED;
+    }
     wsock_drive_blocking(wc);
     return DONE;
+}
+
+static void wsock_suspend_connection(conn_rec *c, request_rec *r)
+{
+    wsock_conn *wc = ap_get_module_config(c->conn_config, &wsock_module);
+
+    (void)r;
+    if (wc && c->cs && c->cs->state == CONN_STATE_SUSPENDED) {
+        ap_set_module_config(c->conn_config, &wsock_module, NULL);
+        wsock_loop_adopt(wc);
+    }
 }
 
 /* ---- process life -------------------------------------------------- */
@@ -345,6 +423,9 @@ static void wsock_child_init(apr_pool_t *pchild, server_rec *s)
         rv = wsock_rooms_child_init(pchild);
     }
     wsock_handlers_child_init(pchild, s);
+    if (rv == APR_SUCCESS && !driver_blocking_only) {
+        wsock_loops_start(pchild, s, loop_threads);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      WSOCKNO(0001) "cannot create this child's connection list or "
@@ -366,6 +447,9 @@ static void wsock_register_hooks(apr_pool_t *p)
     wsock_handlers_add_builtin();
     ap_hook_child_init(wsock_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(wsock_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(wsock_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_suspend_connection(wsock_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    wsock_netout_register();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);

@@ -22,8 +22,9 @@
  *  - on_open, on_message and on_close of a connection run on the thread
  *    that owns that connection's I/O at that moment, one at a time, never
  *    concurrently for the same connection.  They must not block on the
- *    network for long: that holds up the connection (and, with the current
- *    blocking driver, one worker thread).
+ *    network for long: under the event MPM one loop thread serves many
+ *    connections, and a slow callback holds up all of them (under worker
+ *    and prefork: one worker thread per connection).
  *  - wsock_send() and wsock_close() may be called from any thread while the
  *    connection is open (between on_open and the return of on_close).  From
  *    the owning thread they append to the connection's output; from other

@@ -19,6 +19,7 @@
 #include <apr_thread_mutex.h>
 #include <apr_portable.h>
 #include <apr_thread_proc.h>
+#include <apr_poll.h>
 
 #include "wsock.h"
 #include "wsock_codec.h"
@@ -95,6 +96,21 @@ struct wsock_conn {
 
     /* membership of this child's list of live connections (wsock_live.c) */
     struct wsock_conn *live_prev, *live_next;
+
+    /* the asynchronous driver (wsock_loop.c); unused by the blocking one */
+    struct wsock_loop *loop;       /* the loop that owns it */
+    struct wsock_netout *netout;   /* its non-blocking network output */
+    struct wsock_conn *inbox_next; /* handed to the loop, under its mutex */
+    struct wsock_conn *ready_next; /* on a ready list of the loop */
+    apr_uint32_t in_ready;         /* atomic: on a ready list */
+    struct wsock_conn *loop_prev, *loop_next; /* the loop's connections */
+    apr_pollfd_t pfd;              /* what the loop's pollset watches */
+    int can_read, can_write;       /* what the last poll said */
+    int phase;                     /* handed, running, draining, lingering */
+    apr_time_t due;                /* when its timer fires */
+    int heap_idx;                  /* its place in the timer heap, -1: none */
+    apr_time_t phase_deadline;     /* end of draining or lingering */
+    apr_time_t settle_at;          /* not freed before (wsock_loop.c) */
 
     /* the driver's wake-up, callable from any thread */
     void (*wake)(void *baton);

@@ -18,6 +18,7 @@
 #include <apr_strings.h>
 
 #include "wsock_conn.h"
+#include "wsock_loop.h"
 #include "wsock_output.h"
 
 APLOG_USE_MODULE(wsock);
@@ -318,7 +319,11 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
         if (wc->state != WSOCK_STATE_OPEN) {
             return APR_EOF;
         }
-        return wsock_output_message(wc, op, data, len);
+        rv = wsock_output_message(wc, op, data, len);
+        /* A loop thread owns many connections: this one may not be the
+         * connection it is serving, and must be flushed too. */
+        wsock_loop_touch(wc);
+        return rv;
     }
 
     need = frames_size(len, wc->set.fragment_size);
@@ -363,6 +368,7 @@ void wsock_close(wsock_conn *wc, int code, const char *reason)
 {
     if (on_owner_thread(wc)) {
         wsock_conn_start_close(wc, code, reason);
+        wsock_loop_touch(wc);
         return;
     }
     apr_thread_mutex_lock(wc->mutex);

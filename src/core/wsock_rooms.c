@@ -205,11 +205,13 @@ int wsock_publish_except(const char *room, const wsock_conn *except, int is_text
     apr_thread_mutex_lock(rooms_mutex);
     rm = apr_hash_get(rooms, room, APR_HASH_KEY_STRING);
     for (int i = 0; rm && i < rm->n; i++) {
-        /* With the blocking driver a thread owns at most one connection. */
         if (rm->m[i] == except) {
             continue;
         }
-        if (apr_os_thread_equal(rm->m[i]->owner, self)) {
+        /* With the blocking driver a thread owns at most one connection,
+         * and its sends may block.  A loop thread owns many, and never
+         * blocks on them: its own members are served right here. */
+        if (apr_os_thread_equal(rm->m[i]->owner, self) && rm->m[i]->loop == NULL) {
             own = rm->m[i];         /* served below, without the mutex */
         }
         else if (wsock_output_send(rm->m[i], is_text, data, len) == APR_SUCCESS) {

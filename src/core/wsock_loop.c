@@ -1,0 +1,647 @@
+/*
+ * wsock_loop.c — the asynchronous driver for the event MPM.
+ *
+ * httpd 2.4 offers modules no poll callback for a connection, so the
+ * handler answers the upgrade, returns SUSPENDED, and once the MPM has let
+ * go of the connection (suspend_connection hook) one of this child's loop
+ * threads owns it: it polls the sockets of all its connections plus a
+ * wake-up (APR's wakeable pollset), runs each ready connection through the
+ * same state machine as the blocking driver (wsock_conn_read, _flush,
+ * _tick), and keeps the timers in a min-heap.  Output goes through the
+ * connection's filters to wsock_netout.c, which never blocks; what the
+ * socket does not take waits for POLLOUT.  Other threads hand messages to a
+ * connection's queue and put the connection on its loop's ready list.
+ *
+ * The end of a connection (the MPM would do it for a request that returns
+ * DONE): drain the output, end the request (ap_process_request_after_handler:
+ * logged, pool freed), lingering close without blocking (shutdown for
+ * writing, read until EOF for up to 2 s), then destroy the connection's
+ * pool, whose cleanups close the socket and give the MPM back its
+ * connection slot.  The event MPM counts a suspended connection until its
+ * pool goes, in the state CONN_STATE_SUSPENDED, which is restored for that.
+ */
+#include <unistd.h>
+
+#include <httpd.h>
+#include <http_connection.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+#include <apr_atomic.h>
+#include <apr_poll.h>
+#include <apr_portable.h>
+
+#include "wsock_live.h"
+#include "wsock_loop.h"
+#include "wsock_netout.h"
+
+APLOG_USE_MODULE(wsock);
+
+#define LOOP_MAX_THREADS 8
+#define LOOP_POLL_EVENTS 256
+/* Above this much unwritten output a connection is not read (its echoes
+ * would pile up) and its queue is not taken (the queue's own bound and
+ * policy apply to a slow reader). */
+#define LOOP_OUT_HIGH (256 * 1024)
+/* Turns of reading per service before others get theirs (TLS may hold
+ * more decrypted input than the socket signals). */
+#define LOOP_READ_TURNS 4
+#define LOOP_LINGER (apr_time_from_sec(2))
+
+/* The event MPM still writes to the connection's state for a moment after
+ * the suspend_connection hook returned (see wsock_loop_adopt); nothing of
+ * it may be freed that soon. */
+#define LOOP_SETTLE (apr_time_from_msec(50))
+
+enum { PHASE_HANDED = 0, PHASE_RUN, PHASE_DRAIN, PHASE_LINGER, PHASE_DEAD };
+
+typedef struct wsock_loop {
+    apr_pool_t *pool;
+    apr_thread_t *thread;
+    apr_os_thread_t tid;
+    apr_pollset_t *ps;
+    server_rec *s;
+
+    apr_thread_mutex_t *mutex;     /* guards inbox, ready, stopping */
+    wsock_conn *inbox;             /* handed over, not adopted yet */
+    wsock_conn *ready;             /* woken by other threads */
+    int stopping;
+
+    /* the loop thread only */
+    wsock_conn *local;             /* to serve again without polling */
+    wsock_conn *conns;             /* every connection it owns */
+    wsock_conn *current;           /* the one being served */
+    wsock_conn **heap;             /* timers: min-heap on wc->due */
+    int heap_n, heap_cap;
+} wsock_loop;
+
+static wsock_loop *loops;
+static int nloops;
+static apr_uint32_t next_loop;
+
+/* ---- timers: a binary min-heap of connections keyed by wc->due ------- */
+
+static void heap_set(wsock_loop *L, int i, wsock_conn *wc)
+{
+    L->heap[i] = wc;
+    wc->heap_idx = i;
+}
+
+static void heap_up(wsock_loop *L, int i)
+{
+    wsock_conn *wc = L->heap[i];
+
+    while (i > 0 && L->heap[(i - 1) / 2]->due > wc->due) {
+        heap_set(L, i, L->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(L, i, wc);
+}
+
+static void heap_down(wsock_loop *L, int i)
+{
+    wsock_conn *wc = L->heap[i];
+
+    for (;;) {
+        int k = 2 * i + 1;
+        if (k >= L->heap_n) {
+            break;
+        }
+        if (k + 1 < L->heap_n && L->heap[k + 1]->due < L->heap[k]->due) {
+            k++;
+        }
+        if (L->heap[k]->due >= wc->due) {
+            break;
+        }
+        heap_set(L, i, L->heap[k]);
+        i = k;
+    }
+    heap_set(L, i, wc);
+}
+
+static void timer_remove(wsock_loop *L, wsock_conn *wc)
+{
+    int i = wc->heap_idx;
+
+    if (i < 0) {
+        return;
+    }
+    wc->heap_idx = -1;
+    if (--L->heap_n > i) {
+        heap_set(L, i, L->heap[L->heap_n]);
+        heap_up(L, i);
+        heap_down(L, L->heap[i]->heap_idx);
+    }
+}
+
+/* Arms wc's timer for due (0: none). */
+static void timer_set(wsock_loop *L, wsock_conn *wc, apr_time_t due)
+{
+    if (due == 0) {
+        timer_remove(L, wc);
+        return;
+    }
+    if (wc->heap_idx >= 0) {
+        apr_time_t old = wc->due;
+        wc->due = due;
+        if (due < old) {
+            heap_up(L, wc->heap_idx);
+        }
+        else if (due > old) {
+            heap_down(L, wc->heap_idx);
+        }
+        return;
+    }
+    if (L->heap_n == L->heap_cap) {
+        int cap = L->heap_cap ? L->heap_cap * 2 : 256;
+        wsock_conn **h = realloc(L->heap, (size_t)cap * sizeof(*h));
+        if (h == NULL) {
+            return;                 /* no timer: the next event serves it */
+        }
+        L->heap = h;
+        L->heap_cap = cap;
+    }
+    wc->due = due;
+    heap_set(L, L->heap_n++, wc);
+    heap_up(L, wc->heap_idx);
+}
+
+/* ---- lists and wake-ups ---------------------------------------------- */
+
+static void wake_loop(void *baton)
+{
+    wsock_conn *wc = baton;
+    wsock_loop *L = wc->loop;
+    int was_empty;
+
+    if (apr_atomic_cas32(&wc->in_ready, 1, 0) != 0) {
+        return;                     /* already on a ready list */
+    }
+    if (apr_os_thread_equal(L->tid, apr_os_thread_current())) {
+        wc->ready_next = L->local;  /* the loop itself: no lock, no wake-up */
+        L->local = wc;
+        return;
+    }
+    apr_thread_mutex_lock(L->mutex);
+    was_empty = (L->ready == NULL);
+    wc->ready_next = L->ready;
+    L->ready = wc;
+    apr_thread_mutex_unlock(L->mutex);
+    if (was_empty) {
+        apr_pollset_wakeup(L->ps);
+    }
+}
+
+void wsock_loop_touch(wsock_conn *wc)
+{
+    if (wc->loop && wc != wc->loop->current) {
+        wake_loop(wc);
+    }
+}
+
+/* Takes wc off whichever ready list holds it (the loop thread, at the end
+ * of wc: no other thread can reach wc any more). */
+static void ready_unlink(wsock_loop *L, wsock_conn *wc)
+{
+    wsock_conn **pp;
+
+    if (!apr_atomic_read32(&wc->in_ready)) {
+        return;
+    }
+    for (pp = &L->local; *pp && *pp != wc; pp = &(*pp)->ready_next) {
+    }
+    if (*pp == NULL) {
+        apr_thread_mutex_lock(L->mutex);
+        for (pp = &L->ready; *pp && *pp != wc; pp = &(*pp)->ready_next) {
+        }
+        if (*pp) {
+            *pp = wc->ready_next;
+        }
+        apr_thread_mutex_unlock(L->mutex);
+    }
+    else {
+        *pp = wc->ready_next;
+    }
+    apr_atomic_set32(&wc->in_ready, 0);
+}
+
+/* Makes the pollset watch events (0: nothing) for wc. */
+static void watch(wsock_loop *L, wsock_conn *wc, apr_int16_t events)
+{
+    if (events == wc->pfd.reqevents) {
+        return;
+    }
+    if (wc->pfd.reqevents) {
+        apr_pollset_remove(L->ps, &wc->pfd);
+    }
+    wc->pfd.reqevents = events;
+    if (events && apr_pollset_add(L->ps, &wc->pfd) != APR_SUCCESS) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, wc->c,
+                      WSOCKNO(0111) "cannot poll the WebSocket connection; closing");
+        wc->pfd.reqevents = 0;
+        wc->c->aborted = 1;
+        wc->can_read = 1;           /* served once more, to end it */
+        wake_loop(wc);
+    }
+}
+
+/* ---- the life of one connection on the loop --------------------------- */
+
+static void destroy(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    watch(L, wc, 0);
+    if (now < wc->settle_at) {
+        wc->phase = PHASE_DEAD;     /* served again by its timer */
+        timer_set(L, wc, wc->settle_at);
+        return;
+    }
+    timer_remove(L, wc);
+    if (wc->loop_prev) {
+        wc->loop_prev->loop_next = wc->loop_next;
+    }
+    else {
+        L->conns = wc->loop_next;
+    }
+    if (wc->loop_next) {
+        wc->loop_next->loop_prev = wc->loop_prev;
+    }
+    if (wc->c->cs) {
+        wc->c->cs->state = CONN_STATE_SUSPENDED;
+    }
+    apr_pool_destroy(wc->c->pool);  /* wc goes with it */
+}
+
+static void linger_step(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    apr_socket_t *sock = ap_get_conn_socket(wc->c);
+
+    for (int i = 0; i < 16; i++) {
+        char buf[512];
+        apr_size_t len = sizeof(buf);
+        apr_status_t rv = apr_socket_recv(sock, buf, &len);
+
+        if (APR_STATUS_IS_EAGAIN(rv) && now < wc->phase_deadline) {
+            return;                 /* more may come: keep waiting */
+        }
+        if (rv != APR_SUCCESS || len == 0) {
+            break;
+        }
+    }
+    destroy(L, wc, now);
+}
+
+/* The output is written (or given up on): end the request and close. */
+static void end_request(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    conn_rec *c = wc->c;
+
+    if (wsock_netout_pending(wc->netout)) {
+        c->aborted = 1;             /* the client took too long to read */
+    }
+    ap_process_request_after_handler(wc->r);   /* logged; r is gone */
+    wc->r = NULL;
+    if (c->cs) {
+        c->cs->state = CONN_STATE_SUSPENDED;
+    }
+    if (c->aborted || ap_start_lingering_close(c)) {
+        destroy(L, wc, now);
+        return;
+    }
+    wc->phase = PHASE_LINGER;
+    wc->phase_deadline = now + LOOP_LINGER;
+    watch(L, wc, APR_POLLIN);
+    timer_set(L, wc, wc->phase_deadline);
+}
+
+static void drain_step(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    if (!wc->c->aborted && wsock_netout_pending(wc->netout)
+        && APR_STATUS_IS_EAGAIN(wsock_netout_drain(wc->netout))
+        && now < wc->phase_deadline) {
+        watch(L, wc, APR_POLLOUT);
+        timer_set(L, wc, wc->phase_deadline);
+        return;
+    }
+    end_request(L, wc, now);
+}
+
+static void begin_end(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    apr_interval_time_t grace = wc->set.close_timeout;
+
+    wsock_live_remove(wc);
+    wsock_conn_finish(wc);          /* on_close; leaves its rooms */
+    ready_unlink(L, wc);            /* nobody can wake it any more */
+    wc->phase = PHASE_DRAIN;
+    wc->phase_deadline = now + (grace > apr_time_from_sec(1) ? grace : apr_time_from_sec(1));
+    drain_step(L, wc, now);
+}
+
+static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    apr_status_t rv = APR_SUCCESS;
+    apr_interval_time_t t;
+    apr_int16_t want;
+
+    if (wc->can_write) {
+        wc->can_write = 0;
+        wsock_netout_drain(wc->netout);
+    }
+    if (wc->can_read && wsock_netout_pending(wc->netout) < LOOP_OUT_HIGH) {
+        wc->can_read = 0;
+        for (int turn = 0; turn < LOOP_READ_TURNS; turn++) {
+            rv = wsock_conn_read(wc);
+            if (rv != APR_INCOMPLETE) {
+                break;
+            }
+            wsock_conn_flush(wc);
+        }
+        if (rv == APR_INCOMPLETE) {
+            wc->can_read = 1;       /* more input held by the filters */
+            wake_loop(wc);
+        }
+    }
+    if (wc->state != WSOCK_STATE_DONE) {
+        wsock_conn_tick(wc, now);   /* cheap when nothing is due */
+    }
+    if (wsock_netout_pending(wc->netout) < LOOP_OUT_HIGH || wc->state == WSOCK_STATE_DONE) {
+        wsock_conn_flush(wc);
+    }
+    if (wc->c->aborted && wc->state != WSOCK_STATE_DONE) {
+        wc->state = WSOCK_STATE_DONE;
+        if (wc->close_code == 0) {
+            wc->close_code = WSOCK_CLOSE_ABNORMAL;
+        }
+    }
+    if (wc->state == WSOCK_STATE_DONE) {
+        begin_end(L, wc, now);
+        return;
+    }
+    want = wsock_netout_pending(wc->netout) ? APR_POLLOUT : 0;
+    if (wsock_netout_pending(wc->netout) < LOOP_OUT_HIGH) {
+        want |= APR_POLLIN;
+    }
+    watch(L, wc, want);
+    t = wsock_conn_next_timeout(wc, now);
+    timer_set(L, wc, t < 0 ? 0 : now + t);
+}
+
+static void serve(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    L->current = wc;
+    switch (wc->phase) {
+    case PHASE_RUN:
+        run(L, wc, now);
+        break;
+    case PHASE_DRAIN:
+        drain_step(L, wc, now);
+        break;
+    case PHASE_LINGER:
+        linger_step(L, wc, now);
+        break;
+    case PHASE_DEAD:
+        destroy(L, wc, now);
+        break;
+    default:
+        break;                      /* not adopted yet: adoption serves it */
+    }
+    L->current = NULL;
+}
+
+/* True once the worker thread that suspended wc is done with it.  The
+ * event MPM runs the suspend_connection hook and then clears c->sbh and
+ * marks its own state "suspended"; the first store is what we can see, the
+ * second follows it at once, and destroy() waits LOOP_SETTLE besides. */
+static int settled(const wsock_conn *wc)
+{
+    return *(void *volatile *)&wc->c->sbh == NULL;
+}
+
+static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    wc->settle_at = now + LOOP_SETTLE;
+    wc->phase = PHASE_RUN;
+    wc->loop_prev = NULL;
+    wc->loop_next = L->conns;
+    if (L->conns) {
+        L->conns->loop_prev = wc;
+    }
+    L->conns = wc;
+    wc->pfd.p = wc->pool;
+    wc->pfd.desc_type = APR_POLL_SOCKET;
+    wc->pfd.desc.s = ap_get_conn_socket(wc->c);
+    wc->pfd.client_data = wc;
+    wc->can_read = 1;               /* input may have come with the handshake */
+    serve(L, wc, now);
+}
+
+/* Serves a list of connections linked through ready_next. */
+static void serve_list(wsock_loop *L, wsock_conn *wc, apr_time_t now)
+{
+    while (wc) {
+        wsock_conn *next = wc->ready_next;
+        apr_atomic_set32(&wc->in_ready, 0);
+        serve(L, wc, now);
+        wc = next;
+    }
+}
+
+static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
+{
+    wsock_loop *L = data;
+    const apr_pollfd_t *out;
+    int stopping = 0;
+
+    while (!stopping) {
+        apr_interval_time_t timeout = -1;
+        apr_int32_t n = 0;
+        wsock_conn *inbox, *ready, *local;
+        apr_time_t now = apr_time_now();
+        apr_status_t rv;
+
+        apr_thread_mutex_lock(L->mutex);
+        stopping = L->stopping;
+        if (L->ready || L->inbox || L->local || stopping) {
+            timeout = 0;
+        }
+        apr_thread_mutex_unlock(L->mutex);
+        if (timeout && L->heap_n) {
+            timeout = L->heap[0]->due > now ? L->heap[0]->due - now : 0;
+        }
+
+        rv = apr_pollset_poll(L->ps, timeout, &n, &out);
+        now = apr_time_now();
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EINTR(rv) && !APR_STATUS_IS_TIMEUP(rv)) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, L->s,
+                         WSOCKNO(0112) "WebSocket loop: poll failed");
+            apr_sleep(apr_time_from_msec(10));
+        }
+        for (apr_int32_t i = 0; rv == APR_SUCCESS && i < n; i++) {
+            wsock_conn *wc = out[i].client_data;
+            if (out[i].rtnevents & (APR_POLLIN | APR_POLLHUP | APR_POLLERR)) {
+                wc->can_read = 1;
+            }
+            if (out[i].rtnevents & (APR_POLLOUT | APR_POLLHUP | APR_POLLERR)) {
+                wc->can_write = 1;
+            }
+            serve(L, wc, now);
+        }
+
+        apr_thread_mutex_lock(L->mutex);
+        inbox = L->inbox;
+        ready = L->ready;
+        L->inbox = L->ready = NULL;
+        apr_thread_mutex_unlock(L->mutex);
+        local = L->local;
+        L->local = NULL;
+        for (wsock_conn *wc = inbox, *next; wc; wc = next) {
+            next = wc->inbox_next;
+            if (settled(wc)) {
+                adopt(L, wc, now);
+            }
+            else {                  /* a moment more: poll without waiting */
+                apr_thread_mutex_lock(L->mutex);
+                wc->inbox_next = L->inbox;
+                L->inbox = wc;
+                apr_thread_mutex_unlock(L->mutex);
+            }
+        }
+        serve_list(L, ready, now);
+        serve_list(L, local, now);
+
+        while (L->heap_n && L->heap[0]->due <= now) {
+            wsock_conn *wc = L->heap[0];
+            timer_remove(L, wc);
+            serve(L, wc, now);
+        }
+    }
+    /* The child is exiting (its stopping hook already asked every client
+     * to close): push out what is written, without waiting for anyone. */
+    for (wsock_conn *wc = L->conns; wc; wc = wc->loop_next) {
+        if (wc->phase == PHASE_RUN) {
+            wsock_conn_flush(wc);
+        }
+        wsock_netout_drain(wc->netout);
+    }
+    /* Returning ends the thread; apr_thread_exit() would pthread_exit()
+     * from here, which ASan mistakes for a stack underflow. */
+    (void)thd;
+    return NULL;
+}
+
+/* ---- starting, handing over, stopping --------------------------------- */
+
+static apr_status_t loops_stop(void *data)
+{
+    (void)data;
+    for (int i = 0; i < nloops; i++) {
+        apr_status_t rv;
+        apr_thread_mutex_lock(loops[i].mutex);
+        loops[i].stopping = 1;
+        apr_thread_mutex_unlock(loops[i].mutex);
+        apr_pollset_wakeup(loops[i].ps);
+        apr_thread_join(&rv, loops[i].thread);
+        free(loops[i].heap);
+    }
+    nloops = 0;
+    loops = NULL;
+    return APR_SUCCESS;
+}
+
+static int mpm_can_suspend(void)
+{
+    int async = 0;
+
+    return ap_mpm_query(AP_MPMQ_IS_ASYNC, &async) == APR_SUCCESS && async;
+}
+
+int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
+{
+    apr_pool_t *pool;
+
+    nloops = 0;
+    if (!mpm_can_suspend()) {
+        return 0;
+    }
+    if (n <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus < 1 ? 1 : cpus > LOOP_MAX_THREADS ? LOOP_MAX_THREADS : (int)cpus;
+    }
+    apr_pool_create(&pool, pchild);
+    loops = apr_pcalloc(pool, (apr_size_t)n * sizeof(*loops));
+    for (int i = 0; i < n; i++) {
+        wsock_loop *L = &loops[i];
+        apr_os_thread_t *tid = NULL;
+        apr_status_t rv;
+
+        L->pool = pool;
+        L->s = s;
+        rv = apr_thread_mutex_create(&L->mutex, APR_THREAD_MUTEX_DEFAULT, pool);
+        if (rv == APR_SUCCESS) {
+            rv = apr_pollset_create(&L->ps, LOOP_POLL_EVENTS, pool,
+                                    APR_POLLSET_WAKEABLE | APR_POLLSET_NOCOPY);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = apr_thread_create(&L->thread, NULL, loop_main, L, pool);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = apr_os_thread_get(&tid, L->thread);
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                         WSOCKNO(0113) "cannot start WebSocket loop thread %d of %d; "
+                         "the blocking driver serves the rest", i + 1, n);
+            if (L->thread) {
+                nloops = i + 1;     /* joined by loops_stop */
+            }
+            break;
+        }
+        L->tid = *tid;
+        nloops = i + 1;
+    }
+    /* Before pchild's subpools go: the loops use theirs until joined. */
+    apr_pool_pre_cleanup_register(pchild, NULL, loops_stop);
+    return nloops;
+}
+
+apr_status_t wsock_loop_prepare(wsock_conn *wc)
+{
+    conn_rec *c = wc->c;
+    wsock_loop *L;
+
+    if (nloops == 0 || c->cs == NULL || c->master != NULL) {
+        return APR_ENOTIMPL;        /* not the event MPM, or an HTTP/2 stream */
+    }
+    wc->netout = wsock_netout_install(c);
+    if (wc->netout == NULL) {
+        return APR_ENOTIMPL;
+    }
+    L = &loops[apr_atomic_inc32(&next_loop) % (apr_uint32_t)nloops];
+    wc->heap_idx = -1;
+    /* Set before anyone can send to it: wake-ups that come before the
+     * loop adopts it only put it on the ready list, which waits for that. */
+    wc->loop = L;
+    wc->wake = wake_loop;
+    wc->wake_baton = wc;
+    wsock_live_add(wc);
+    return APR_SUCCESS;
+}
+
+void wsock_loop_adopt(wsock_conn *wc)
+{
+    wsock_loop *L = wc->loop;
+    int was_empty;
+
+    /* From now on the loop's thread is the owner: a send from this worker
+     * thread (serving another request later) must queue, not write. */
+    wc->owner = L->tid;
+    apr_thread_mutex_lock(L->mutex);
+    was_empty = (L->inbox == NULL);
+    wc->inbox_next = L->inbox;
+    L->inbox = wc;
+    apr_thread_mutex_unlock(L->mutex);
+    if (was_empty) {
+        apr_pollset_wakeup(L->ps);
+    }
+}

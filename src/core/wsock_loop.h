@@ -1,0 +1,29 @@
+/*
+ * wsock_loop.h — the asynchronous driver: a few loop threads per child
+ * process own every WebSocket of that child, so an idle connection holds
+ * no worker thread (event MPM only; see docs/drivers.md).
+ */
+#ifndef WSOCK_LOOP_H
+#define WSOCK_LOOP_H
+
+#include "wsock_conn.h"
+
+/* child_init: starts n loop threads (n <= 0: one per CPU, at most 8) when
+ * the MPM can suspend connections.  Returns how many run (0: the blocking
+ * driver serves every connection). */
+int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n);
+
+/* The handler, after the 101: prepares wc for a loop (non-blocking network
+ * output, wake-up, the live list).  APR_SUCCESS: return SUSPENDED, and the
+ * suspend_connection hook hands it over with wsock_loop_adopt().  Anything
+ * else: nothing changed, use the blocking driver. */
+apr_status_t wsock_loop_prepare(wsock_conn *wc);
+
+/* suspend_connection hook: the MPM let go of the connection. */
+void wsock_loop_adopt(wsock_conn *wc);
+
+/* The owning loop wrote to wc's output outside of wc's own turn (another
+ * connection's callback sent to it): make sure the loop flushes it. */
+void wsock_loop_touch(wsock_conn *wc);
+
+#endif /* WSOCK_LOOP_H */

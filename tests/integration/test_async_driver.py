@@ -1,0 +1,173 @@
+"""The asynchronous driver (src/core/wsock_loop.c) under the event MPM.
+
+Upgraded connections are handed from the MPM's worker threads to the
+module's loop threads, so an open WebSocket holds no worker thread.  These
+tests size the server so that the blocking driver (one worker thread per
+WebSocket) could not pass them, and check what the hand-over must keep:
+echo, timers, slow readers, the end of the request (access log), and the
+connection slots the MPM gives back.
+"""
+
+import os
+import re
+import socket
+import time
+
+import pytest
+
+import rawws
+from conftest import COMMON_CONF
+
+# Four worker threads in one child.  The event MPM keeps accepting while
+# its connections stay under ThreadsPerChild + idle workers x
+# AsyncRequestWorkerFactor (4 + 4 x 40 here), suspended ones included.
+FEW_THREADS = """\
+StartServers 1
+ServerLimit 1
+ThreadLimit 4
+ThreadsPerChild 4
+MinSpareThreads 1
+MaxSpareThreads 4
+MaxRequestWorkers 4
+AsyncRequestWorkerFactor 40
+MaxConnectionsPerChild 0
+"""
+
+ACCESS_LOG = """\
+LogFormat "%h \\"%r\\" %>s" wsock
+CustomLog "{root}/logs/access.log" wsock
+"""
+
+
+def few_threads(apache_factory, extra="", **kw):
+    return apache_factory("event", COMMON_CONF + extra, mpm_conf=FEW_THREADS, **kw)
+
+
+def echo_once(c, text, timeout=10):
+    c.send_text(text)
+    op, data, _ = c.recv_message(timeout=timeout)
+    assert (op, data) == (rawws.OP_TEXT, text.encode())
+
+
+def child_threads(inst):
+    """Thread counts of the server's child processes."""
+    counts = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == inst.pid:          # ppid
+            counts.append(len(os.listdir("/proc/%s/task" % pid)))
+    return counts
+
+
+def test_many_open_websockets_with_four_worker_threads(apache_factory):
+    inst = few_threads(apache_factory)
+    before = child_threads(inst)
+    clients = []
+    try:
+        # 60 at once, each answered: with a worker thread per WebSocket the
+        # fifth handshake would never be served.
+        for i in range(60):
+            c = rawws.RawWS.connect(inst.port, "/echo", timeout=10)
+            clients.append(c)
+            echo_once(c, "first %d" % i)
+        for i, c in enumerate(clients):
+            echo_once(c, "again %d" % i)
+        assert child_threads(inst) == before     # no thread per connection
+    finally:
+        for c in clients:
+            c.close_socket()
+
+
+def test_connection_slots_come_back(apache_factory):
+    # 4 + 4 x 40 = 164 slots: 400 connections, opened and closed 50 at a
+    # time, only fit if every ended WebSocket gives its slot back.
+    inst = few_threads(apache_factory)
+    for batch in range(8):
+        clients = [rawws.RawWS.connect(inst.port, "/echo", timeout=10) for _ in range(50)]
+        for i, c in enumerate(clients):
+            echo_once(c, "b%d c%d" % (batch, i))
+        for c in clients:
+            c.send_close(1000)
+            f = c.recv_frame(timeout=10)
+            assert f.opcode == rawws.OP_CLOSE and f.close_code == 1000
+            c.close_socket()
+
+
+def test_slow_reader_does_not_stall_its_loop(apache_factory):
+    # One loop thread: the client that never reads shares it with the others.
+    inst = few_threads(apache_factory, "WSockLoopThreads 1\n")
+    hog = rawws.RawWS.connect(inst.port, "/big")
+    hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    others = [rawws.RawWS.connect(inst.port, "/echo") for _ in range(5)]
+    try:
+        # 24 MiB of echo the hog never reads: far beyond the socket buffers.
+        blob = b"x" * (1 << 20)
+        hog.sock.settimeout(0.5)
+        sent = 0
+        for _ in range(24):
+            try:
+                hog.send_binary(blob)
+                sent += 1
+            except socket.timeout:
+                break               # the server stopped reading it: fine
+        assert sent >= 1
+        for round_ in range(20):
+            for i, c in enumerate(others):
+                echo_once(c, "r%d c%d" % (round_, i), timeout=5)
+    finally:
+        hog.close_socket()
+        for c in others:
+            c.close_socket()
+
+
+def test_timers_run_on_the_loop(apache_factory):
+    inst = few_threads(apache_factory)
+    with rawws.RawWS.connect(inst.port, "/ping") as c:
+        f = c.recv_frame(timeout=5)
+        assert f.opcode == rawws.OP_PING
+    with rawws.RawWS.connect(inst.port, "/idle") as c:
+        f = c.recv_frame(timeout=6)
+        assert f.opcode == rawws.OP_CLOSE and f.close_code == 1001
+        with pytest.raises(rawws.Closed):
+            c.recv_frame(timeout=5)          # and the server closes TCP
+
+
+def test_request_is_logged_when_the_websocket_ends(apache_factory):
+    inst = few_threads(apache_factory, start=False)
+    inst.extra_conf += ACCESS_LOG.format(root=inst.root)
+    inst.start()
+    log = os.path.join(inst.root, "logs", "access.log")
+    with rawws.RawWS.connect(inst.port, "/echo?logged=1") as c:
+        echo_once(c, "hi")
+        c.send_close(1000)
+        assert c.recv_frame(timeout=5).opcode == rawws.OP_CLOSE
+    deadline = time.monotonic() + 10
+    line = None
+    while time.monotonic() < deadline and line is None:
+        if os.path.exists(log):
+            with open(log) as f:
+                line = next((x for x in f if "/echo?logged=1" in x), None)
+        time.sleep(0.1)
+    assert line is not None and re.search(r'" 101$', line.strip()), line
+
+
+def test_blocking_driver_can_be_chosen(apache_factory):
+    inst = apache_factory("event", COMMON_CONF + "WSockDriver blocking\n")
+    with rawws.RawWS.connect(inst.port, "/echo") as c:
+        echo_once(c, "blocking")
+
+
+@pytest.mark.parametrize("line", ["WSockDriver sometimes", "WSockLoopThreads 0",
+                                  "WSockLoopThreads lots",
+                                  "<Location /x>\nWSockDriver auto\n</Location>"])
+def test_bad_driver_directives_fail_configtest(apache_factory, line):
+    inst = apache_factory("event", COMMON_CONF + line + "\n", start=False)
+    rc, out = inst.configtest()
+    assert rc != 0
+    assert "WSock" in out
