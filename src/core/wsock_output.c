@@ -19,6 +19,7 @@
 
 #include "wsock_conn.h"
 #include "wsock_output.h"
+#include "wsock_slow.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -310,6 +311,7 @@ apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_
 apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
 {
     wsock_opcode op = is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY;
+    wsock_slow_action slow = { 0 };
     wsock_outmsg *m;
     apr_size_t need;
     apr_status_t rv = APR_SUCCESS;
@@ -331,11 +333,12 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
 
     apr_thread_mutex_lock(wc->mutex);
     if (wc->q_closed) {
+        wsock_slow_refused_locked(wc, &slow);
         rv = APR_EOF;
     }
     else if (wc->q_msgs + 1 > wc->set.queue_max_msgs
              || wc->q_bytes + m->len > wc->set.queue_max_bytes) {
-        wc->q_dropped++;
+        wsock_slow_full_locked(wc, &slow);  /* WSockSendQueue's policy */
         rv = APR_ENOSPC;
     }
     else {
@@ -353,6 +356,10 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
 
     if (rv != APR_SUCCESS) {
         free(m);
+        wsock_slow_act(wc, &slow);
+        if (slow.cut) {
+            wc->wake(wc->wake_baton);   /* the close is pending */
+        }
         return rv;
     }
     wc->wake(wc->wake_baton);
