@@ -197,6 +197,23 @@ static int valid_room_arg(const char *s)
                         "0123456789_.-") == n;
 }
 
+/* Whether the raw query names a "room" argument: wsock_query_arg() leaves
+ * out one it cannot decode (room=a%00b), which must not fall back to the
+ * section's room. */
+static int query_has_room(const char *q)
+{
+    while (q && *q) {
+        apr_size_t n = strcspn(q, "=&");
+
+        if (n == 4 && strncasecmp(q, "room", 4) == 0) {
+            return 1;
+        }
+        q = strchr(q, '&');
+        q = q ? q + 1 : NULL;
+    }
+    return 0;
+}
+
 static int chat_open(wsock_conn *wc)
 {
     const chat_cfg *cfg = wsock_handler_config(wc);
@@ -205,6 +222,9 @@ static int chat_open(wsock_conn *wc)
     chat_conn *cc;
     int n;
 
+    if (cfg->room_from_query && !arg && query_has_room(wsock_query(wc))) {
+        arg = "";                   /* there, but not decodable: refused below */
+    }
     if (arg && !valid_room_arg(arg)) {
         ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wsock_connection(wc),
                       WSOCKNO(0610) "chat %s: refused, the room query argument must be "
