@@ -337,7 +337,9 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
         rv = APR_EOF;
     }
     else if (wc->q_msgs + 1 > wc->set.queue_max_msgs
-             || wc->q_bytes + m->len > wc->set.queue_max_bytes) {
+             || (wc->q_msgs && wc->q_bytes + m->len > wc->set.queue_max_bytes)) {
+        /* (A message larger than the whole queue still goes into an empty
+         * one: its size says nothing about the client's speed.) */
         wsock_slow_full_locked(wc, &slow);  /* WSockSendQueue's policy */
         rv = APR_ENOSPC;
     }

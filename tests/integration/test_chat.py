@@ -85,6 +85,10 @@ CHAT_CONF = """\
     WSockHandler chat room=query
     WSockSendQueue 64 1M drop
 </Location>
+<Location /small-queue>
+    WSockHandler chat room=query
+    WSockSendQueue 4 16K close
+</Location>
 """
 
 SERVERS = {
@@ -505,6 +509,25 @@ def test_slow_consumer_messages_are_dropped_and_counted(chat):
                       r"(\d+) messages for it were dropped" % re.escape(raw_id), since=since)
     assert m and int(m.group(1)) > 0
     assert len(re.findall(r"WSOCK0601: .*%s" % re.escape(raw_id), chat.error_log(since))) == 1
+
+
+def test_a_message_larger_than_the_queue_reaches_clients_that_keep_up(chat):
+    """The byte bound is about slow clients, not big messages: a message
+    larger than the whole queue still goes into an empty one."""
+    room = fresh_room("big")
+    since = chat.log_offset()
+
+    async def go():
+        conns = [await connect(chat.url("/small-queue?room=" + room)) for _ in range(3)]
+        got = []
+        for i in range(3):
+            await conns[0].send(("%d" % i) * 40000)
+            got.append([len(await recv(ws)) for ws in conns])
+        await close_all(conns)
+        return got
+
+    assert run(go()) == [[40000] * 3] * 3
+    assert "WSOCK0602" not in chat.error_log(since)
 
 
 # =================================================================== configtest
