@@ -19,22 +19,13 @@ import websockets
 
 import rawws
 from conftest import new_instance, run, serve
+from test_rooms import ONE_CHILD as ONE_EVENT_CHILD
 
 # TODO(lead): True once rooms cross child processes (the bus is merged).
 CROSS_CHILD = False
 needs_bus = pytest.mark.skipif(not CROSS_CHILD, reason="rooms reach one child process "
                                "until the bus lands; set CROSS_CHILD = True then")
 
-ONE_EVENT_CHILD = """\
-StartServers 1
-ServerLimit 1
-ThreadLimit 64
-ThreadsPerChild 64
-MinSpareThreads 1
-MaxSpareThreads 64
-MaxRequestWorkers 64
-MaxConnectionsPerChild 0
-"""
 
 TWO_EVENT_CHILDREN = """\
 StartServers 2
@@ -459,19 +450,32 @@ def drain_until_end(raw, timeout=20):
     raise AssertionError("the connection did not end within %ss" % timeout)
 
 
-def test_slow_consumer_is_closed_without_holding_up_the_room(chat):
-    room = fresh_room("slowc")
-    path = "/slow-close?room=" + room
-    since = chat.log_offset()
-    raw, raw_id = stuck_client(chat, path)
+def flood_past_a_stuck_client(inst, location, tag, what):
+    """A client that never reads joins a fresh room of location, and three
+    readers flood it: they must get all 300 messages in order, and the
+    stuck client must be logged with tag (WSOCK0601/0602) and what the
+    policy did.  Returns (stuck client, its address, log offset, match)."""
+    path = "%s?room=%s" % (location, fresh_room("slow"))
+    since = inst.log_offset()
+    raw, raw_id = stuck_client(inst, path)
     try:
-        got = flood_room(chat, path)
+        got = flood_room(inst, path)
         # the others got everything, in order
         assert all(g == list(range(300)) for g in got)
-        m = chat.wait_log(r"WSOCK0602: WebSocket /slow-close: client %s does not keep up, "
-                          r"its outbound queue is full \((\d+) messages, (\d+) bytes\); "
-                          r"closing it with 1008" % re.escape(raw_id), since=since)
-        assert m, chat.error_log(since)[-3000:]
+        m = inst.wait_log(r"%s: WebSocket %s: client %s does not keep up, its outbound queue "
+                          r"is full \((\d+) messages, (\d+) bytes\); %s"
+                          % (tag, location, re.escape(raw_id), what), since=since)
+        assert m, inst.error_log(since)[-3000:]
+    except BaseException:
+        raw.close_socket()
+        raise
+    return raw, raw_id, since, m
+
+
+def test_slow_consumer_is_closed_without_holding_up_the_room(chat):
+    raw, raw_id, since, m = flood_past_a_stuck_client(chat, "/slow-close", "WSOCK0602",
+                                                      "closing it with 1008")
+    try:
         assert int(m.group(1)) <= 64 and int(m.group(2)) <= 1024 * 1024
         # The stuck client's connection ends: its owner was stuck writing,
         # so the socket was shut down; a client that reads now gets what was
@@ -489,21 +493,11 @@ def test_slow_consumer_is_closed_without_holding_up_the_room(chat):
 
 
 def test_slow_consumer_messages_are_dropped_and_counted(chat):
-    room = fresh_room("slowd")
-    path = "/slow-drop?room=" + room
-    since = chat.log_offset()
-    raw, raw_id = stuck_client(chat, path)
-    try:
-        got = flood_room(chat, path)
-        assert all(g == list(range(300)) for g in got)
-        m = chat.wait_log(r"WSOCK0601: WebSocket /slow-drop: client %s does not keep up, "
-                          r"its outbound queue is full \(\d+ messages, \d+ bytes\); dropping "
-                          r"messages for it" % re.escape(raw_id), since=since)
-        assert m, chat.error_log(since)[-3000:]
-        # dropping: the connection stays open
-        assert "WSOCK0602" not in chat.error_log(since)
-    finally:
-        raw.close_socket()
+    raw, raw_id, since, _ = flood_past_a_stuck_client(chat, "/slow-drop", "WSOCK0601",
+                                                      "dropping messages for it")
+    # dropping: the connection stays open
+    assert "WSOCK0602" not in chat.error_log(since)
+    raw.close_socket()
     # when it ends, the total
     m = chat.wait_log(r"\[client %s\] WSOCK0604: WebSocket /slow-drop ended with \d+; "
                       r"(\d+) messages for it were dropped" % re.escape(raw_id), since=since)
