@@ -477,14 +477,18 @@ def test_slow_consumer_is_closed_without_holding_up_the_room(chat):
                                                       "closing it with 1008")
     try:
         assert int(m.group(1)) <= 64 and int(m.group(2)) <= 1024 * 1024
-        # The stuck client's connection ends: its owner was stuck writing,
-        # so the socket was shut down; a client that reads now gets what was
-        # under way and then the end (a close 1008 if it still fitted).
-        end = drain_until_end(raw)
-        assert end in (None, (1008, "slow consumer")), end
+        # Its thread was stuck writing to it: the socket is shut down, and
+        # the connection ends on the server's side while the client still
+        # reads nothing (not after Timeout, 60 s here).
+        assert chat.wait_log(r"WSOCK0603: WebSocket /slow-close: client %s does not read; "
+                             r"its connection is shut down" % re.escape(raw_id), since=since)
         assert chat.wait_log(r"\[client %s\] WSOCK0604: WebSocket /slow-close ended with "
                              r"1008; \d+ messages for it were dropped" % re.escape(raw_id),
-                             since=since)
+                             since=since, timeout=10)
+        # A client that reads now gets what was under way, then the end (a
+        # close 1008 if it still fitted).
+        end = drain_until_end(raw)
+        assert end in (None, (1008, "slow consumer")), end
         # only one line per event, never one per message
         assert len(re.findall(r"WSOCK060[12]: .*%s" % re.escape(raw_id),
                               chat.error_log(since))) == 1
