@@ -116,8 +116,8 @@ static const char *set_handler(cmd_parms *cmd, void *conf, int argc, char *const
     d->handler = wsock_handlers_find(argv[0]);
     d->handler_name = apr_pstrdup(cmd->pool, argv[0]);
     if (d->handler == NULL) {
-        return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo, chat; "
-                            "load others with WSockPlugin before this line)", argv[0]);
+        return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo, "
+                            "chat; load others with WSockPlugin before this line)", argv[0]);
     }
     if (d->handler->create_config) {
         const char *err = d->handler->create_config(cmd->pool, argc - 1, argv + 1,
