@@ -49,6 +49,9 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     d->idle_timeout = WSOCK_UNSET;
     d->close_timeout = WSOCK_UNSET;
     d->fragment_size = WSOCK_UNSET;
+    d->queue_msgs = WSOCK_UNSET;
+    d->queue_bytes = WSOCK_UNSET;
+    d->queue_policy = WSOCK_UNSET;
     return d;
 }
 
@@ -63,6 +66,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->handler = add->handler_set ? add->handler : base->handler;
     d->handler_cfg = add->handler_set ? add->handler_cfg : base->handler_cfg;
     d->handler_name = add->handler_set ? add->handler_name : base->handler_name;
+    d->location = add->handler_set ? add->location : base->location;
     d->protocols = add->protocols ? add->protocols : base->protocols;
     WSOCK_MERGE(require_protocol);
     WSOCK_MERGE(max_message);
@@ -70,6 +74,9 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     WSOCK_MERGE(idle_timeout);
     WSOCK_MERGE(close_timeout);
     WSOCK_MERGE(fragment_size);
+    WSOCK_MERGE(queue_msgs);
+    WSOCK_MERGE(queue_bytes);
+    WSOCK_MERGE(queue_policy);
 #undef WSOCK_MERGE
     return d;
 }
@@ -84,8 +91,9 @@ void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d)
     s->idle_timeout = WSOCK_OR(d->idle_timeout, WSOCK_DEFAULT_IDLE);
     s->close_timeout = WSOCK_OR(d->close_timeout, WSOCK_DEFAULT_CLOSE_TIMEOUT);
     s->fragment_size = (apr_size_t)WSOCK_OR(d->fragment_size, WSOCK_DEFAULT_FRAGMENT);
-    s->queue_max_msgs = WSOCK_DEFAULT_QUEUE_MSGS;
-    s->queue_max_bytes = WSOCK_DEFAULT_QUEUE_BYTES;
+    s->queue_max_msgs = (apr_size_t)WSOCK_OR(d->queue_msgs, WSOCK_DEFAULT_QUEUE_MSGS);
+    s->queue_max_bytes = (apr_size_t)WSOCK_OR(d->queue_bytes, WSOCK_DEFAULT_QUEUE_BYTES);
+    s->queue_policy = WSOCK_OR(d->queue_policy, WSOCK_DEFAULT_QUEUE_POLICY);
 #undef WSOCK_OR
 }
 
@@ -100,6 +108,9 @@ static const char *set_handler(cmd_parms *cmd, void *conf, int argc, char *const
     }
     d->handler_set = 1;
     d->handler_cfg = NULL;
+    /* What wsock_location() tells handlers: the section this line is in
+     * ("/" at server or virtual host level). */
+    d->location = apr_pstrdup(cmd->pool, cmd->path ? cmd->path : "/");
     if (strcasecmp(argv[0], "none") == 0) {
         d->handler = NULL;
         return argc > 1 ? "WSockHandler none takes no arguments" : NULL;
@@ -107,8 +118,8 @@ static const char *set_handler(cmd_parms *cmd, void *conf, int argc, char *const
     d->handler = wsock_handlers_find(argv[0]);
     d->handler_name = apr_pstrdup(cmd->pool, argv[0]);
     if (d->handler == NULL) {
-        return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo; "
-                            "load others with WSockPlugin before this line)", argv[0]);
+        return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo, "
+                            "chat; load others with WSockPlugin before this line)", argv[0]);
     }
     if (d->handler->create_config) {
         const char *err = d->handler->create_config(cmd->pool, argc - 1, argv + 1,
@@ -209,6 +220,39 @@ static const char *set_fragment_size(cmd_parms *cmd, void *conf, const char *arg
     return parse_bytes(cmd, arg, 0, &((wsock_dir_conf *)conf)->fragment_size);
 }
 
+/* WSockSendQueue MESSAGES BYTES [drop|close] */
+static const char *set_send_queue(cmd_parms *cmd, void *conf, const char *msgs,
+                                  const char *bytes, const char *policy)
+{
+    wsock_dir_conf *d = conf;
+    char *end;
+    apr_int64_t n = apr_strtoi64(msgs, &end, 10);
+    const char *err;
+
+    if (end == msgs || *end || n < 1 || n > 1000000) {
+        return apr_psprintf(cmd->pool, "WSockSendQueue: '%s' is not a number of messages "
+                            "(1-1000000)", msgs);
+    }
+    if ((err = parse_bytes(cmd, bytes, 1, &d->queue_bytes)) != NULL) {
+        return err;
+    }
+    if (policy == NULL) {
+        /* the policy stays as inherited */
+    }
+    else if (strcasecmp(policy, "drop") == 0) {
+        d->queue_policy = WSOCK_QUEUE_DROP;
+    }
+    else if (strcasecmp(policy, "close") == 0) {
+        d->queue_policy = WSOCK_QUEUE_CLOSE;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "WSockSendQueue: '%s' is not a policy "
+                            "(drop or close)", policy);
+    }
+    d->queue_msgs = (apr_off_t)n;
+    return NULL;
+}
+
 static const char *set_ping_interval(cmd_parms *cmd, void *conf, const char *arg)
 {
     return parse_seconds(cmd, arg, 1, &((wsock_dir_conf *)conf)->ping_interval);
@@ -299,6 +343,9 @@ static const command_rec wsock_cmds[] = {
                   "Seconds to wait for the client's close reply; default 5"),
     AP_INIT_TAKE1("WSockFragmentSize", set_fragment_size, NULL, WSOCK_CTX,
                   "Send messages larger than this as several frames; 0 = never; default 0"),
+    AP_INIT_TAKE23("WSockSendQueue", set_send_queue, NULL, WSOCK_CTX,
+                   "Outbound queue of a connection: messages, bytes (K/M/G) and what a "
+                   "full queue does (drop or close); default 1024 16M close"),
     AP_INIT_TAKE1("WSockDriver", set_driver, NULL, RSRC_CONF,
                   "auto (loop threads under the event MPM) or blocking; default auto"),
     AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
@@ -357,7 +404,7 @@ static int wsock_upgrade_handler(request_rec *r)
                       WSOCKNO(0302) "cannot set up the WebSocket connection");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    wsock_facts_capture(wc, r, res.protocol, d->handler_cfg);
+    wsock_facts_capture(wc, r, res.protocol, d->handler_cfg, d->location);
 
     /* The handler may still refuse with an HTTP status: no upgrade then.
      * (A close code means: upgrade, then close at once; already started.) */

@@ -115,7 +115,9 @@ typedef struct wsock_handler {
 /* Queues a text (is_text = 1; data must be UTF-8) or binary message.  The
  * data is copied (or written) before the call returns.  APR_SUCCESS;
  * APR_EOF if the connection is closing; APR_ENOSPC if its outbound queue
- * is full; APR_EINVAL for text that is not UTF-8. */
+ * is full: the message is dropped, and under WSockSendQueue's "close"
+ * policy the connection is being closed with 1008; APR_EINVAL for text
+ * that is not UTF-8. */
 apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len);
 
 /* Starts the close handshake with code and reason (reason may be NULL). */
@@ -162,6 +164,12 @@ void *wsock_handler_config(const wsock_conn *wc);
 /* ---- facts of the request that opened the connection ------------------- */
 
 const char *wsock_uri(const wsock_conn *wc);         /* path, e.g. "/chat" */
+/* The path of the configuration section that holds the WSockHandler line
+ * serving this connection: "/chat" for <Location /chat> (also for a request
+ * to /chat/x, or one served by a nested section that inherits it), the
+ * directory of a <Directory>, the pattern of a <LocationMatch>; "/" for a
+ * WSockHandler in the server config or directly in a <VirtualHost>. */
+const char *wsock_location(const wsock_conn *wc);
 const char *wsock_query(const wsock_conn *wc);       /* raw query string or NULL */
 /* The value of query argument name (URL-decoded), or NULL if absent. */
 const char *wsock_query_arg(const wsock_conn *wc, const char *name);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds mod_wsock and (re)starts the demo server:
-# http://127.0.0.1:8080/ (page) and ws://127.0.0.1:8080/echo (echo endpoint).
+# http://127.0.0.1:8080/ (chat page, endpoint ws://127.0.0.1:8080/chat?room=NAME) and
+# http://127.0.0.1:8080/echo.html (echo page, endpoint ws://127.0.0.1:8080/echo).
 # Stop it with: scripts/demo.sh stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,7 @@ mkdir -p "$root"/{conf,logs,run,htdocs}
 chmod 755 "$root" "$root"/htdocs
 cp "$repo/.libs/mod_wsock.so" "$root/mod_wsock.so"
 cp -r "$repo/conf/demo/htdocs/." "$root/htdocs/"
+cp "$repo/conf/demo/wsock-demo.conf" "$root/conf/wsock-demo.conf"
 chmod -R a+rX "$root/htdocs" "$root/mod_wsock.so"
 user_group=""
 [[ $(id -u) -eq 0 ]] && user_group=$'User www-data\nGroup www-data'
@@ -39,5 +41,5 @@ out=$(/usr/sbin/apache2 -f "$conf" -t 2>&1) || { echo "$out" >&2; exit 1; }
 /usr/sbin/apache2 -f "$conf" -k start
 for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 curl -fs -o /dev/null "http://127.0.0.1:$port/"
-echo "mod_wsock demo running: http://127.0.0.1:$port/  (echo endpoint ws://127.0.0.1:$port/echo)"
+echo "mod_wsock demo running: http://127.0.0.1:$port/  (chat; echo: http://127.0.0.1:$port/echo.html)"
 echo "logs: $root/logs/error.log   stop: scripts/demo.sh stop"

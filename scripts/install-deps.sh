@@ -3,6 +3,7 @@
 # Idempotent; run as root on Debian bookworm.
 #   scripts/install-deps.sh            build + test dependencies
 #   scripts/install-deps.sh --node     also Node.js/npm (benchmark, Node ws client)
+#   scripts/install-deps.sh --browser  also Chromium (browser tests)
 set -euo pipefail
 
 pkgs=(
@@ -17,9 +18,18 @@ missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [[ "${1:-}" == "--node" ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
-    missing+=(nodejs npm)
-fi
+for opt in "$@"; do
+    case "$opt" in
+    --node)
+        if ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+            missing+=(nodejs npm)
+        fi ;;
+    --browser)
+        dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" \
+            || missing+=(chromium) ;;
+    *) echo "unknown option: $opt" >&2; exit 2 ;;
+    esac
+done
 
 if ((${#missing[@]} == 0)); then
     exit 0

@@ -4,8 +4,10 @@
 # against a real apache2 (event, worker and prefork MPMs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh --node
-# Node's ws, the second independent client of the integration tests.
-[[ -d tests/node/node_modules/ws ]] || (cd tests/node && npm ci --no-audit --no-fund --silent)
+scripts/install-deps.sh --node --browser
+# Node's ws, the second independent client of the integration tests, and
+# playwright-core, which drives Chromium in the browser tests.
+[[ -d tests/node/node_modules/ws && -d tests/node/node_modules/playwright-core ]] \
+    || (cd tests/node && npm ci --no-audit --no-fund --silent)
 scripts/build.sh
 make check

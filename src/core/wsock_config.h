@@ -18,6 +18,11 @@
 #define WSOCK_DEFAULT_FRAGMENT      0
 #define WSOCK_DEFAULT_QUEUE_MSGS    1024
 #define WSOCK_DEFAULT_QUEUE_BYTES   (16 * 1024 * 1024)
+#define WSOCK_DEFAULT_QUEUE_POLICY  WSOCK_QUEUE_CLOSE
+
+/* What WSockSendQueue does with a connection whose outbound queue is full. */
+#define WSOCK_QUEUE_DROP  0         /* the message misses that connection */
+#define WSOCK_QUEUE_CLOSE 1         /* the connection is closed with 1008 */
 
 /* "Not set here" for the merge; every field starts as unset. */
 #define WSOCK_UNSET (-1)
@@ -26,6 +31,7 @@ typedef struct {
     const wsock_handler *handler;      /* NULL: not a WebSocket location */
     const char *handler_name;          /* as named in WSockHandler (for logs) */
     void *handler_cfg;                 /* what handler->create_config made */
+    const char *location;              /* section of the WSockHandler line */
     int handler_set;                   /* WSockHandler seen (none included) */
     apr_array_header_t *protocols;     /* const char *, NULL = unset */
     int require_protocol;              /* WSOCK_UNSET, 0, 1 */
@@ -34,6 +40,9 @@ typedef struct {
     apr_interval_time_t idle_timeout;  /* 0 = off, WSOCK_UNSET */
     apr_interval_time_t close_timeout; /* WSOCK_UNSET */
     apr_off_t fragment_size;           /* 0 = never fragment, WSOCK_UNSET */
+    apr_off_t queue_msgs;              /* WSockSendQueue, each WSOCK_UNSET */
+    apr_off_t queue_bytes;
+    int queue_policy;
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */
@@ -47,6 +56,7 @@ typedef struct {
     apr_size_t fragment_size;
     apr_size_t queue_max_msgs;
     apr_size_t queue_max_bytes;
+    int queue_policy;                  /* WSOCK_QUEUE_DROP or _CLOSE */
 } wsock_settings;
 
 void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d);

@@ -16,6 +16,7 @@
 #include "wsock_conn.h"
 #include "wsock_output.h"
 #include "wsock_rooms.h"
+#include "wsock_slow.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -383,6 +384,7 @@ void wsock_conn_finish(wsock_conn *wc)
     if (wc->close_code == 0) {
         set_close(wc, WSOCK_CLOSE_ABNORMAL, "connection lost");
     }
+    wsock_slow_report(wc);          /* dropped totals; 1008 for a slow consumer */
     if (wc->opened && h->on_close) {
         h->on_close(wc, wc->close_code, wc->close_reason);
     }

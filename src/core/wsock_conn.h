@@ -56,6 +56,8 @@ struct wsock_conn {
 
     /* facts of the opening request (wsock_facts.c), immutable once set */
     const char *f_uri, *f_query, *f_remote_ip, *f_user, *f_protocol, *f_conn_id;
+    const char *f_location;        /* section of the WSockHandler line */
+    server_rec *f_server;          /* for log lines from other threads */
     apr_table_t *f_query_args, *f_headers;         /* the thread that runs the driver */
 
     int upgraded;                  /* the 101 is out: output may be written */
@@ -86,6 +88,10 @@ struct wsock_conn {
     wsock_outmsg *q_head, *q_tail;
     apr_size_t q_msgs, q_bytes;
     apr_size_t q_dropped;          /* messages refused because the queue was full */
+    apr_size_t q_discarded;        /* queued messages thrown away on a slow close */
+    int q_drop_logged;             /* "dropping" was logged (once per connection) */
+    int q_slow;                    /* closing as a slow consumer (wsock_slow.c) */
+    int q_cut;                     /* ... and its socket was shut down */
     int q_closed;                  /* a close was sent: nothing more is queued */
     int pending_close;             /* close requested from another thread */
     int pending_code;
@@ -122,7 +128,7 @@ wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set);
 
 /* Copies what handlers may read about the request into the connection. */
 void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,
-                         void *handler_cfg);
+                         void *handler_cfg, const char *location);
 
 /* Calls the handler's on_open, before the 101.  Returns 0 (accepted), an
  * HTTP status to refuse with, or a close code to close with right after

@@ -40,7 +40,7 @@ static apr_table_t *parse_query(apr_pool_t *p, const char *query)
 }
 
 void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,
-                         void *handler_cfg)
+                         void *handler_cfg, const char *location)
 {
     apr_pool_t *p = wc->pool;
 
@@ -54,6 +54,8 @@ void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,
     wc->f_conn_id = apr_psprintf(p, "%s:%d", r->connection->client_ip,
                                  r->connection->client_addr
                                      ? r->connection->client_addr->port : 0);
+    wc->f_location = apr_pstrdup(p, location ? location : "/");
+    wc->f_server = r->server;       /* lives in the configuration pool */
     wc->handler_cfg = handler_cfg;
 }
 
@@ -64,6 +66,7 @@ const char *wsock_remote_ip(const wsock_conn *wc) { return wc->f_remote_ip; }
 const char *wsock_user(const wsock_conn *wc) { return wc->f_user; }
 const char *wsock_protocol(const wsock_conn *wc) { return wc->f_protocol; }
 const char *wsock_conn_id(const wsock_conn *wc) { return wc->f_conn_id; }
+const char *wsock_location(const wsock_conn *wc) { return wc->f_location; }
 conn_rec *wsock_connection(const wsock_conn *wc) { return wc->c; }
 
 const char *wsock_query_arg(const wsock_conn *wc, const char *name)

@@ -22,6 +22,7 @@ APLOG_USE_MODULE(wsock);
 #define WSOCK_MAX_HANDLERS 64
 
 extern const wsock_handler wsock_echo_handler;
+extern const wsock_handler wsock_chat_handler;
 
 typedef struct {
     const char *name;
@@ -93,6 +94,7 @@ const char *wsock_handlers_add(const char *name, const wsock_handler *h, apr_poo
 void wsock_handlers_add_builtin(void)
 {
     wsock_handlers_add(wsock_echo_handler.name, &wsock_echo_handler, NULL);
+    wsock_handlers_add(wsock_chat_handler.name, &wsock_chat_handler, NULL);
 }
 
 const char *wsock_handlers_load_plugin(cmd_parms *cmd, const char *name, const char *path)

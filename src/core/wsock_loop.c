@@ -200,6 +200,22 @@ void wsock_loop_touch(wsock_conn *wc)
     }
 }
 
+int wsock_loop_must_queue(wsock_conn *wc)
+{
+    int queued;
+
+    if (wc->loop == NULL || wc == wc->loop->current || wc->netout == NULL) {
+        return 0;
+    }
+    if (wsock_netout_pending(wc->netout) + wc->obuf.len >= LOOP_OUT_HIGH) {
+        return 1;
+    }
+    apr_thread_mutex_lock(wc->mutex);
+    queued = (wc->q_head != NULL);
+    apr_thread_mutex_unlock(wc->mutex);
+    return queued;
+}
+
 /* Takes wc off whichever ready list holds it (the loop thread, at the end
  * of wc: no other thread can reach wc any more). */
 static void ready_unlink(wsock_loop *L, wsock_conn *wc)

@@ -26,4 +26,9 @@ void wsock_loop_adopt(wsock_conn *wc);
  * connection's callback sent to it): make sure the loop flushes it. */
 void wsock_loop_touch(wsock_conn *wc);
 
+/* On wc's loop thread, for a connection other than the one being served:
+ * true when a message for it must take the outbound queue (its client is
+ * behind, or the queue already holds messages that must go first). */
+int wsock_loop_must_queue(wsock_conn *wc);
+
 #endif /* WSOCK_LOOP_H */

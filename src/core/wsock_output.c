@@ -20,6 +20,7 @@
 #include "wsock_conn.h"
 #include "wsock_loop.h"
 #include "wsock_output.h"
+#include "wsock_slow.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -311,11 +312,16 @@ apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_
 apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
 {
     wsock_opcode op = is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY;
+    wsock_slow_action slow = { 0 };
     wsock_outmsg *m;
     apr_size_t need;
     apr_status_t rv = APR_SUCCESS;
 
-    if (on_owner_thread(wc)) {
+    /* The owner appends to its own output, except that a loop thread
+     * sending to another of its connections (a room) whose client falls
+     * behind goes through the bounded queue like any other thread, so that
+     * WSockSendQueue applies to it too. */
+    if (on_owner_thread(wc) && !wsock_loop_must_queue(wc)) {
         if (wc->state != WSOCK_STATE_OPEN) {
             return APR_EOF;
         }
@@ -336,11 +342,14 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
 
     apr_thread_mutex_lock(wc->mutex);
     if (wc->q_closed) {
+        wsock_slow_refused_locked(wc, &slow);
         rv = APR_EOF;
     }
     else if (wc->q_msgs + 1 > wc->set.queue_max_msgs
-             || wc->q_bytes + m->len > wc->set.queue_max_bytes) {
-        wc->q_dropped++;
+             || (wc->q_msgs && wc->q_bytes + m->len > wc->set.queue_max_bytes)) {
+        /* (A message larger than the whole queue still goes into an empty
+         * one: its size says nothing about the client's speed.) */
+        wsock_slow_full_locked(wc, &slow);  /* WSockSendQueue's policy */
         rv = APR_ENOSPC;
     }
     else {
@@ -358,6 +367,10 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
 
     if (rv != APR_SUCCESS) {
         free(m);
+        wsock_slow_act(wc, &slow);
+        if (slow.cut) {
+            wc->wake(wc->wake_baton);   /* the close is pending */
+        }
         return rv;
     }
     wc->wake(wc->wake_baton);

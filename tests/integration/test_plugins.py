@@ -300,10 +300,15 @@ def test_facts_of_the_request(pserver):
     assert facts["x_test"] == 'a "quoted" value'
     assert facts["config"] == "arg one|two"
     assert re.fullmatch(r"127\.0\.0\.1:\d+", facts["conn_id"])
+    assert facts["location"] == "/facts"
 
     bare = facts_of(pserver.url("/facts"))
     assert bare["query"] is None and bare["name"] is None
     assert bare["protocol"] is None and bare["x_test"] is None
+
+    # a URL below the section: the location is still the section's path
+    deep = facts_of(pserver.url("/facts/deeper/x"))
+    assert deep["uri"] == "/facts/deeper/x" and deep["location"] == "/facts"
 
 
 def test_facts_user_from_basic_auth(pserver):
@@ -318,6 +323,7 @@ def test_facts_user_from_basic_auth(pserver):
                      extra_headers={"Authorization": basic(USER, PASSWORD)})
     assert facts["user"] == USER
     assert facts["uri"] == "/facts-auth"
+    assert facts["location"] == "/facts-auth"
     assert facts["config"] is None          # "WSockHandler facts" without arguments
 
 

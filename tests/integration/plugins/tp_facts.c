@@ -90,6 +90,7 @@ static int facts_open(wsock_conn *wc)
     add(json, sizeof(json), "x_test", wsock_header(wc, "X-Test"));
     add(json, sizeof(json), "config", wsock_handler_config(wc));
     add(json, sizeof(json), "conn_id", wsock_conn_id(wc));
+    add(json, sizeof(json), "location", wsock_location(wc));
     strncat(json, "}", sizeof(json) - strlen(json) - 1);
     if (wsock_send(wc, 1, json, strlen(json)) != APR_SUCCESS) {
         return 1011;

@@ -1,0 +1,154 @@
+/*
+ * wsock_slow.c — slow consumers: a connection whose bounded outbound queue
+ * is full, because its client reads more slowly than the others publish to
+ * it (or not at all).  WSockSendQueue chooses what happens:
+ *
+ *  drop   the message misses that connection; counted, logged once when
+ *         dropping starts and as a total when the connection ends.
+ *  close  the connection is closed with 1008 "slow consumer" and what is
+ *         queued for it is thrown away.
+ *
+ * Either way the sender only takes the connection's mutex: it never waits
+ * for the slow client, so the publisher and the rest of a room carry on.
+ *
+ * A close must end a stuck connection promptly.  The owner thread of a
+ * client that stopped reading sits in a blocking write (the core output
+ * filter waits up to the server's Timeout for the socket to drain), where
+ * it would not see the close request for minutes.  So the sender checks
+ * the socket: if it cannot take even a close frame now, it shuts the
+ * socket down for writing; the blocked write then fails at once and the
+ * owner ends the connection.  shutdown(2) on the socket is safe from any
+ * thread; the filters and bucket allocators, which are not, stay the
+ * owner's.  A client that can still take the close frame gets it (1008)
+ * from its owner, as in any server-initiated close.
+ */
+#include <stdlib.h>
+
+#include <httpd.h>
+#include <http_connection.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <apr_poll.h>
+#include <apr_strings.h>
+
+#include "wsock_slow.h"
+
+APLOG_USE_MODULE(wsock);
+
+enum { SLOW_LOG_NONE, SLOW_LOG_DROP, SLOW_LOG_CLOSE };
+
+static const char slow_reason[] = "slow consumer";
+
+void wsock_slow_full_locked(wsock_conn *wc, wsock_slow_action *a)
+{
+    wc->q_dropped++;
+    a->msgs = wc->q_msgs;
+    a->bytes = wc->q_bytes;
+    if (wc->set.queue_policy != WSOCK_QUEUE_CLOSE) {
+        if (!wc->q_drop_logged) {
+            wc->q_drop_logged = 1;
+            a->log = SLOW_LOG_DROP;
+        }
+        return;
+    }
+    /* Nothing queued goes out any more, and nothing more is queued. */
+    a->discard = wc->q_head;
+    wc->q_discarded += wc->q_msgs;
+    wc->q_head = wc->q_tail = NULL;
+    wc->q_msgs = wc->q_bytes = 0;
+    wc->q_closed = 1;
+    wc->q_slow = 1;
+    if (!wc->pending_close) {
+        wc->pending_close = 1;
+        wc->pending_code = WSOCK_CLOSE_POLICY;
+        apr_cpystrn(wc->pending_reason, slow_reason, sizeof(wc->pending_reason));
+    }
+    a->log = SLOW_LOG_CLOSE;
+    a->cut = 1;
+}
+
+void wsock_slow_refused_locked(wsock_conn *wc, wsock_slow_action *a)
+{
+    /* The socket could take the close frame when the queue filled up, yet
+     * the owner may have got stuck since: every later message checks. */
+    a->cut = wc->q_slow && !wc->q_cut;
+}
+
+/* Shuts the socket down for writing if it cannot take a byte now: the
+ * owner is (or is about to be) blocked writing to a client that does not
+ * read. */
+static void cut_if_stuck(wsock_conn *wc)
+{
+    apr_socket_t *sock;
+    apr_pollfd_t pfd = { 0 };
+    apr_int32_t n = 0;
+
+    if (!wc->upgraded || (sock = ap_get_conn_socket(wc->c)) == NULL) {
+        return;                     /* before the 101 the owner is not writing */
+    }
+    pfd.desc_type = APR_POLL_SOCKET;
+    pfd.reqevents = APR_POLLOUT;
+    pfd.desc.s = sock;
+    if (apr_poll(&pfd, 1, &n, 0) == APR_SUCCESS && n > 0) {
+        return;
+    }
+    apr_socket_shutdown(sock, APR_SHUTDOWN_WRITE);
+    apr_thread_mutex_lock(wc->mutex);
+    wc->q_cut = 1;
+    apr_thread_mutex_unlock(wc->mutex);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, wc->f_server,
+                 WSOCKNO(0603) "WebSocket %s: client %s does not read; its connection "
+                 "is shut down", wc->f_uri, wc->f_conn_id);
+}
+
+void wsock_slow_act(wsock_conn *wc, wsock_slow_action *a)
+{
+    while (a->discard) {
+        wsock_outmsg *next = a->discard->next;
+        free(a->discard);
+        a->discard = next;
+    }
+    /* Another thread: no ap_log_cerror, which may allocate from the
+     * connection's pool; the server's log with the client named instead. */
+    if (a->log == SLOW_LOG_DROP) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, wc->f_server,
+                     WSOCKNO(0601) "WebSocket %s: client %s does not keep up, its outbound "
+                     "queue is full (%" APR_SIZE_T_FMT " messages, %" APR_SIZE_T_FMT
+                     " bytes); dropping messages for it", wc->f_uri, wc->f_conn_id,
+                     a->msgs, a->bytes);
+    }
+    else if (a->log == SLOW_LOG_CLOSE) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, wc->f_server,
+                     WSOCKNO(0602) "WebSocket %s: client %s does not keep up, its outbound "
+                     "queue is full (%" APR_SIZE_T_FMT " messages, %" APR_SIZE_T_FMT
+                     " bytes); closing it with 1008 (%s)", wc->f_uri, wc->f_conn_id,
+                     a->msgs, a->bytes, slow_reason);
+    }
+    if (a->cut) {
+        cut_if_stuck(wc);
+    }
+}
+
+void wsock_slow_report(wsock_conn *wc)
+{
+    apr_size_t lost;
+    int slow;
+
+    apr_thread_mutex_lock(wc->mutex);
+    lost = wc->q_dropped + wc->q_discarded;
+    slow = wc->q_slow;
+    apr_thread_mutex_unlock(wc->mutex);
+
+    /* A slow consumer's last write usually fails (its socket was shut
+     * down): the handler hears why it ended, not just "connection lost". */
+    if (slow && wc->close_code == WSOCK_CLOSE_ABNORMAL) {
+        wc->close_code = WSOCK_CLOSE_POLICY;
+        wc->close_reason = slow_reason;
+    }
+    if (lost) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                      WSOCKNO(0604) "WebSocket %s ended with %d; %" APR_SIZE_T_FMT
+                      " messages for it were dropped (outbound queue full)",
+                      wc->f_uri, wc->close_code, lost);
+    }
+}
