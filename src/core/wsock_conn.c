@@ -240,6 +240,11 @@ static void feed(wsock_conn *wc, uint8_t *p, apr_size_t len)
 
 apr_status_t wsock_conn_read(wsock_conn *wc)
 {
+    /* What is read is consumed before this returns (the parser keeps its
+     * own state, partial messages are copied to wc->msg), so a loop thread
+     * lends all its connections one buffer. */
+    wsock_buf *rb = wc->shared_rbuf ? wc->shared_rbuf : &wc->rbuf;
+
     for (int turn = 0; turn < WSOCK_READS_PER_TURN; turn++) {
         apr_off_t avail = 0;
         apr_size_t len;
@@ -261,8 +266,8 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
         }
         apr_brigade_length(wc->bb_in, 1, &avail);
         len = (apr_size_t)avail;
-        wc->rbuf.len = 0;
-        if (len == 0 || !wsock_buf_reserve(&wc->rbuf, len)) {
+        rb->len = 0;
+        if (len == 0 || !wsock_buf_reserve(rb, len)) {
             int eos = !APR_BRIGADE_EMPTY(wc->bb_in)
                       && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(wc->bb_in));
             apr_brigade_cleanup(wc->bb_in);
@@ -276,10 +281,10 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
             fail_connection(wc, WSOCK_CLOSE_INTERNAL_ERROR, "out of memory");
             return APR_ENOMEM;
         }
-        apr_brigade_flatten(wc->bb_in, (char *)wc->rbuf.data, &len);
+        apr_brigade_flatten(wc->bb_in, (char *)rb->data, &len);
         apr_brigade_cleanup(wc->bb_in);
         wc->last_rx = apr_time_now();
-        feed(wc, wc->rbuf.data, len);
+        feed(wc, rb->data, len);
         /* The core input filter already read the socket again, greedily,
          * when it returned less than asked: it is drained, and one more
          * read would only be an EAGAIN.  mod_ssl returns one TLS record at

@@ -74,6 +74,7 @@ struct wsock_conn {
     wsock_parser parser;
     apr_bucket_brigade *bb_in;
     wsock_buf rbuf;                /* bytes read, unmasked in place */
+    wsock_buf *shared_rbuf;        /* instead of rbuf: its loop thread's */
     wsock_buf msg;                 /* fragments of the message being assembled */
     apr_time_t last_rx;            /* last time the peer sent anything */
     apr_time_t last_ping;

@@ -28,6 +28,7 @@
 #include <http_log.h>
 #include <http_request.h>
 #include <ap_mpm.h>
+#include <apr_allocator.h>
 #include <apr_atomic.h>
 #include <apr_poll.h>
 #include <apr_portable.h>
@@ -35,6 +36,7 @@
 #include "wsock_live.h"
 #include "wsock_loop.h"
 #include "wsock_netout.h"
+#include "wsock_output.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -72,6 +74,7 @@ typedef struct wsock_loop {
     wsock_conn *local;             /* to serve again without polling */
     wsock_conn *conns;             /* every connection it owns */
     wsock_conn *current;           /* the one being served */
+    wsock_buf rbuf;                /* lent to the one being read */
     wsock_conn **heap;             /* timers: min-heap on wc->due */
     int heap_n, heap_cap;
 } wsock_loop;
@@ -399,6 +402,7 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         want |= APR_POLLIN;
     }
     watch(L, wc, want);
+    wsock_buf_release(&wc->obuf);   /* an idle connection keeps no buffer */
     t = wsock_conn_next_timeout(wc, now);
     timer_set(L, wc, t < 0 ? 0 : now + t);
 }
@@ -449,6 +453,12 @@ static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     wc->pfd.desc.s = ap_get_conn_socket(wc->c);
     wc->pfd.client_data = wc;
     wc->can_read = 1;               /* input may have come with the handshake */
+    wc->shared_rbuf = &L->rbuf;
+    wsock_buf_release(&wc->rbuf);
+    /* Each read borrows an 8 KB socket buffer from the connection's
+     * allocator, which would keep it once freed: 12 KB per idle WebSocket.
+     * (The event MPM gives each connection an allocator of its own.) */
+    apr_allocator_max_free_set(apr_pool_allocator_get(wc->c->pool), 1);
     serve(L, wc, now);
 }
 
@@ -593,6 +603,7 @@ int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
 
         L->pool = pool;
         L->s = s;
+        wsock_buf_init(&L->rbuf, pool);
         rv = apr_thread_mutex_create(&L->mutex, APR_THREAD_MUTEX_DEFAULT, pool);
         if (rv == APR_SUCCESS) {
             rv = apr_pollset_create(&L->ps, LOOP_POLL_EVENTS, pool,

@@ -186,6 +186,6 @@ apr_status_t wsock_netout_drain(wsock_netout *no)
         }
     }
     no->pending.len = no->off = 0;
-    wsock_buf_trim(&no->pending);
+    wsock_buf_release(&no->pending);
     return APR_SUCCESS;
 }

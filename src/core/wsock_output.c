@@ -58,6 +58,13 @@ static apr_status_t buf_free(void *data)
     return APR_SUCCESS;
 }
 
+void wsock_buf_release(wsock_buf *b)
+{
+    if (b->len == 0 && b->cap) {
+        buf_free(b);
+    }
+}
+
 void wsock_buf_trim(wsock_buf *b)
 {
     if (b->len == 0 && b->cap > WSOCK_BUF_KEEP) {

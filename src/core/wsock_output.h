@@ -14,6 +14,9 @@
 void wsock_buf_init(wsock_buf *b, apr_pool_t *pool);
 int wsock_buf_reserve(wsock_buf *b, apr_size_t extra);
 void wsock_buf_trim(wsock_buf *b);
+/* Gives all of an empty buffer's memory back (an idle connection of the
+ * asynchronous driver keeps none). */
+void wsock_buf_release(wsock_buf *b);
 
 /* Owner thread: a data message, fragmented per WSockFragmentSize. */
 apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *data,
