@@ -118,6 +118,7 @@ struct wsock_conn {
     int heap_idx;                  /* its place in the timer heap, -1: none */
     apr_time_t phase_deadline;     /* end of draining or lingering */
     apr_time_t settle_at;          /* not freed before (wsock_loop.c) */
+    apr_time_t trimmed_rx;         /* last_rx when its memory was last trimmed */
 
     /* the driver's wake-up, callable from any thread */
     void (*wake)(void *baton);

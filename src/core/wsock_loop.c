@@ -56,6 +56,10 @@ APLOG_USE_MODULE(wsock);
  * it may be freed that soon. */
 #define LOOP_SETTLE (apr_time_from_msec(50))
 
+/* A connection that has received nothing for this long gives back the
+ * socket buffer its allocator keeps (see trim_memory). */
+#define LOOP_IDLE_TRIM (apr_time_from_sec(2))
+
 enum { PHASE_HANDED = 0, PHASE_RUN, PHASE_DRAIN, PHASE_LINGER, PHASE_DEAD };
 
 typedef struct wsock_loop {
@@ -357,6 +361,28 @@ static void begin_end(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     drain_step(L, wc, now);
 }
 
+/* Each read borrows an 8 KB socket buffer from the connection's allocator
+ * (the event MPM gives each connection one of its own), which keeps it once
+ * freed: 8 KB more per idle WebSocket.  Making the allocator keep nothing
+ * would cost an mmap and a munmap per read (Debian's APR maps each block),
+ * and a munmap in a threaded process stalls every core's TLB: 3x slower
+ * echo.  So an active connection keeps its buffer, and one that has gone
+ * quiet hands it back once: take the kept block and free it again while
+ * the allocator may keep nothing. */
+static void trim_memory(wsock_conn *wc)
+{
+    apr_allocator_t *a = apr_pool_allocator_get(wc->c->pool);
+    apr_memnode_t *node;
+
+    wc->trimmed_rx = wc->last_rx;
+    apr_allocator_max_free_set(a, 1);
+    node = apr_allocator_alloc(a, APR_BUCKET_BUFF_SIZE);
+    if (node) {
+        apr_allocator_free(a, node);
+    }
+    apr_allocator_max_free_set(a, APR_ALLOCATOR_MAX_FREE_UNLIMITED);
+}
+
 static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
     apr_status_t rv = APR_SUCCESS;
@@ -403,6 +429,9 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     }
     watch(L, wc, want);
     wsock_buf_release(&wc->obuf);   /* an idle connection keeps no buffer */
+    if (wc->trimmed_rx != wc->last_rx && now - wc->last_rx >= LOOP_IDLE_TRIM) {
+        trim_memory(wc);
+    }
     t = wsock_conn_next_timeout(wc, now);
     timer_set(L, wc, t < 0 ? 0 : now + t);
 }
@@ -455,11 +484,10 @@ static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     wc->can_read = 1;               /* input may have come with the handshake */
     wc->shared_rbuf = &L->rbuf;
     wsock_buf_release(&wc->rbuf);
-    /* Each read borrows an 8 KB socket buffer from the connection's
-     * allocator, which would keep it once freed: 12 KB per idle WebSocket.
-     * (The event MPM gives each connection an allocator of its own.) */
-    apr_allocator_max_free_set(apr_pool_allocator_get(wc->c->pool), 1);
     serve(L, wc, now);
+    if (wc->phase == PHASE_RUN) {
+        trim_memory(wc);            /* the handshake's buffer */
+    }
 }
 
 /* Serves a list of connections linked through ready_next. */
@@ -591,8 +619,17 @@ int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
         return 0;
     }
     if (n <= 0) {
+        /* The cores, shared among the children the MPM may run: more loop
+         * threads than cores only adds scheduler delay (on 2 cores, two
+         * children with two loops each had 5x the p99 of one loop each). */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus < 1 ? 1 : cpus > LOOP_MAX_THREADS ? LOOP_MAX_THREADS : (int)cpus;
+        int children = 1;
+
+        if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &children) != APR_SUCCESS || children < 1) {
+            children = 1;
+        }
+        cpus = cpus < 1 ? 1 : (cpus + children - 1) / children;
+        n = cpus > LOOP_MAX_THREADS ? LOOP_MAX_THREADS : (int)cpus;
     }
     apr_pool_create(&pool, pchild);
     loops = apr_pcalloc(pool, (apr_size_t)n * sizeof(*loops));
