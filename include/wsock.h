@@ -126,11 +126,9 @@ void wsock_close(wsock_conn *wc, int code, const char *reason);
 /* ---- rooms ------------------------------------------------------------- */
 
 /* A room is a name (1-128 bytes, no NUL) for a group of connections that
- * wsock_publish() reaches together.  It reaches every connection in the room
- * held by any thread of this child process; delivery across the child
- * processes of a server comes with the in-server bus (see docs/plugins.md).
- * Each receiver sees one publisher's messages in the order they were
- * published. */
+ * wsock_publish() reaches together, whichever thread and whichever child
+ * process of the server holds them (the in-server bus: docs/bus.md).  Each
+ * receiver sees one publisher's messages in the order they were published. */
 
 /* Adds the connection to room (no effect if already in it).  Call it from
  * the connection's callbacks.  APR_SUCCESS, APR_EINVAL for a bad name. */
@@ -140,9 +138,10 @@ apr_status_t wsock_join(wsock_conn *wc, const char *room);
  * themselves when they end. */
 void wsock_leave(wsock_conn *wc, const char *room);
 
-/* Sends a message to every connection in room, from any thread; a
- * connection whose queue is full misses it (as with wsock_send).  Returns
- * how many connections it was queued to (0 for text that is not UTF-8). */
+/* Sends a message to every connection in room, in every child process of
+ * the server, from any thread; a connection whose queue is full misses it
+ * (as with wsock_send).  Returns how many connections of this child process
+ * it was queued to (0 for text that is not UTF-8 or a bad room name). */
 int wsock_publish(const char *room, int is_text, const void *data, apr_size_t len);
 
 /* wsock_publish() to everyone in room but except (NULL: everyone), e.g. a
@@ -150,8 +149,18 @@ int wsock_publish(const char *room, int is_text, const void *data, apr_size_t le
 int wsock_publish_except(const char *room, const wsock_conn *except, int is_text,
                          const void *data, apr_size_t len);
 
-/* How many connections are in room (0 for a bad name). */
+/* wsock_publish_except() to the members held by this child process only:
+ * for relays that run one subscriber per child process (each child's
+ * subscriber delivers to its own child's members). */
+int wsock_publish_local(const char *room, const wsock_conn *except, int is_text,
+                        const void *data, apr_size_t len);
+
+/* How many connections are in room, in all child processes of the server
+ * (0 for a bad name). */
 int wsock_room_count(const char *room);
+
+/* How many connections of this child process are in room. */
+int wsock_room_count_local(const char *room);
 
 /* ---- per-connection data ---------------------------------------------- */
 

@@ -170,7 +170,7 @@ void wsock_rooms_leave_all(wsock_conn *wc)
     apr_thread_mutex_unlock(rooms_mutex);
 }
 
-int wsock_room_count(const char *room)
+int wsock_room_count_local(const char *room)
 {
     room_t *rm;
     int n = 0;
@@ -185,6 +185,11 @@ int wsock_room_count(const char *room)
     return n;
 }
 
+int wsock_room_count(const char *room)
+{
+    return wsock_room_count_local(room);
+}
+
 int wsock_publish(const char *room, int is_text, const void *data, apr_size_t len)
 {
     return wsock_publish_except(room, NULL, is_text, data, len);
@@ -192,6 +197,12 @@ int wsock_publish(const char *room, int is_text, const void *data, apr_size_t le
 
 int wsock_publish_except(const char *room, const wsock_conn *except, int is_text,
                          const void *data, apr_size_t len)
+{
+    return wsock_publish_local(room, except, is_text, data, len);
+}
+
+int wsock_publish_local(const char *room, const wsock_conn *except, int is_text,
+                        const void *data, apr_size_t len)
 {
     apr_os_thread_t self = apr_os_thread_current();
     wsock_conn *own = NULL;
