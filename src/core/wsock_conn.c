@@ -54,6 +54,7 @@ wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set)
     if (apr_thread_mutex_create(&wc->mutex, APR_THREAD_MUTEX_DEFAULT, c->pool) != APR_SUCCESS) {
         return NULL;
     }
+    wsock_output_queue_init(wc);
     return wc;
 }
 

@@ -32,12 +32,15 @@ typedef enum {
     WSOCK_STATE_DONE      /* nothing more to do: the driver ends */
 } wsock_state;
 
-/* A message queued by another thread: one or more serialized frames. */
-typedef struct wsock_outmsg {
-    struct wsock_outmsg *next;
+/* One message serialized as frames, shared by every connection it is
+ * queued to (a room's broadcast is serialized once): freed by the last
+ * wsock_frames_release(). */
+typedef struct wsock_frames {
+    apr_uint32_t refs;
+    apr_size_t frag;               /* the WSockFragmentSize it was cut for */
     apr_size_t len;
     uint8_t bytes[];
-} wsock_outmsg;
+} wsock_frames;
 
 /* A growable byte buffer that is reused, not freed, between uses. */
 typedef struct {
@@ -86,8 +89,11 @@ struct wsock_conn {
 
     /* shared with other threads, under mutex */
     apr_thread_mutex_t *mutex;
-    wsock_outmsg *q_head, *q_tail;
+    wsock_frames **q;              /* queued messages, oldest first */
+    apr_size_t q_cap;              /* grows to the burst, kept for the next */
     apr_size_t q_msgs, q_bytes;
+    wsock_frames **q_spare;        /* the owner's: swapped with q to flush */
+    apr_size_t q_spare_cap;
     apr_size_t q_dropped;          /* messages refused because the queue was full */
     apr_size_t q_discarded;        /* queued messages thrown away on a slow close */
     int q_drop_logged;             /* "dropping" was logged (once per connection) */

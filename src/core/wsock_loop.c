@@ -218,7 +218,7 @@ int wsock_loop_must_queue(wsock_conn *wc)
         return 1;
     }
     apr_thread_mutex_lock(wc->mutex);
-    queued = (wc->q_head != NULL);
+    queued = (wc->q_msgs != 0);
     apr_thread_mutex_unlock(wc->mutex);
     return queued;
 }
@@ -375,6 +375,7 @@ static void trim_memory(wsock_conn *wc)
     apr_memnode_t *node;
 
     wc->trimmed_rx = wc->last_rx;
+    wsock_output_trim(wc);          /* the queue's arrays, if empty */
     apr_allocator_max_free_set(a, 1);
     node = apr_allocator_alloc(a, APR_BUCKET_BUFF_SIZE);
     if (node) {
