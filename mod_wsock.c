@@ -53,6 +53,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     d->queue_msgs = WSOCK_UNSET;
     d->queue_bytes = WSOCK_UNSET;
     d->queue_policy = WSOCK_UNSET;
+    d->log_at_upgrade = WSOCK_UNSET;
     return d;
 }
 
@@ -78,6 +79,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     WSOCK_MERGE(queue_msgs);
     WSOCK_MERGE(queue_bytes);
     WSOCK_MERGE(queue_policy);
+    WSOCK_MERGE(log_at_upgrade);
 #undef WSOCK_MERGE
     return d;
 }
@@ -95,6 +97,7 @@ void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d)
     s->queue_max_msgs = (apr_size_t)WSOCK_OR(d->queue_msgs, WSOCK_DEFAULT_QUEUE_MSGS);
     s->queue_max_bytes = (apr_size_t)WSOCK_OR(d->queue_bytes, WSOCK_DEFAULT_QUEUE_BYTES);
     s->queue_policy = WSOCK_OR(d->queue_policy, WSOCK_DEFAULT_QUEUE_POLICY);
+    s->log_at_upgrade = WSOCK_OR(d->log_at_upgrade, WSOCK_DEFAULT_LOG_AT_UPGRADE);
 #undef WSOCK_OR
 }
 
@@ -214,6 +217,22 @@ static const char *parse_bytes(cmd_parms *cmd, const char *arg, apr_off_t min,
 static const char *set_max_message(cmd_parms *cmd, void *conf, const char *arg)
 {
     return parse_bytes(cmd, arg, 1, &((wsock_dir_conf *)conf)->max_message);
+}
+
+static const char *set_access_log(cmd_parms *cmd, void *conf, const char *arg)
+{
+    wsock_dir_conf *d = conf;
+
+    if (strcasecmp(arg, "end") == 0) {
+        d->log_at_upgrade = 0;
+    }
+    else if (strcasecmp(arg, "upgrade") == 0) {
+        d->log_at_upgrade = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "WSockAccessLog: '%s' is not end or upgrade", arg);
+    }
+    return NULL;
 }
 
 static const char *set_fragment_size(cmd_parms *cmd, void *conf, const char *arg)
@@ -378,6 +397,9 @@ static const command_rec wsock_cmds[] = {
                   "Seconds of peer silence before the server closes; 0 = off; default 60"),
     AP_INIT_TAKE1("WSockCloseTimeout", set_close_timeout, NULL, WSOCK_CTX,
                   "Seconds to wait for the client's close reply; default 5"),
+    AP_INIT_TAKE1("WSockAccessLog", set_access_log, NULL, WSOCK_CTX,
+                  "When the access log line of a WebSocket is written: end (when it "
+                  "closes, default) or upgrade (at the 101: 8 KiB less per connection)"),
     AP_INIT_TAKE1("WSockFragmentSize", set_fragment_size, NULL, WSOCK_CTX,
                   "Send messages larger than this as several frames; 0 = never; default 0"),
     AP_INIT_TAKE23("WSockSendQueue", set_send_queue, NULL, WSOCK_CTX,

@@ -19,6 +19,7 @@
 #define WSOCK_DEFAULT_QUEUE_MSGS    1024
 #define WSOCK_DEFAULT_QUEUE_BYTES   (16 * 1024 * 1024)
 #define WSOCK_DEFAULT_QUEUE_POLICY  WSOCK_QUEUE_CLOSE
+#define WSOCK_DEFAULT_LOG_AT_UPGRADE 0
 
 /* What WSockSendQueue does with a connection whose outbound queue is full. */
 #define WSOCK_QUEUE_DROP  0         /* the message misses that connection */
@@ -43,6 +44,7 @@ typedef struct {
     apr_off_t queue_msgs;              /* WSockSendQueue, each WSOCK_UNSET */
     apr_off_t queue_bytes;
     int queue_policy;
+    int log_at_upgrade;                /* WSockAccessLog upgrade: 1, end: 0 */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */
@@ -57,6 +59,7 @@ typedef struct {
     apr_size_t queue_max_msgs;
     apr_size_t queue_max_bytes;
     int queue_policy;                  /* WSOCK_QUEUE_DROP or _CLOSE */
+    int log_at_upgrade;                /* end the request at the 101 (loop threads) */
 } wsock_settings;
 
 void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d);

@@ -60,6 +60,11 @@ APLOG_USE_MODULE(wsock);
  * socket buffer its allocator keeps (see trim_memory). */
 #define LOOP_IDLE_TRIM (apr_time_from_sec(2))
 
+/* Free blocks an allocator may hold: the socket buffer (12 KB: 8000 bytes
+ * and the block's header, rounded up to 4 KB), and the request pool's (8 KB)
+ * once the request ended at the upgrade (WSockAccessLog upgrade). */
+#define LOOP_TRIM_NODES 2
+
 enum { PHASE_HANDED = 0, PHASE_RUN, PHASE_DRAIN, PHASE_LINGER, PHASE_DEAD };
 
 typedef struct wsock_loop {
@@ -322,8 +327,10 @@ static void end_request(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     if (wsock_netout_pending(wc->netout)) {
         c->aborted = 1;             /* the client took too long to read */
     }
-    ap_process_request_after_handler(wc->r);   /* logged; r is gone */
-    wc->r = NULL;
+    if (wc->r) {
+        ap_process_request_after_handler(wc->r);   /* logged; r is gone */
+        wc->r = NULL;
+    }
     if (c->cs) {
         c->cs->state = CONN_STATE_SUSPENDED;
     }
@@ -372,14 +379,21 @@ static void begin_end(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 static void trim_memory(wsock_conn *wc)
 {
     apr_allocator_t *a = apr_pool_allocator_get(wc->c->pool);
-    apr_memnode_t *node;
+    apr_memnode_t *nodes[LOOP_TRIM_NODES];
+    int n;
 
     wc->trimmed_rx = wc->last_rx;
     wsock_output_trim(wc);          /* the queue's arrays, if empty */
     apr_allocator_max_free_set(a, 1);
-    node = apr_allocator_alloc(a, APR_BUCKET_BUFF_SIZE);
-    if (node) {
-        apr_allocator_free(a, node);
+    for (n = 0; n < LOOP_TRIM_NODES; n++) {
+        /* The smallest size: the allocator hands out the smallest free
+         * block that fits, so each call takes one of those it keeps. */
+        if ((nodes[n] = apr_allocator_alloc(a, 1)) == NULL) {
+            break;
+        }
+    }
+    while (n > 0) {
+        apr_allocator_free(a, nodes[--n]);
     }
     apr_allocator_max_free_set(a, APR_ALLOCATOR_MAX_FREE_UNLIMITED);
 }
@@ -486,9 +500,19 @@ static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     wc->shared_rbuf = &L->rbuf;
     wsock_buf_release(&wc->rbuf);
     serve(L, wc, now);
-    if (wc->phase == PHASE_RUN) {
-        trim_memory(wc);            /* the handshake's buffer */
+    if (wc->phase != PHASE_RUN) {
+        return;                     /* ending already (not freed: settle_at) */
     }
+    if (wc->set.log_at_upgrade && wc->r) {
+        /* The access log line now, and the request's pool with it: the
+         * handler's facts were copied into the connection's pool. */
+        ap_process_request_after_handler(wc->r);
+        wc->r = NULL;
+        if (wc->c->cs) {
+            wc->c->cs->state = CONN_STATE_SUSPENDED;
+        }
+    }
+    trim_memory(wc);                /* the handshake's buffers */
 }
 
 /* Serves a list of connections linked through ready_next. */
