@@ -25,6 +25,7 @@
 #include "wsock_codec.h"
 #include "wsock_config.h"
 #include "wsock_log.h"
+#include "wsock_ratelimit.h"
 
 typedef enum {
     WSOCK_STATE_OPEN = 0, /* messages flow both ways */
@@ -82,6 +83,11 @@ struct wsock_conn {
     apr_time_t last_rx;            /* last time the peer sent anything */
     apr_time_t last_ping;
     apr_time_t close_deadline;     /* when CLOSING gives up on the peer */
+
+    /* abuse limits (WSockRateLimit, WSockFrameTimeout; docs/limits.md) */
+    wsock_bucket rl_msgs, rl_bytes;
+    apr_time_t partial_since;      /* first byte of an unfinished frame or
+                                    * fragmented message; 0 = none */
 
     /* output written by the owner */
     apr_bucket_brigade *bb_out;
