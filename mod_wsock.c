@@ -32,6 +32,7 @@
 #include "wsock_loop.h"
 #include "wsock_netout.h"
 #include "wsock_rooms.h"
+#include "wsock_security.h"
 #include "wsock_log.h"
 
 module AP_MODULE_DECLARE_DATA wsock_module;
@@ -77,6 +78,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     WSOCK_MERGE(queue_msgs);
     WSOCK_MERGE(queue_bytes);
     WSOCK_MERGE(queue_policy);
+    /* handshake security (src/security) */
+    d->origins = add->origins ? add->origins : base->origins;
 #undef WSOCK_MERGE
     return d;
 }
@@ -350,6 +353,10 @@ static const command_rec wsock_cmds[] = {
                   "auto (loop threads under the event MPM) or blocking; default auto"),
     AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
                   "Loop threads per child for the asynchronous driver; default one per CPU"),
+    /* handshake security (src/security, docs/security.md) */
+    AP_INIT_ITERATE("WSockAllowedOrigins", wsock_cmd_allowed_origins, NULL, WSOCK_CTX,
+                    "Origins that may open a WebSocket here: same-origin (default), "
+                    "scheme://host[:port], scheme://*.domain[:port], or any"),
     { NULL }
 };
 
@@ -378,7 +385,7 @@ static int wsock_upgrade_handler(request_rec *r)
     char accept[WSOCK_ACCEPT_SIZE];
     const char *key;
     wsock_conn *wc;
-    int open_rc;
+    int open_rc, rc;
 
     if (d->handler == NULL || r->main) {
         return DECLINED;
@@ -395,6 +402,9 @@ static int wsock_upgrade_handler(request_rec *r)
                           d->require_protocol == 1, &res);
     if (res.status) {
         return refuse_handshake(r, &res);
+    }
+    if ((rc = wsock_security_admit(r, d)) != OK) {
+        return rc;
     }
 
     wsock_settings_from_conf(&set, d);

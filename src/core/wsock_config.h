@@ -43,6 +43,8 @@ typedef struct {
     apr_off_t queue_msgs;              /* WSockSendQueue, each WSOCK_UNSET */
     apr_off_t queue_bytes;
     int queue_policy;
+    /* handshake security (src/security) */
+    struct wsock_origin_policy *origins; /* WSockAllowedOrigins, NULL = unset */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */

@@ -1,0 +1,43 @@
+/*
+ * wsock_security.c — the checks a WebSocket handshake passes before the
+ * 101, in the order of what they cost: the Origin (403).
+ */
+#include <string.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <apr_strings.h>
+
+#include "wsock_log.h"
+#include "wsock_origin.h"
+#include "wsock_security.h"
+
+APLOG_USE_MODULE(wsock);
+
+const char *wsock_cmd_allowed_origins(cmd_parms *cmd, void *conf, const char *word)
+{
+    return wsock_origin_policy_add(cmd->pool, &((wsock_dir_conf *)conf)->origins, word);
+}
+
+static int check_origin(request_rec *r, const wsock_dir_conf *d)
+{
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    int https = strcmp(ap_http_scheme(r), "https") == 0;
+
+    if (wsock_origin_allowed(d->origins, origin, apr_table_get(r->headers_in, "Host"),
+                             https)) {
+        return OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  WSOCKNO(0701) "WebSocket handshake for %s refused with 403: origin "
+                  "'%.200s' is not allowed here (WSockAllowedOrigins)", r->uri,
+                  ap_escape_logitem(r->pool, origin));
+    return HTTP_FORBIDDEN;
+}
+
+int wsock_security_admit(request_rec *r, const wsock_dir_conf *d)
+{
+    return check_origin(r, d);
+}
