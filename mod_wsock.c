@@ -33,6 +33,7 @@
 #include "wsock_netout.h"
 #include "wsock_rooms.h"
 #include "wsock_security.h"
+#include "wsock_token.h"
 #include "wsock_log.h"
 
 module AP_MODULE_DECLARE_DATA wsock_module;
@@ -80,6 +81,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     WSOCK_MERGE(queue_policy);
     /* handshake security (src/security) */
     d->origins = add->origins ? add->origins : base->origins;
+    d->token = wsock_token_conf_merge(p, base->token, add->token);
 #undef WSOCK_MERGE
     return d;
 }
@@ -357,6 +359,14 @@ static const command_rec wsock_cmds[] = {
     AP_INIT_ITERATE("WSockAllowedOrigins", wsock_cmd_allowed_origins, NULL, WSOCK_CTX,
                     "Origins that may open a WebSocket here: same-origin (default), "
                     "scheme://host[:port], scheme://*.domain[:port], or any"),
+    AP_INIT_TAKE1("WSockTokenAuth", wsock_cmd_token_auth, NULL, WSOCK_CTX,
+                  "File with the HS256 secret that signs the tokens required here, or off"),
+    AP_INIT_TAKE12("WSockTokenSource", wsock_cmd_token_source, NULL, WSOCK_CTX,
+                   "Where the token is: protocol (default), query [name] or cookie [name]"),
+    AP_INIT_TAKE1("WSockTokenAudience", wsock_cmd_token_audience, NULL, WSOCK_CTX,
+                  "The aud a token must hold to be accepted here"),
+    AP_INIT_TAKE1("WSockTokenLeeway", wsock_cmd_token_leeway, NULL, WSOCK_CTX,
+                  "Seconds of clock skew allowed on exp and nbf; default 30"),
     { NULL }
 };
 
@@ -381,6 +391,7 @@ static int wsock_upgrade_handler(request_rec *r)
     conn_rec *c = r->connection;
     wsock_handshake_req req;
     wsock_handshake_result res;
+    wsock_admission adm;
     wsock_settings set;
     char accept[WSOCK_ACCEPT_SIZE];
     const char *key;
@@ -403,7 +414,7 @@ static int wsock_upgrade_handler(request_rec *r)
     if (res.status) {
         return refuse_handshake(r, &res);
     }
-    if ((rc = wsock_security_admit(r, d)) != OK) {
+    if ((rc = wsock_security_admit(r, d, &res.protocol, &adm)) != OK) {
         return rc;
     }
 
@@ -412,14 +423,17 @@ static int wsock_upgrade_handler(request_rec *r)
     if (wc == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       WSOCKNO(0302) "cannot set up the WebSocket connection");
+        wsock_security_refused(&adm);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     wsock_facts_capture(wc, r, res.protocol, d->handler_cfg, d->location);
+    wsock_security_attach(wc, &adm);
 
     /* The handler may still refuse with an HTTP status: no upgrade then.
      * (A close code means: upgrade, then close at once; already started.) */
     open_rc = wsock_conn_open(wc);
     if (WSOCK_IS_HTTP_STATUS(open_rc)) {
+        wsock_security_refused(&adm);
         return open_rc;
     }
 

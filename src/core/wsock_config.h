@@ -45,6 +45,7 @@ typedef struct {
     int queue_policy;
     /* handshake security (src/security) */
     struct wsock_origin_policy *origins; /* WSockAllowedOrigins, NULL = unset */
+    struct wsock_token_conf *token;      /* WSockToken*, NULL = unset */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */

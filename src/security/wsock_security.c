@@ -1,6 +1,6 @@
 /*
  * wsock_security.c — the checks a WebSocket handshake passes before the
- * 101, in the order of what they cost: the Origin (403).
+ * 101, cheapest first: the Origin (403), then the token (401).
  */
 #include <string.h>
 
@@ -13,6 +13,7 @@
 #include "wsock_log.h"
 #include "wsock_origin.h"
 #include "wsock_security.h"
+#include "wsock_token.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -37,7 +38,24 @@ static int check_origin(request_rec *r, const wsock_dir_conf *d)
     return HTTP_FORBIDDEN;
 }
 
-int wsock_security_admit(request_rec *r, const wsock_dir_conf *d)
+int wsock_security_admit(request_rec *r, const wsock_dir_conf *d, const char **protocol,
+                         wsock_admission *adm)
 {
-    return check_origin(r, d);
+    int rc;
+
+    adm->claims = NULL;
+    if ((rc = check_origin(r, d)) != OK) {
+        return rc;
+    }
+    return wsock_token_check(r, d->token, protocol, &adm->claims);
+}
+
+void wsock_security_attach(wsock_conn *wc, const wsock_admission *adm)
+{
+    wsock_token_attach(wc, adm->claims);
+}
+
+void wsock_security_refused(wsock_admission *adm)
+{
+    adm->claims = NULL;
 }

@@ -1,10 +1,10 @@
 /*
  * wsock_security.h — what a WebSocket handshake must pass before the 101,
  * after the RFC 6455 rules (src/handshake) and Apache's own authn/authz:
- * the Origin check (WSockAllowedOrigins).
+ * the Origin (WSockAllowedOrigins) and a signed token (WSockTokenAuth).
  *
  * mod_wsock.c calls wsock_security_admit() from the upgrade handler; the
- * directives' setters live here so that the glue only lists them.
+ * directives' setters live in the files of each check.
  */
 #ifndef WSOCK_SECURITY_H
 #define WSOCK_SECURITY_H
@@ -18,8 +18,22 @@
 extern "C" {
 #endif
 
-/* OK, or the HTTP status that refuses the handshake (logged). */
-int wsock_security_admit(request_rec *r, const wsock_dir_conf *d);
+/* What the checks found, for the connection once it exists. */
+typedef struct {
+    apr_table_t *claims;        /* the verified token's claims, or NULL */
+} wsock_admission;
+
+/* OK, or the HTTP status that refuses the handshake (logged).  *protocol
+ * is the subprotocol chosen so far (may be set: see wsock_token_check). */
+int wsock_security_admit(request_rec *r, const wsock_dir_conf *d, const char **protocol,
+                         wsock_admission *adm);
+
+/* The connection was created: hands it what the checks found. */
+void wsock_security_attach(wsock_conn *wc, const wsock_admission *adm);
+
+/* Admitted, but refused later (the handler's on_open, an error): undoes
+ * what admission holds. */
+void wsock_security_refused(wsock_admission *adm);
 
 /* WSockAllowedOrigins word... */
 const char *wsock_cmd_allowed_origins(cmd_parms *cmd, void *conf, const char *word);

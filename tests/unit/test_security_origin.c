@@ -11,22 +11,8 @@
 
 #include "wsock_origin.h"
 
+#include "test_security_pool.h"
 #include "test_util.h"
-
-static apr_pool_t *pool;
-
-static void pool_setup(void)
-{
-    ck_assert_int_eq(apr_initialize(), APR_SUCCESS);
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-}
-
-static void pool_teardown(void)
-{
-    apr_pool_destroy(pool);
-    pool = NULL;
-    apr_terminate();
-}
 
 /* A policy from a NULL-terminated list of words; NULL list: the default. */
 static wsock_origin_policy *policy_of(const char *const *words)
