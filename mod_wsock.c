@@ -34,6 +34,7 @@
 #include "wsock_rooms.h"
 #include "wsock_security.h"
 #include "wsock_token.h"
+#include "wsock_ipcap.h"
 #include "wsock_log.h"
 
 module AP_MODULE_DECLARE_DATA wsock_module;
@@ -54,6 +55,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     d->queue_msgs = WSOCK_UNSET;
     d->queue_bytes = WSOCK_UNSET;
     d->queue_policy = WSOCK_UNSET;
+    d->max_conns_per_ip = WSOCK_UNSET;      /* handshake security */
     return d;
 }
 
@@ -82,6 +84,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     /* handshake security (src/security) */
     d->origins = add->origins ? add->origins : base->origins;
     d->token = wsock_token_conf_merge(p, base->token, add->token);
+    WSOCK_MERGE(max_conns_per_ip);
 #undef WSOCK_MERGE
     return d;
 }
@@ -367,6 +370,9 @@ static const command_rec wsock_cmds[] = {
                   "The aud a token must hold to be accepted here"),
     AP_INIT_TAKE1("WSockTokenLeeway", wsock_cmd_token_leeway, NULL, WSOCK_CTX,
                   "Seconds of clock skew allowed on exp and nbf; default 30"),
+    AP_INIT_TAKE1("WSockMaxConnectionsPerIP", wsock_cmd_max_conns_per_ip, NULL, WSOCK_CTX,
+                  "Most WebSockets one client address may hold open (429 beyond); "
+                  "0 = no limit (default)"),
     { NULL }
 };
 
@@ -521,6 +527,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(wsock_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_suspend_connection(wsock_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
     wsock_netout_register();
+    wsock_security_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);

@@ -46,6 +46,7 @@ typedef struct {
     /* handshake security (src/security) */
     struct wsock_origin_policy *origins; /* WSockAllowedOrigins, NULL = unset */
     struct wsock_token_conf *token;      /* WSockToken*, NULL = unset */
+    int max_conns_per_ip;                /* 0 = no limit, WSOCK_UNSET */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */

@@ -1,6 +1,8 @@
 /*
  * wsock_security.c — the checks a WebSocket handshake passes before the
- * 101, cheapest first: the Origin (403), then the token (401).
+ * 101, cheapest first: the Origin (403), the token (401), then the
+ * client's count of open WebSockets (429), which holds a slot once
+ * admitted.
  */
 #include <string.h>
 
@@ -14,6 +16,7 @@
 #include "wsock_origin.h"
 #include "wsock_security.h"
 #include "wsock_token.h"
+#include "wsock_ipcap.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -44,10 +47,13 @@ int wsock_security_admit(request_rec *r, const wsock_dir_conf *d, const char **p
     int rc;
 
     adm->claims = NULL;
-    if ((rc = check_origin(r, d)) != OK) {
+    adm->ip_hold = NULL;
+    if ((rc = check_origin(r, d)) != OK
+        || (rc = wsock_token_check(r, d->token, protocol, &adm->claims)) != OK) {
         return rc;
     }
-    return wsock_token_check(r, d->token, protocol, &adm->claims);
+    return wsock_ipcap_acquire(r, d->max_conns_per_ip == WSOCK_UNSET ? 0 : d->max_conns_per_ip,
+                               &adm->ip_hold);
 }
 
 void wsock_security_attach(wsock_conn *wc, const wsock_admission *adm)
@@ -57,5 +63,12 @@ void wsock_security_attach(wsock_conn *wc, const wsock_admission *adm)
 
 void wsock_security_refused(wsock_admission *adm)
 {
+    wsock_ipcap_release(adm->ip_hold);
+    adm->ip_hold = NULL;
     adm->claims = NULL;
+}
+
+void wsock_security_register_hooks(void)
+{
+    wsock_ipcap_register_hooks();
 }

@@ -1,7 +1,8 @@
 /*
  * wsock_security.h — what a WebSocket handshake must pass before the 101,
  * after the RFC 6455 rules (src/handshake) and Apache's own authn/authz:
- * the Origin (WSockAllowedOrigins) and a signed token (WSockTokenAuth).
+ * the Origin (WSockAllowedOrigins), a signed token (WSockTokenAuth) and
+ * the client's number of open WebSockets (WSockMaxConnectionsPerIP).
  *
  * mod_wsock.c calls wsock_security_admit() from the upgrade handler; the
  * directives' setters live in the files of each check.
@@ -21,6 +22,7 @@ extern "C" {
 /* What the checks found, for the connection once it exists. */
 typedef struct {
     apr_table_t *claims;        /* the verified token's claims, or NULL */
+    struct wsock_ipcap_hold *ip_hold;   /* counted for WSockMaxConnectionsPerIP */
 } wsock_admission;
 
 /* OK, or the HTTP status that refuses the handshake (logged).  *protocol
@@ -34,6 +36,9 @@ void wsock_security_attach(wsock_conn *wc, const wsock_admission *adm);
 /* Admitted, but refused later (the handler's on_open, an error): undoes
  * what admission holds. */
 void wsock_security_refused(wsock_admission *adm);
+
+/* The hooks of the checks that need them (the per-IP table). */
+void wsock_security_register_hooks(void);
 
 /* WSockAllowedOrigins word... */
 const char *wsock_cmd_allowed_origins(cmd_parms *cmd, void *conf, const char *word);
