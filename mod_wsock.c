@@ -23,6 +23,7 @@
 #include <apr_strings.h>
 
 #include "wsock.h"
+#include "wsock_bus.h"
 #include "wsock_config.h"
 #include "wsock_conn.h"
 #include "wsock_driver.h"
@@ -282,12 +283,14 @@ static const char *set_close_timeout(cmd_parms *cmd, void *conf, const char *arg
  * (event), the blocking driver elsewhere; blocking = always the latter. */
 static int driver_blocking_only;
 static int loop_threads;            /* WSockLoopThreads; 0 = one per CPU */
+static apr_size_t bus_size;         /* WSockBusSize */
 
 static int wsock_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)pconf; (void)plog; (void)ptemp;
     driver_blocking_only = 0;       /* a restart rereads the directives */
     loop_threads = 0;
+    bus_size = WSOCK_BUS_DEFAULT_SIZE;
     return OK;
 }
 
@@ -330,6 +333,40 @@ static const char *set_loop_threads(cmd_parms *cmd, void *conf, const char *arg)
     return NULL;
 }
 
+static const char *set_bus_size(cmd_parms *cmd, void *conf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_off_t n;
+
+    (void)conf;
+    if (err == NULL) {
+        err = parse_bytes(cmd, arg, 1, &n);
+    }
+    if (err == NULL && (n < WSOCK_BUS_MIN_SIZE || n > WSOCK_BUS_MAX_SIZE)) {
+        err = apr_psprintf(cmd->pool, "WSockBusSize: '%s' is not from 64K to 1G", arg);
+    }
+    if (err == NULL) {
+        bus_size = (apr_size_t)n;
+    }
+    return err;
+}
+
+/* The parent: the room bus, once (it lives across graceful restarts). */
+static int wsock_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s)
+{
+    (void)pconf; (void)plog; (void)ptemp;
+    wsock_bus_post_config(s, bus_size);     /* failure is logged; rooms stay per child */
+    return OK;
+}
+
+static int wsock_monitor(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    wsock_bus_monitor(s);
+    return DECLINED;                /* let other modules' monitors run too */
+}
+
 #define WSOCK_CTX (RSRC_CONF | ACCESS_CONF)
 
 static const command_rec wsock_cmds[] = {
@@ -356,6 +393,9 @@ static const command_rec wsock_cmds[] = {
                    "full queue does (drop or close); default 1024 16M close"),
     AP_INIT_TAKE1("WSockDriver", set_driver, NULL, RSRC_CONF,
                   "auto (loop threads under the event MPM) or blocking; default auto"),
+    AP_INIT_TAKE1("WSockBusSize", set_bus_size, NULL, RSRC_CONF,
+                  "Bytes of shared memory for messages between child processes "
+                  "(server config; default 8M)"),
     AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
                   "Loop threads per child for the asynchronous driver; default one per CPU"),
     /* handshake security (src/security, docs/security.md) */
@@ -500,6 +540,9 @@ static void wsock_child_init(apr_pool_t *pchild, server_rec *s)
         rv = wsock_rooms_child_init(pchild);
     }
     wsock_handlers_child_init(pchild, s);
+    if (rv == APR_SUCCESS) {
+        wsock_bus_child_init(pchild, s);
+    }
     if (rv == APR_SUCCESS && !driver_blocking_only) {
         wsock_loops_start(pchild, s, loop_threads);
     }
@@ -525,6 +568,8 @@ static void wsock_register_hooks(apr_pool_t *p)
     ap_hook_child_init(wsock_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(wsock_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(wsock_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(wsock_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(wsock_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_suspend_connection(wsock_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
     wsock_netout_register();
     wsock_security_register_hooks();

@@ -165,8 +165,10 @@ def test_blocking_driver_can_be_chosen(apache_factory):
 
 @pytest.mark.parametrize("line", ["WSockDriver sometimes", "WSockLoopThreads 0",
                                   "WSockLoopThreads lots",
-                                  "<Location /x>\nWSockDriver auto\n</Location>"])
-def test_bad_driver_directives_fail_configtest(apache_factory, line):
+                                  "<Location /x>\nWSockDriver auto\n</Location>",
+                                  "WSockBusSize 1K", "WSockBusSize 2G", "WSockBusSize lots",
+                                  "<Location /x>\nWSockBusSize 1M\n</Location>"])
+def test_bad_server_directives_fail_configtest(apache_factory, line):
     inst = apache_factory("event", COMMON_CONF + line + "\n", start=False)
     rc, out = inst.configtest()
     assert rc != 0
