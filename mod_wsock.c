@@ -34,6 +34,9 @@
 #include "wsock_netout.h"
 #include "wsock_ratelimit.h"
 #include "wsock_rooms.h"
+#include "wsock_security.h"
+#include "wsock_token.h"
+#include "wsock_ipcap.h"
 #include "wsock_log.h"
 
 module AP_MODULE_DECLARE_DATA wsock_module;
@@ -59,6 +62,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     d->msg_rate = d->msg_burst = WSOCK_UNSET;
     d->byte_rate = d->byte_burst = WSOCK_UNSET;
     d->frame_timeout = WSOCK_UNSET;
+    d->max_conns_per_ip = WSOCK_UNSET;      /* handshake security */
     return d;
 }
 
@@ -91,6 +95,10 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     WSOCK_MERGE(msg_rate);
     WSOCK_MERGE(byte_rate);
     WSOCK_MERGE(frame_timeout);
+    /* handshake security (src/security) */
+    d->origins = add->origins ? add->origins : base->origins;
+    d->token = wsock_token_conf_merge(p, base->token, add->token);
+    WSOCK_MERGE(max_conns_per_ip);
 #undef WSOCK_MERGE
     return d;
 }
@@ -533,6 +541,21 @@ static const command_rec wsock_cmds[] = {
                   "(server config; default 8M)"),
     AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
                   "Loop threads per child for the asynchronous driver; default one per CPU"),
+    /* handshake security (src/security, docs/security.md) */
+    AP_INIT_ITERATE("WSockAllowedOrigins", wsock_cmd_allowed_origins, NULL, WSOCK_CTX,
+                    "Origins that may open a WebSocket here: same-origin (default), "
+                    "scheme://host[:port], scheme://*.domain[:port], or any"),
+    AP_INIT_TAKE1("WSockTokenAuth", wsock_cmd_token_auth, NULL, WSOCK_CTX,
+                  "File with the HS256 secret that signs the tokens required here, or off"),
+    AP_INIT_TAKE12("WSockTokenSource", wsock_cmd_token_source, NULL, WSOCK_CTX,
+                   "Where the token is: protocol (default), query [name] or cookie [name]"),
+    AP_INIT_TAKE1("WSockTokenAudience", wsock_cmd_token_audience, NULL, WSOCK_CTX,
+                  "The aud a token must hold to be accepted here"),
+    AP_INIT_TAKE1("WSockTokenLeeway", wsock_cmd_token_leeway, NULL, WSOCK_CTX,
+                  "Seconds of clock skew allowed on exp and nbf; default 30"),
+    AP_INIT_TAKE1("WSockMaxConnectionsPerIP", wsock_cmd_max_conns_per_ip, NULL, WSOCK_CTX,
+                  "Most WebSockets one client address may hold open (429 beyond); "
+                  "0 = no limit (default)"),
     { NULL }
 };
 
@@ -557,11 +580,12 @@ static int wsock_upgrade_handler(request_rec *r)
     conn_rec *c = r->connection;
     wsock_handshake_req req;
     wsock_handshake_result res;
+    wsock_admission adm;
     wsock_settings set;
     char accept[WSOCK_ACCEPT_SIZE];
     const char *key;
     wsock_conn *wc;
-    int open_rc;
+    int open_rc, rc;
 
     if (d->handler == NULL || r->main) {
         return DECLINED;
@@ -579,20 +603,26 @@ static int wsock_upgrade_handler(request_rec *r)
     if (res.status) {
         return refuse_handshake(r, &res);
     }
+    if ((rc = wsock_security_admit(r, d, &res.protocol, &adm)) != OK) {
+        return rc;
+    }
 
     wsock_settings_from_conf(&set, d);
     wc = wsock_conn_create(r, &set);
     if (wc == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       WSOCKNO(0302) "cannot set up the WebSocket connection");
+        wsock_security_refused(&adm);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     wsock_facts_capture(wc, r, res.protocol, d->handler_cfg, d->location);
+    wsock_security_attach(wc, &adm);
 
     /* The handler may still refuse with an HTTP status: no upgrade then.
      * (A close code means: upgrade, then close at once; already started.) */
     open_rc = wsock_conn_open(wc);
     if (WSOCK_IS_HTTP_STATUS(open_rc)) {
+        wsock_security_refused(&adm);
         return open_rc;
     }
 
@@ -685,6 +715,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     ap_hook_monitor(wsock_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_suspend_connection(wsock_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
     wsock_netout_register();
+    wsock_security_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);

@@ -53,6 +53,10 @@ typedef struct {
     apr_off_t msg_rate, msg_burst;
     apr_off_t byte_rate, byte_burst;
     apr_interval_time_t frame_timeout; /* 0 = off */
+    /* handshake security (src/security) */
+    struct wsock_origin_policy *origins; /* WSockAllowedOrigins, NULL = unset */
+    struct wsock_token_conf *token;      /* WSockToken*, NULL = unset */
+    int max_conns_per_ip;                /* 0 = no limit, WSOCK_UNSET */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */
