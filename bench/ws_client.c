@@ -91,6 +91,13 @@ uint32_t wsc_rng_next(uint64_t *state)
     return (uint32_t)((z ^ (z >> 31)) >> 32);
 }
 
+void wsc_add_counts(uint64_t *into, const uint64_t *from, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        into[i] += from[i];
+    }
+}
+
 double wsc_cpu_seconds(void)
 {
     struct rusage ru;
@@ -99,7 +106,7 @@ double wsc_cpu_seconds(void)
            + ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
-int wsc_parse_url(const char *url, wsc_target *t)
+void wsc_parse_url(const char *url, wsc_target *t)
 {
     char host[256];
     const char *p, *slash, *colon;
@@ -109,7 +116,7 @@ int wsc_parse_url(const char *url, wsc_target *t)
     memset(t, 0, sizeof *t);
     if (strncmp(url, "ws://", 5) != 0) {
         fprintf(stderr, "%s: only ws:// URLs are supported\n", g_prog);
-        return -1;
+        exit(2);
     }
     p = url + 5;
     slash = strchr(p, '/');
@@ -121,7 +128,7 @@ int wsc_parse_url(const char *url, wsc_target *t)
     if (hl == 0 || hl >= sizeof host || strlen(slash) >= sizeof t->path
         || strlen(url) >= sizeof t->url) {
         fprintf(stderr, "%s: bad URL %s\n", g_prog, url);
-        return -1;
+        exit(2);
     }
     memcpy(host, p, hl);
     host[hl] = '\0';
@@ -130,7 +137,7 @@ int wsc_parse_url(const char *url, wsc_target *t)
         size_t pl = (size_t)(slash - colon - 1);
         if (pl == 0 || pl >= sizeof pbuf) {
             fprintf(stderr, "%s: bad port in %s\n", g_prog, url);
-            return -1;
+            exit(2);
         }
         memcpy(pbuf, colon + 1, pl);
         pbuf[pl] = '\0';
@@ -147,9 +154,8 @@ int wsc_parse_url(const char *url, wsc_target *t)
     if (inet_pton(AF_INET, host, &t->addr.sin_addr) != 1
         || (ntohl(t->addr.sin_addr.s_addr) >> 24) != 127) {
         fprintf(stderr, "%s: host must be a loopback address (127.x.x.x)\n", g_prog);
-        return -1;
+        exit(2);
     }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -406,7 +412,7 @@ static const wsock_parser_sink sink = { on_data, on_control };
 
 /* ---- handshake ---- */
 
-static void b64_sha1_accept(const char *key, char out[32])
+void wsc_accept_for(const char *key, char out[32])
 {
     char buf[96];              /* 24-char key + 36-char GUID */
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -425,7 +431,7 @@ static void start_handshake(wsc_conn *c)
 
     RAND_bytes(raw, sizeof raw);
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
-    b64_sha1_accept(key, c->accept);
+    wsc_accept_for(key, c->accept);
     c->hs = malloc(WSC_HS_BUF);
     if (!c->hs || out_reserve(c, 1024) != 0) {
         wsc_end(c, WSC_END_CONNECT_FAILED, "out of memory");
@@ -444,11 +450,9 @@ static void start_handshake(wsc_conn *c)
     flush(c);
 }
 
-/* 1 if the response has header `name` (case-insensitive) whose trimmed value
- * equals want (case-insensitively if nocase).  headers ends with a CRLF. */
-static int header_is(const char *headers, const char *name, const char *want, int nocase)
+const char *wsc_header(const char *headers, const char *name, size_t *len)
 {
-    size_t nl = strlen(name), wl = strlen(want);
+    size_t nl = strlen(name);
     for (const char *line = strstr(headers, "\r\n"); line; line = strstr(line, "\r\n")) {
         line += 2;
         if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
@@ -459,11 +463,21 @@ static int header_is(const char *headers, const char *name, const char *want, in
             while (e > v && (e[-1] == ' ' || e[-1] == '\t')) {
                 e--;
             }
-            return (size_t)(e - v) == wl
-                   && (nocase ? strncasecmp(v, want, wl) : strncmp(v, want, wl)) == 0;
+            *len = (size_t)(e - v);
+            return v;
         }
     }
-    return 0;
+    return NULL;
+}
+
+/* 1 if the response has header `name` whose value equals want
+ * (case-insensitively if nocase). */
+static int header_is(const char *headers, const char *name, const char *want, int nocase)
+{
+    size_t len, wl = strlen(want);
+    const char *v = wsc_header(headers, name, &len);
+
+    return v && len == wl && (nocase ? strncasecmp(v, want, wl) : strncmp(v, want, wl)) == 0;
 }
 
 static void feed(wsc_conn *c, uint8_t *buf, size_t len);
@@ -620,4 +634,39 @@ void wsc_loop(int ep, uint64_t until_ns, int (*done)(void *), void (*after)(void
             after(arg);
         }
     }
+}
+
+typedef struct {
+    wsc_conn *const *conns;
+    int n;
+} conn_list;
+
+static int none_pending(void *arg)
+{
+    const conn_list *l = arg;
+    for (int i = 0; i < l->n; i++) {
+        if (l->conns[i]->state == WSC_CONNECTING || l->conns[i]->state == WSC_HANDSHAKE) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int wsc_connect_all(int ep, wsc_conn *const *conns, int n, int timeout_s)
+{
+    conn_list l = { conns, n };
+    int open = 0;
+
+    for (int i = 0; i < n; i++) {
+        wsc_connect(conns[i]);
+    }
+    wsc_loop(ep, wsc_now_ns() + (uint64_t)timeout_s * 1000000000u, none_pending, NULL, &l,
+             100);
+    for (int i = 0; i < n; i++) {
+        if (conns[i]->state == WSC_CONNECTING || conns[i]->state == WSC_HANDSHAKE) {
+            wsc_end(conns[i], WSC_END_CONNECT_FAILED, "connect/handshake timed out");
+        }
+        open += conns[i]->state == WSC_OPEN;
+    }
+    return open;
 }

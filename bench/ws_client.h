@@ -44,6 +44,10 @@ long wsc_raise_nofile(long want);
  * cryptographically strong per frame; seed *state from RAND_bytes. */
 uint32_t wsc_rng_next(uint64_t *state);
 
+/* into[i] += from[i] for n counters: the tools keep their per-thread
+ * counters in structs of uint64_t only and add them up with this. */
+void wsc_add_counts(uint64_t *into, const uint64_t *from, size_t n);
+
 /* CPU seconds (user + system) this process has used so far. */
 double wsc_cpu_seconds(void);
 
@@ -56,9 +60,19 @@ typedef struct {
     struct sockaddr_in addr;
 } wsc_target;
 
-/* ws://HOST[:PORT][/PATH] with HOST 127.x.x.x or localhost; 0 or -1 (with a
- * message on stderr). */
-int wsc_parse_url(const char *url, wsc_target *t);
+/* ws://HOST[:PORT][/PATH] with HOST 127.x.x.x or localhost; anything else:
+ * a message on stderr and exit(2) (for command-line arguments). */
+void wsc_parse_url(const char *url, wsc_target *t);
+
+/* ---- handshake pieces (also for the limit server) ---- */
+
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key (SHA-1 + base64, OpenSSL). */
+void wsc_accept_for(const char *key, char out[32]);
+
+/* The trimmed value of header `name` (case-insensitive) in headers, which
+ * start with the request or status line and whose every line ends with
+ * CRLF; NULL if absent. */
+const char *wsc_header(const char *headers, const char *name, size_t *len);
 
 /* ---- latency histogram: log-linear, 64 sub-buckets per power of two, so
  * memory is fixed and every reported value is within 1.6 % of the truth ---- */
@@ -148,5 +162,11 @@ void wsc_end(wsc_conn *c, wsc_end_reason why, const char *detail);
  * batch of events.  Waits are at most max_wait_ms long. */
 void wsc_loop(int ep, uint64_t until_ns, int (*done)(void *), void (*after)(void *),
               void *arg, int max_wait_ms);
+
+/* Connects every one of the n connections in conns (all on epoll set ep)
+ * and runs the loop until each is open or has failed, for at most
+ * timeout_s; the ones still not open then end as WSC_END_CONNECT_FAILED.
+ * Returns how many are open. */
+int wsc_connect_all(int ep, wsc_conn *const *conns, int n, int timeout_s);
 
 #endif /* WS_CLIENT_H */

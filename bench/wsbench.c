@@ -58,7 +58,7 @@ static struct {
 static uint64_t g_window_start, g_window_end;
 static pthread_barrier_t g_barrier;
 
-typedef struct {
+typedef struct {               /* uint64_t only: see wsc_add_counts */
     uint64_t completed;        /* echoes completed inside the window */
     uint64_t connect_failed;   /* connect or handshake failed */
     uint64_t mismatched;       /* wrong echo content/opcode, or protocol error */
@@ -83,6 +83,7 @@ typedef struct worker {
     pthread_t thr;
     int       ep;
     conn     *conns;
+    wsc_conn **list;           /* the same, for wsc_connect_all */
     int       nconns, live;    /* connections, and those not yet ended */
     int       sending;         /* 0 once the window has closed */
     uint64_t  rng;
@@ -196,17 +197,6 @@ static const wsc_ops ops = { on_open, on_data, on_end };
 
 /* ---- the run ---- */
 
-static int all_ready(void *arg)
-{
-    worker *w = arg;
-    for (int i = 0; i < w->nconns; i++) {
-        if (w->conns[i].ws.state == WSC_CONNECTING || w->conns[i].ws.state == WSC_HANDSHAKE) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static int none_in_flight(void *arg)
 {
     worker *w = arg;
@@ -228,16 +218,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
 
     /* 1. Connect and handshake every connection of this thread. */
-    for (int i = 0; i < w->nconns; i++) {
-        wsc_connect(&w->conns[i].ws);
-    }
-    wsc_loop(w->ep, wsc_now_ns() + SETUP_TIMEOUT * 1000000000ull, all_ready, NULL, w, 100);
-    for (int i = 0; i < w->nconns; i++) {
-        conn *c = &w->conns[i];
-        if (c->ws.state == WSC_CONNECTING || c->ws.state == WSC_HANDSHAKE) {
-            wsc_end(&c->ws, WSC_END_CONNECT_FAILED, "connect/handshake timed out");
-        }
-    }
+    wsc_connect_all(w->ep, w->list, w->nconns, SETUP_TIMEOUT);
 
     /* 2. Wait for the other threads; main sets the window meanwhile. */
     pthread_barrier_wait(&g_barrier);
@@ -303,12 +284,7 @@ int main(int argc, char **argv)
     wsc_set_prog("wsbench");
     while ((opt = getopt(argc, argv, "u:c:s:d:w:t:Th")) != -1) {
         switch (opt) {
-        case 'u':
-            if (wsc_parse_url(optarg, &cfg.target) != 0) {
-                usage();
-            }
-            have_url = 1;
-            break;
+        case 'u': wsc_parse_url(optarg, &cfg.target); have_url = 1; break;
         case 'c': cfg.conns = (int)wsc_num_arg(optarg, 1, MAX_CONNS, "-c"); break;
         case 's': cfg.size = (size_t)wsc_num_arg(optarg, 0, MAX_SIZE, "-s"); break;
         case 'd': cfg.duration = (int)wsc_num_arg(optarg, 1, MAX_SECONDS, "-d"); break;
@@ -347,7 +323,9 @@ int main(int argc, char **argv)
         w->nconns = (int)((size_t)(t + 1) * (size_t)cfg.conns / (size_t)cfg.threads
                           - (size_t)t * (size_t)cfg.conns / (size_t)cfg.threads);
         w->live = w->nconns;
-        if (w->ep < 0 || RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1) {
+        w->list = calloc((size_t)w->nconns + 1, sizeof *w->list);
+        if (!w->list || w->ep < 0
+            || RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1) {
             fprintf(stderr, "wsbench: epoll/RAND_bytes failed\n");
             return 2;
         }
@@ -364,6 +342,7 @@ int main(int argc, char **argv)
              * anything beyond that means the peer stopped reading. */
             wsc_init(&c->ws, w->ep, &cfg.target, &ops, c, &w->rng, cfg.size,
                      cfg.size + 64 * 1024);
+            w->list[i] = &c->ws;
         }
     }
 
@@ -381,12 +360,8 @@ int main(int argc, char **argv)
     for (int t = 0; t < cfg.threads; t++) {
         worker *w = &ws[t];
         pthread_join(w->thr, NULL);
-        tot.completed += w->c.completed;
-        tot.connect_failed += w->c.connect_failed;
-        tot.mismatched += w->c.mismatched;
-        tot.unexpected_close += w->c.unexpected_close;
-        tot.lost += w->c.lost;
-        tot.close_timeout += w->c.close_timeout;
+        wsc_add_counts((uint64_t *)&tot, (const uint64_t *)&w->c,
+                       sizeof tot / sizeof(uint64_t));
         wsc_hist_merge(h, &w->h);
     }
 
