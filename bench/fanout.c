@@ -3,7 +3,7 @@
  * delivery latency of a broadcast (RFC 6455 client; issue 4).
  *
  *   fanout -u ws://127.0.0.1:PORT/PATH [-c receivers=1000] [-s bytes=16]
- *          [-d secs=10] [-w warmup=2] [-W window=64] [-r rate=0] [-t threads=1]
+ *          [-d secs=10] [-w warmup=2] [-W window=128] [-r rate=0] [-t threads=1]
  *
  * R receivers connect first; then the sender connects and sends "hello"
  * messages (sequence 0) every 100 ms until every receiver has one, so the
@@ -20,6 +20,8 @@
  * given load.  W keeps every receiver's backlog in the server below W
  * messages, so a server's per-connection queue limit (mod_wsock's
  * WSockSendQueue, 1024 messages by default) is never what is measured.
+ * The default, 128, is where both servers' delivery rate stopped growing
+ * with W on the 2-core test machine (bench/README.md), well below 1024.
  *
  * Each receiver checks every message: length, pattern, and sequence.  It
  * counts every message exactly once: in order (seq = last + 1), out of order
@@ -64,7 +66,7 @@ static struct {
     int    receivers, threads, window, rate;
     size_t size;
     int    duration, warmup;
-} cfg = { .receivers = 1000, .threads = 1, .window = 64, .size = 16, .duration = 10,
+} cfg = { .receivers = 1000, .threads = 1, .window = 128, .size = 16, .duration = 10,
           .warmup = 2 };
 
 typedef struct {               /* uint64_t only: see wsc_add_counts */
@@ -424,7 +426,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: fanout -u ws://127.0.0.1:PORT/PATH [-c receivers=1000] [-s bytes=16]\n"
-            "              [-d seconds=10] [-w warmup=2] [-W window=64] [-r rate=0]\n"
+            "              [-d seconds=10] [-w warmup=2] [-W window=128] [-r rate=0]\n"
             "              [-t threads=1]\n"
             "  -W  messages in flight (sent, not yet at every receiver), 1..%d\n"
             "  -r  messages per second to send (0: as fast as the window allows)\n"

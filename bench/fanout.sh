@@ -6,7 +6,7 @@
 #                   [-W WINDOW] [-R RATE] [-t THREADS] [-r ROUNDS] [-p]
 #
 # Same settings via the environment: RECEIVERS=1000 SIZE=16 DURATION=10
-# WARMUP=2 WINDOW=64 RATE=0 THREADS=1 ROUNDS=3 PIN=0 (options win).
+# WARMUP=2 WINDOW=128 RATE=0 THREADS=1 ROUNDS=3 PIN=0 (options win).
 # RATE=0: the sender sends as fast as the window allows (saturation: the
 # deliveries/s are the figure); RATE=N: N messages/s (the latency is the
 # figure).  CHILDREN=1: apache2 child processes (2 = across children, which
@@ -24,7 +24,7 @@ PROG=fanout.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RECEIVERS=${RECEIVERS:-1000} SIZE=${SIZE:-16} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2}
-WINDOW=${WINDOW:-64} RATE=${RATE:-0} THREADS=${THREADS:-1} ROUNDS=${ROUNDS:-3}
+WINDOW=${WINDOW:-128} RATE=${RATE:-0} THREADS=${THREADS:-1} ROUNDS=${ROUNDS:-3}
 PIN=${PIN:-0} CHILDREN=${CHILDREN:-1}
 while getopts "c:s:d:w:W:R:t:r:ph" opt; do
     case $opt in
@@ -50,18 +50,8 @@ set_pinning
 ulimit -n "$(ulimit -Hn)"
 
 # mod_wsock: the chat handler relays each message as it came (presence=off)
-# to everybody but its sender (echo=off).  Event MPM, CHILDREN children (all
-# started up front) of 25 threads; WebSockets live on the loop threads, and
-# AsyncRequestWorkerFactor lets a child hold them all (docs/directives.md,
-# WSockDriver).
-start_apache mod_wsock "ServerLimit $CHILDREN
-StartServers $CHILDREN
-ThreadLimit 25
-ThreadsPerChild 25
-MinSpareThreads 5
-MaxSpareThreads $((25 * CHILDREN))
-MaxRequestWorkers $((25 * CHILDREN))
-AsyncRequestWorkerFactor 400
+# to everybody but its sender (echo=off).
+start_apache mod_wsock "$(many_websockets_sizing "$CHILDREN")
 <Location /fanout>
     WSockHandler chat echo=off presence=off
 </Location>" || true

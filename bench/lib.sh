@@ -123,6 +123,22 @@ start_apache() {
     return 1
 }
 
+# many_websockets_sizing CHILDREN: event MPM settings for thousands of
+# WebSockets: CHILDREN children, all started up front, of 25 threads each
+# (the default ThreadsPerChild).  The WebSockets live on mod_wsock's loop
+# threads, not on workers, and AsyncRequestWorkerFactor 400 lets each child
+# hold ~10,000 of them (docs/directives.md, WSockDriver).
+many_websockets_sizing() {
+    echo "ServerLimit $1
+StartServers $1
+ThreadLimit 25
+ThreadsPerChild 25
+MinSpareThreads 5
+MaxSpareThreads $((25 * $1))
+MaxRequestWorkers $((25 * $1))
+AsyncRequestWorkerFactor 400"
+}
+
 # start_server NAME CMD...: a server that takes its port as last argument (0 =
 # any) and prints "listening PORT" when it accepts; sets PORT[NAME], PID[NAME].
 start_server() {
