@@ -576,5 +576,14 @@ int main(int argc, char **argv)
            cfg.threads, cfg.warmup, cfg.duration, sent, mps, tot.deliveries, dps, p50, p90,
            p99, max, tot.lost, tot.duplicated, tot.out_of_order, tot.corrupt, tot.to_sender,
            tot.connect_failed, tot.dropped, 100.0 * cpu / wall, errors, ok);
+    for (int t = 0; t < cfg.threads; t++) {
+        close(ws[t].ep);
+        free(ws[t].list);
+    }
+    free(ws);
+    free(peers);
+    free(g_pattern);
+    free(g_msg);
+    free(h);
     return ok ? 0 : 1;
 }

@@ -289,5 +289,10 @@ int main(int argc, char **argv)
            cfg.target.url, cfg.conns, open, connect_s, held_s, open_after, g_c.echo_ok,
            g_c.echo_failed, echo_s, p50, p99, max, g_c.connect_failed, g_c.dropped, cpu,
            failed + g_c.dropped, ok);
+    close(ep);
+    free(conns);
+    free(list);
+    free(msg);
+    free(g_expect);
     return ok ? 0 : 1;
 }

@@ -398,5 +398,16 @@ int main(int argc, char **argv)
            cfg.warmup, cfg.duration, tot.completed, rate, p50, p90, p99, p999, max,
            tot.connect_failed, tot.mismatched, tot.unexpected_close, tot.lost,
            tot.close_timeout, 100.0 * cpu / wall, errors, ok);
+    for (int t = 0; t < cfg.threads; t++) {
+        close(ws[t].ep);
+        free(ws[t].list);
+    }
+    for (int i = 0; i < cfg.conns; i++) {
+        free(conns[i].expect);
+    }
+    free(conns);
+    free(ws);
+    free(pattern);
+    free(h);
     return ok ? 0 : 1;
 }
