@@ -227,7 +227,7 @@ declare -A RES               # RES[name.round.key] = value from the client's RES
 run_client() {
     local name=$1 r=$2 pid=$3 tmo=$4 out rc=0 t0 t1 c0 c1 b0 b1 kv kvs srv oth
     shift 4
-    say "round $r, $name: ${*##*/}"
+    say "round $r, $name: ${1##*/} ${*:2}"
     c0=$(cpu_ticks "$pid") b0=$(busy_ticks) t0=$(date +%s%N)
     # In the background + wait, so that a SIGTERM to this script runs the
     # cleanup at once instead of after the client ends.

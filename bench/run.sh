@@ -84,9 +84,9 @@ fi
 has limit && start_server limit "$BENCH/limit-echo"
 if has proxy; then
     # What Apache sites do today: mod_proxy_wstunnel in front of a Node
-    # server, with Apache's defaults.  mod_wsock is loaded (the harness
-    # always loads it) but serves no location: it only starts its idle loop
-    # threads.
+    # server, with Apache's defaults (since 2.4.47 mod_proxy_http does the
+    # tunnelling for ws:// URLs).  mod_wsock is loaded (the harness always
+    # loads it) but serves no location: it only starts its idle loop threads.
     M=/usr/lib/apache2/modules
     start_apache proxy "$SIZING
 LoadModule proxy_module $M/mod_proxy.so
