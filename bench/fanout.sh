@@ -100,5 +100,5 @@ echo "TABLE receivers=$RECEIVERS size=$SIZE window=$WINDOW rate=$RATE duration=$
      "wsock_errors=$(total mod_wsock errors) node_deliveries_per_sec=$N_RATE" \
      "node_p50_us=$N_P50 node_p99_us=$N_P99 node_errors=$(total node errors)" \
      "ratio_deliveries_per_sec=$(ratio "$W_RATE" "$N_RATE")" \
-     "load_before=\"${LOAD_BEFORE#load average: }\""
+     "load_before=\"$LOAD_BEFORE\""
 exit $FAILED

@@ -121,7 +121,7 @@ for name in "${NAMES[@]}"; do
 done
 for name in "${NAMES[@]}"; do
     for ref in node limit; do
-        if [[ $name == "$ref" ]] || ! has "$ref"; then
+        if [[ $name == "$ref" || $name == limit ]] || ! has "$ref"; then
             continue
         fi
         printf '%-24s %s KiB/conn of %s\n' "ratio $name/$ref" \
@@ -131,5 +131,5 @@ done
 echo "RSS0/threads0: the server before the connections; RSS1/threads1: with all of them"
 echo "open and idle.  KiB/conn = (RSS1 - RSS0) / opened.  echo: one message per"
 echo "connection, all sent at once, each due back within 5 s."
-echo "TABLE $TABLE load_before=\"${LOAD_BEFORE#load average: }\""
+echo "TABLE $TABLE load_before=\"$LOAD_BEFORE\""
 exit "$FAILED"

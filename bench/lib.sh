@@ -302,6 +302,7 @@ machine_line() {
         | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; kernel $(uname -r);" \
         "$(/usr/sbin/apache2 -v | sed -n 's/^Server version: //p'); node $(node -v);" \
         "ws $(node -p "require('$BENCH/node_modules/ws/package.json').version")"
-    echo "load before the run (uptime): $LOAD_BEFORE"
+    echo "load (uptime) before the run: $LOAD_BEFORE; at the end: $(uptime \
+        | sed 's/.*load average: //')"
 }
-LOAD_BEFORE=$(uptime | sed 's/.*load average/load average/')
+LOAD_BEFORE=$(uptime | sed 's/.*load average: //')

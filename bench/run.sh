@@ -163,5 +163,5 @@ done
 echo "msgs/s: higher is better; p50/p99 round-trip: lower is better.  CPU% is of one"
 echo "core over the whole run: server, wsbench, and all other work on the machine;"
 echo "srv us/msg: server CPU per echoed message (the proxy: apache2 + Node)."
-echo "TABLE $TABLE load_before=\"${LOAD_BEFORE#load average: }\""
+echo "TABLE $TABLE load_before=\"$LOAD_BEFORE\""
 exit $FAILED
