@@ -105,7 +105,8 @@ static _Atomic int g_phase = P_CONNECT;
 static atomic_int g_ready_threads, g_synced, g_open_receivers;
 static _Atomic uint32_t g_got[RING];          /* receivers that have seq i % RING */
 static _Atomic uint64_t g_sent;               /* highest seq sent */
-static uint64_t g_window_start, g_window_end; /* set before P_RUN */
+/* The measured window: written by thread 0 before P_RUN, read by all. */
+static _Atomic uint64_t g_window_start, g_window_end;
 static uint8_t *g_pattern;                    /* expected bytes after the header */
 
 /* Sender state: thread 0 only. */
@@ -188,7 +189,8 @@ static void on_message(peer *p, uint64_t seq, uint64_t sent_ns)
 deliver:
     atomic_fetch_add_explicit(&g_got[seq % RING], 1, memory_order_release);
     uint64_t t = wsc_now_ns();
-    if (t >= g_window_start && t < g_window_end) {
+    if (t >= atomic_load_explicit(&g_window_start, memory_order_relaxed)
+        && t < atomic_load_explicit(&g_window_end, memory_order_relaxed)) {
         w->c.deliveries++;
         wsc_hist_add(&w->h, t > sent_ns ? t - sent_ns : 0);
     }
@@ -336,8 +338,8 @@ static void drive(worker *w)
         if (atomic_load(&g_synced) >= atomic_load(&g_open_receivers)
             && atomic_load(&g_open_receivers) > 0) {
             g_run_start = now;
-            g_window_start = now + (uint64_t)cfg.warmup * NS;
-            g_window_end = g_window_start + (uint64_t)cfg.duration * NS;
+            atomic_store(&g_window_start, now + (uint64_t)cfg.warmup * NS);
+            atomic_store(&g_window_end, now + (uint64_t)(cfg.warmup + cfg.duration) * NS);
             atomic_store(&g_phase, P_RUN);   /* publishes the window to the others */
             pump(now);
         }
