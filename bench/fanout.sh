@@ -37,7 +37,7 @@ while getopts "c:s:d:w:W:R:t:r:ph" opt; do
     t) THREADS=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
     p) PIN=1 ;;
-    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
     esac
 done
 check_numbers RECEIVERS SIZE DURATION WARMUP WINDOW RATE THREADS ROUNDS CHILDREN

@@ -42,7 +42,7 @@ while getopts "c:s:d:w:t:r:TpS:h" opt; do
     T) TEXT=1 ;;
     p) PIN=1 ;;
     S) SERVERS=$OPTARG ;;
-    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
     esac
 done
 check_numbers CONNS SIZE DURATION WARMUP THREADS ROUNDS
