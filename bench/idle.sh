@@ -7,7 +7,8 @@
 #
 # Same settings via the environment: CONNS=10000 BATCH=200 SETTLE=3
 # CHILDREN=2 SERVERS="mod_wsock node limit" (options win).  WSOCK_MODULE as
-# for run.sh.
+# for run.sh.  WSOCK_CONF: more directives for mod_wsock's echo location,
+# e.g. WSOCK_CONF="WSockAccessLog upgrade" (the request ends at the 101).
 #
 # For each server in turn: its RSS (summed over all its processes: apache's
 # parent and children) and thread count; then `idle` opens CONNS connections
@@ -50,6 +51,7 @@ if has mod_wsock; then
     start_apache mod_wsock "$(many_websockets_sizing "$CHILDREN")
 <Location /echo>
     WSockHandler echo
+    ${WSOCK_CONF:-}
 </Location>" || true
 fi
 has node && start_server node node "$BENCH/node/echo-server.js"

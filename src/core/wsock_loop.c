@@ -402,6 +402,7 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
     apr_status_t rv = APR_SUCCESS;
     apr_interval_time_t t;
+    apr_time_t due;
     apr_int16_t want;
 
     if (wc->can_write) {
@@ -448,7 +449,15 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         trim_memory(wc);
     }
     t = wsock_conn_next_timeout(wc, now);
-    timer_set(L, wc, t < 0 ? 0 : now + t);
+    due = t < 0 ? 0 : now + t;
+    if (wc->trimmed_rx != wc->last_rx) {
+        /* Served again once quiet, to give its memory back (a pong to
+         * the server's ping must not keep a socket buffer until the next
+         * ping). */
+        apr_time_t trim_at = wc->last_rx + LOOP_IDLE_TRIM;
+        due = due && due < trim_at ? due : trim_at;
+    }
+    timer_set(L, wc, due);
 }
 
 static void serve(wsock_loop *L, wsock_conn *wc, apr_time_t now)
