@@ -31,6 +31,7 @@
 #include "wsock_handshake.h"
 #include "wsock_live.h"
 #include "wsock_loop.h"
+#include "wsock_netin.h"
 #include "wsock_netout.h"
 #include "wsock_ratelimit.h"
 #include "wsock_rooms.h"
@@ -715,6 +716,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     ap_hook_monitor(wsock_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_suspend_connection(wsock_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
     wsock_netout_register();
+    wsock_netin_register();
     wsock_security_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */

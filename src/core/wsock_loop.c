@@ -35,6 +35,7 @@
 
 #include "wsock_live.h"
 #include "wsock_loop.h"
+#include "wsock_netin.h"
 #include "wsock_netout.h"
 #include "wsock_output.h"
 
@@ -715,6 +716,7 @@ apr_status_t wsock_loop_prepare(wsock_conn *wc)
     if (wc->netout == NULL) {
         return APR_ENOTIMPL;
     }
+    wsock_netin_install(c);         /* plain connections: one recv per read */
     L = &loops[apr_atomic_inc32(&next_loop) % (apr_uint32_t)nloops];
     wc->heap_idx = -1;
     /* Set before anyone can send to it: wake-ups that come before the
