@@ -31,6 +31,9 @@ typedef struct {
  * anyway, since a client that keeps sending must not hold the worker. */
 #define NETIN_TAKEOVER_READS 16
 
+/* One read's buffer at most (the module asks for 64 KiB). */
+#define NETIN_MAX_READ (64 * 1024)
+
 static ap_filter_rec_t *netin_handle;
 
 static apr_status_t netin_filter(ap_filter_t *f, apr_bucket_brigade *bb,
@@ -63,7 +66,9 @@ static apr_status_t netin_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     if (f->c->aborted) {
         return APR_ECONNABORTED;
     }
-    len = readbytes < APR_BUCKET_BUFF_SIZE ? (apr_size_t)readbytes : APR_BUCKET_BUFF_SIZE;
+    /* As much as asked for, in one recv: less than that means the socket
+     * is drained, which is what lets the caller stop reading. */
+    len = readbytes < NETIN_MAX_READ ? (apr_size_t)readbytes : NETIN_MAX_READ;
     buf = apr_bucket_alloc(len, ba);
     if (buf == NULL) {
         return APR_ENOMEM;
