@@ -61,10 +61,13 @@ APLOG_USE_MODULE(wsock);
  * socket buffer its allocator keeps (see trim_memory). */
 #define LOOP_IDLE_TRIM (apr_time_from_sec(2))
 
-/* Free blocks an allocator may hold: the socket buffer (12 KB: 8000 bytes
- * and the block's header, rounded up to 4 KB), and the request pool's (8 KB)
- * once the request ended at the upgrade (WSockAccessLog upgrade). */
-#define LOOP_TRIM_NODES 2
+/* Free blocks an allocator may hold: the core input filter's socket buffer
+ * from the handshake (12 KB: 8000 bytes and the block's header, rounded up
+ * to 4 KB), the loop's read buffer (64 KB + 4 KB), the request pool's (8 KB)
+ * once the request ended at the upgrade (WSockAccessLog upgrade), and one
+ * to spare.  Taking one that was not kept costs an mmap and a munmap, once
+ * per quiet spell. */
+#define LOOP_TRIM_NODES 4
 
 enum { PHASE_HANDED = 0, PHASE_RUN, PHASE_DRAIN, PHASE_LINGER, PHASE_DEAD };
 
@@ -716,7 +719,7 @@ apr_status_t wsock_loop_prepare(wsock_conn *wc)
     if (wc->netout == NULL) {
         return APR_ENOTIMPL;
     }
-    wsock_netin_install(c);         /* plain connections: one recv per read */
+    wsock_netin_install(c, wc->bb_in);  /* plain connections: one recv per read */
     L = &loops[apr_atomic_inc32(&next_loop) % (apr_uint32_t)nloops];
     wc->heap_idx = -1;
     /* Set before anyone can send to it: wake-ups that come before the

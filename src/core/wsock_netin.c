@@ -24,7 +24,8 @@
 
 typedef struct {
     apr_socket_t *sock;
-    apr_bucket_brigade *held;     /* read by the core filter before the switch */
+    apr_bucket_brigade *held;     /* read by the core filter before the switch,
+                                   * NULL when it had nothing */
 } netin_ctx;
 
 /* The core filter holds at most what came with the handshake; bounded
@@ -49,7 +50,7 @@ static apr_status_t netin_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     if (mode != AP_MODE_READBYTES || readbytes <= 0) {
         return APR_ENOTIMPL;
     }
-    if (!APR_BRIGADE_EMPTY(ctx->held)) {
+    if (ctx->held && !APR_BRIGADE_EMPTY(ctx->held)) {
         apr_bucket *rest;
 
         rv = apr_brigade_partition(ctx->held, readbytes, &rest);
@@ -92,13 +93,11 @@ void wsock_netin_register(void)
                                             AP_FTYPE_NETWORK);
 }
 
-int wsock_netin_install(conn_rec *c)
+int wsock_netin_install(conn_rec *c, apr_bucket_brigade *scratch)
 {
     ap_filter_t *core = NULL;
-    apr_bucket_brigade *bb;
     netin_ctx *ctx;
     apr_status_t rv;
-    int eos;
 
     for (ap_filter_t *f = c->input_filters; f; f = f->next) {
         if (f->frec == ap_core_input_filter_handle) {
@@ -110,24 +109,22 @@ int wsock_netin_install(conn_rec *c)
     }
     ctx = apr_pcalloc(c->pool, sizeof(*ctx));
     ctx->sock = ap_get_conn_socket(c);
-    ctx->held = apr_brigade_create(c->pool, c->bucket_alloc);
     /* What the client sent right behind its handshake may already sit in
      * the core filter: take it over (this reads the socket, without
-     * waiting, until it is empty). */
-    bb = apr_brigade_create(c->pool, c->bucket_alloc);
+     * waiting, until it is empty).  Memory is only spent on it if there is
+     * some: every byte of an idle connection's pool counts. */
     for (int i = 0; i < NETIN_TAKEOVER_READS; i++) {
-        rv = ap_get_brigade(core, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ,
+        rv = ap_get_brigade(core, scratch, AP_MODE_READBYTES, APR_NONBLOCK_READ,
                             APR_BUCKET_BUFF_SIZE);
-        if (rv != APR_SUCCESS || APR_BRIGADE_EMPTY(bb)) {
+        if (rv != APR_SUCCESS || APR_BRIGADE_EMPTY(scratch)
+            || APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(scratch))) {
             break;                  /* drained (EAGAIN), or the client is gone */
         }
-        eos = APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
-        APR_BRIGADE_CONCAT(ctx->held, bb);
-        if (eos) {
-            break;
-        }
     }
-    apr_brigade_destroy(bb);
+    if (!APR_BRIGADE_EMPTY(scratch)) {
+        ctx->held = apr_brigade_create(c->pool, c->bucket_alloc);
+        APR_BRIGADE_CONCAT(ctx->held, scratch);
+    }
     ap_remove_input_filter(core);
     ap_add_input_filter_handle(netin_handle, ctx, NULL, c);
     return 0;

@@ -11,8 +11,9 @@
 void wsock_netin_register(void);
 
 /* Puts the filter in place of the core input filter of c, keeping what the
- * core filter had already read.  0, or -1 if c is not a plain connection
- * with a core input filter (nothing changed then). */
-int wsock_netin_install(conn_rec *c);
+ * core filter had already read (scratch: an empty brigade of c to read it
+ * into, left empty).  0, or -1 if c is not a plain connection with a core
+ * input filter (nothing changed then). */
+int wsock_netin_install(conn_rec *c, apr_bucket_brigade *scratch);
 
 #endif /* WSOCK_NETIN_H */
