@@ -21,7 +21,7 @@
 APLOG_USE_MODULE(wsock);
 
 /* How much one non-blocking read asks the filters for. */
-#define WSOCK_READ_CHUNK (64 * 1024)
+#define WSOCK_READ_CHUNK (256 * 1024)
 /* Reads per wsock_conn_read() call before the driver gets to flush output:
  * keeps a fast sender from starving its own echoes. */
 #define WSOCK_READS_PER_TURN 8

@@ -27,7 +27,7 @@ APLOG_USE_MODULE(wsock);
 
 /* Payloads above this go to the filters by reference instead of being
  * copied into the output buffer. */
-#define WSOCK_COPY_LIMIT (64 * 1024)
+#define WSOCK_COPY_LIMIT (16 * 1024)
 
 int wsock_buf_reserve(wsock_buf *b, apr_size_t extra)
 {
