@@ -194,12 +194,15 @@ int wsock_room_count_local(const char *room)
     return n;
 }
 
-/* Hands the message to every member of room in this child but except. */
+/* Hands the message to every member of room in this child but except.
+ * Members owned by other threads get the frames serialized once and shared
+ * by reference (wsock_output_send_shared). */
 static int deliver_local(const char *room, const wsock_conn *except, int is_text,
                          const void *data, apr_size_t len)
 {
     apr_os_thread_t self = apr_os_thread_current();
     wsock_conn *own = NULL;
+    wsock_frames *shared = NULL;
     room_t *rm;
     int sent = 0;
 
@@ -215,11 +218,13 @@ static int deliver_local(const char *room, const wsock_conn *except, int is_text
         if (apr_os_thread_equal(rm->m[i]->owner, self) && rm->m[i]->loop == NULL) {
             own = rm->m[i];         /* served below, without the mutex */
         }
-        else if (wsock_output_send(rm->m[i], is_text, data, len) == APR_SUCCESS) {
+        else if (wsock_output_send_shared(rm->m[i], &shared, is_text, data, len)
+                 == APR_SUCCESS) {
             sent++;
         }
     }
     apr_thread_mutex_unlock(rooms_mutex);
+    wsock_frames_release(shared);   /* the members hold their own references */
     /* Still a member: only its own thread could take it out, and that
      * thread is this one. */
     if (own && wsock_output_send(own, is_text, data, len) == APR_SUCCESS) {
