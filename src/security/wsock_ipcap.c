@@ -107,6 +107,7 @@ int wsock_ipcap_acquire(request_rec *r, int limit, wsock_ipcap_hold **hold)
     unsigned char key[16];
     apr_status_t rv;
     wsock_ipcap_hold *h;
+    apr_uint32_t open_now = 0;
     int slot;
 
     *hold = NULL;
@@ -121,13 +122,16 @@ int wsock_ipcap_acquire(request_rec *r, int limit, wsock_ipcap_hold **hold)
         return OK;
     }
     slot = wsock_iptable_acquire(shared->table, key, (apr_uint32_t)limit, (apr_int32_t)getpid());
+    if (slot == WSOCK_IPTABLE_OVER) {
+        open_now = wsock_iptable_count(shared->table, key);
+    }
     apr_global_mutex_unlock(shared->mutex);
 
     if (slot == WSOCK_IPTABLE_OVER) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       WSOCKNO(0720) "WebSocket handshake for %s refused with 429: client %s "
-                      "already has %d WebSockets open (WSockMaxConnectionsPerIP)",
-                      r->uri, r->useragent_ip, limit);
+                      "has %u WebSockets open, WSockMaxConnectionsPerIP here is %d",
+                      r->uri, r->useragent_ip, open_now, limit);
         return HTTP_TOO_MANY_REQUESTS;
     }
     if (slot == WSOCK_IPTABLE_FULL) {

@@ -103,7 +103,8 @@ def test_cap_across_children_and_release(cserver):
             assert len(set(open_pids(cserver, since))) == 3, cserver.error_log(since)
         assert await refused_status(cserver) == 429
         m = cserver.wait_log(r"WSOCK0720: WebSocket handshake for /cap refused with 429: "
-                             r"client 127\.0\.0\.1 already has 3 WebSockets open", since=since)
+                             r"client 127\.0\.0\.1 has 3 WebSockets open, "
+                             r"WSockMaxConnectionsPerIP here is 3", since=since)
         assert m, cserver.error_log(since)[-2000:]
         # the ones held still work
         for ws in held:
@@ -136,7 +137,12 @@ def test_nested_limits_share_the_count(cserver):
         # /cap allows 3: one held at /cap/one counts there too
         b = await open_ws(cserver, "/cap", src)
         c = await open_ws(cserver, "/cap", src)
+        since = cserver.log_offset()
         assert await refused_status(cserver, "/cap", src) == 429
+        assert await refused_status(cserver, "/cap/one", src) == 429
+        assert cserver.wait_log(r"WSOCK0720: WebSocket handshake for /cap/one refused with 429: "
+                                r"client 127\.0\.0\.4 has 3 WebSockets open, "
+                                r"WSockMaxConnectionsPerIP here is 1", since=since)
         # no limit: not refused, and not counted
         free = [await open_ws(cserver, "/cap/off", src) for _ in range(4)]
         for ws in [a, b, c] + free:
