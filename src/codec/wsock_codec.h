@@ -182,6 +182,10 @@ wsock_parse_result wsock_parser_feed(wsock_parser *p, uint8_t *buf, size_t len,
 /* 1 while a fragmented data message is open (started, not finished). */
 int wsock_parser_in_message(const wsock_parser *p);
 
+/* 1 while a frame is partly read (some of its header or payload came, not
+ * all); 0 exactly between frames. */
+int wsock_parser_mid_frame(const wsock_parser *p);
+
 #ifdef __cplusplus
 }
 #endif

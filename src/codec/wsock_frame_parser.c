@@ -30,6 +30,11 @@ int wsock_parser_in_message(const wsock_parser *p)
     return p->msg_op != WSOCK_OP_CONT;
 }
 
+int wsock_parser_mid_frame(const wsock_parser *p)
+{
+    return p->hdr_have != 0;        /* reset when a frame's payload ends */
+}
+
 static wsock_parse_result fail(wsock_parser *p, unsigned code, const char *why)
 {
     p->failed = 1;

@@ -152,9 +152,8 @@ static int within_rate(wsock_conn *wc, wsock_bucket *b, apr_uint64_t n, const ch
  * then is never idle, yet never finishes either. */
 static void note_partial(wsock_conn *wc, apr_time_t now)
 {
-    /* The parser's hdr_have is 0 exactly between frames (the codec has no
-     * accessor for it yet). */
-    int partial = wc->parser.hdr_have != 0 || wsock_parser_in_message(&wc->parser);
+    int partial = wsock_parser_mid_frame(&wc->parser)
+                  || wsock_parser_in_message(&wc->parser);
 
     if (!partial) {
         wc->partial_since = 0;

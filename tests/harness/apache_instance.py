@@ -332,7 +332,9 @@ class ApacheInstance:
             return False
 
     # ------------------------------------------------------------ inspection
-    def url(self, path="/", scheme="ws"):
+    def url(self, path="/", scheme=None):
+        """ws:// (or the instance's .scheme, e.g. wss) URL of path."""
+        scheme = scheme or getattr(self, "scheme", "ws")
         if not path.startswith("/"):
             path = "/" + path
         return "%s://127.0.0.1:%d%s" % (scheme, self.port, path)

@@ -9,6 +9,8 @@ import asyncio
 import os
 import re
 import shutil
+import ssl
+import subprocess
 import sys
 import tempfile
 
@@ -211,6 +213,36 @@ def pytest_sessionfinish(session, exitstatus):
                          % _session_dir)
     else:
         shutil.rmtree(_session_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ TLS
+APACHE_MODULES_DIR = "/usr/lib/apache2/modules"
+
+
+def tls_conf(dirpath):
+    """mod_ssl on, with a fresh self-signed certificate for 127.0.0.1 made
+    by openssl in dirpath.  Returns (config lines, certificate path)."""
+    os.chmod(dirpath, 0o755)
+    cert, key = os.path.join(dirpath, "cert.pem"), os.path.join(dirpath, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o644)
+    conf = """
+LoadModule socache_shmcb_module {mods}/mod_socache_shmcb.so
+LoadModule ssl_module {mods}/mod_ssl.so
+SSLEngine on
+SSLCertificateFile {cert}
+SSLCertificateKeyFile {key}
+SSLSessionCache shmcb:{d}/ssl_scache(512000)
+""".format(mods=APACHE_MODULES_DIR, cert=cert, key=key, d=dirpath)
+    return conf, cert
+
+
+def client_tls(cert):
+    """A client context that trusts exactly that certificate."""
+    return ssl.create_default_context(cafile=cert)
 
 
 # ------------------------------------------------------------------ helpers

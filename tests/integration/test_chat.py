@@ -3,20 +3,24 @@ python3-websockets and raw sockets.
 
 Every test runs on three servers: one event child, two event children,
 and prefork with many children, so rooms are spread over several child
-processes and only the in-server bus (src/bus) can bring them together.
+processes and only the in-server bus (src/bus) can bring them together;
+and again over wss:// (mod_ssl) on two event children and on prefork, where
+broadcasts from other threads and processes reach connections whose owner
+thread is reading TLS records at the same time.
 """
 
 import asyncio
 import json
 import re
 import socket
+import tempfile
 import time
 
 import pytest
 import websockets
 
 import rawws
-from conftest import PREFORK_MANY, new_instance, run, serve
+from conftest import PREFORK_MANY, client_tls, new_instance, run, serve, session_dir, tls_conf
 from test_rooms import ONE_CHILD as ONE_EVENT_CHILD
 
 
@@ -71,17 +75,37 @@ SERVERS = {
     "event": ("event", ONE_EVENT_CHILD),
     "event-2-children": ("event", TWO_EVENT_CHILDREN),
     "prefork": ("prefork", PREFORK_MANY),
+    "event-2-children-tls": ("event", TWO_EVENT_CHILDREN),
+    "prefork-tls": ("prefork", PREFORK_MANY),
 }
 
+# wss:// client contexts, by server port
+TLS_CLIENTS = {}
 
-@pytest.fixture(scope="module", params=[
-    "event",
-    "event-2-children",
-    "prefork",
-])
+
+@pytest.fixture(scope="module", params=list(SERVERS))
 def chat(request):
     mpm, sizing = SERVERS[request.param]
-    yield from serve(new_instance(mpm, CHAT_CONF, mpm_conf=sizing))
+    conf = CHAT_CONF
+    cert = None
+    if request.param.endswith("-tls"):
+        tls, cert = tls_conf(tempfile.mkdtemp(prefix="tls-", dir=session_dir()))
+        conf = tls + CHAT_CONF
+    inst = new_instance(mpm, conf, mpm_conf=sizing)
+    if cert:
+        inst.scheme = "wss"
+        inst.tls = client_tls(cert)
+    try:
+        for started in serve(inst):
+            if cert:
+                TLS_CLIENTS[inst.port] = inst.tls
+            yield started
+    finally:
+        TLS_CLIENTS.pop(inst.port, None)
+
+
+def is_tls(inst):
+    return getattr(inst, "scheme", "ws") == "wss"
 
 
 _rooms = [0]
@@ -93,7 +117,17 @@ def fresh_room(prefix="r"):
     return "%s%d-%d" % (prefix, _rooms[0], int(time.time() * 1000) % 100000)
 
 
+def tls_client_for(url):
+    """The client context of a wss:// URL's server (None for ws://)."""
+    if not url.startswith("wss://"):
+        return None
+    return TLS_CLIENTS[int(url.split("/")[2].rsplit(":", 1)[1])]
+
+
 async def connect(url, **kw):
+    ctx = tls_client_for(url)
+    if ctx is not None:
+        kw["ssl"] = ctx
     return await websockets.connect(url, open_timeout=15, close_timeout=5,
                                     ping_interval=None, max_size=None, **kw)
 
@@ -350,6 +384,8 @@ def test_room_by_location(chat):
 
 
 def test_room_query_argument_is_checked(chat):
+    if is_tls(chat):
+        pytest.skip("the handshake's checks do not depend on TLS (raw HTTP here)")
     bad = ["x" * 65, "", "a/b", "a%20b", "caf%C3%A9", "a%00b", "a%3Cb%3E", "..%2F"]
 
     for value in bad:
@@ -384,6 +420,8 @@ def stuck_client(inst, path):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.settimeout(10)
     s.connect(("127.0.0.1", inst.port))
+    if is_tls(inst):
+        s = inst.tls.wrap_socket(s, server_hostname="127.0.0.1")
     s.sendall(rawws.handshake_request(path, host="127.0.0.1:%d" % inst.port))
     resp, rest = rawws.read_http_response(s, timeout=10)
     assert resp.status == 101, resp

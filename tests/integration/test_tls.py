@@ -8,49 +8,33 @@ self-signed certificate made by openssl for the test.
 import asyncio
 import os
 import socket
-import ssl
-import subprocess
 
 import pytest
 import websockets
 
 import rawws
 
-MODULES = "/usr/lib/apache2/modules"
 
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory):
-    from conftest import new_instance, serve
+    from conftest import new_instance, serve, tls_conf
 
-    d = tmp_path_factory.mktemp("tls")
-    os.chmod(d, 0o755)
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    os.chmod(key, 0o644)
-    conf = f"""
-LoadModule socache_shmcb_module {MODULES}/mod_socache_shmcb.so
-LoadModule ssl_module {MODULES}/mod_ssl.so
-SSLEngine on
-SSLCertificateFile {cert}
-SSLCertificateKeyFile {key}
-SSLSessionCache shmcb:{d}/ssl_scache(512000)
+    conf, cert = tls_conf(str(tmp_path_factory.mktemp("tls")))
+    conf += """
 <Location /echo>
     WSockHandler echo
     WSockMaxMessageSize 4M
 </Location>
 """
     inst = new_instance("event", conf)
-    inst.cert = str(cert)
+    inst.cert = cert
     yield from serve(inst)
 
 
 def client_ctx(cert):
-    ctx = ssl.create_default_context(cafile=cert)
-    return ctx
+    from conftest import client_tls
+    return client_tls(cert)
 
 
 def wss(server, path="/echo"):

@@ -1242,6 +1242,32 @@ START_TEST(test_parser_in_message)
 }
 END_TEST
 
+/* wsock_parser_mid_frame: 1 from a frame's first byte to its last, header
+ * and payload alike, in any chunking; 0 between frames. */
+START_TEST(test_parser_mid_frame)
+{
+    wsock_parser p;
+    tu_buf b = { 0 };
+    tu_rec rec;
+    size_t used;
+
+    tu_frame_str(&b, WSOCK_ROLE_SERVER, TU_FIN | WSOCK_OP_TEXT, "hello, world");
+    tu_frame_str(&b, WSOCK_ROLE_SERVER, TU_FIN | WSOCK_OP_BINARY, "");
+    tu_rec_init(&rec);
+    wsock_parser_init(&p, WSOCK_ROLE_SERVER, 0);
+    ck_assert(!wsock_parser_mid_frame(&p));
+    for (size_t i = 0; i < b.len; i++) {
+        int end_of_frame = (i + 1 == b.len - 6) || (i + 1 == b.len);  /* 2 + 4 mask */
+        ck_assert_int_eq(wsock_parser_feed(&p, b.p + i, 1, tu_sink(), &rec, &used),
+                         WSOCK_PARSE_OK);
+        TU_CHECK(wsock_parser_mid_frame(&p) == !end_of_frame, "byte %zu", i);
+    }
+    ck_assert_uint_eq(rec.nev, 2);
+    tu_rec_free(&rec);
+    tu_buf_free(&b);
+}
+END_TEST
+
 /* Random valid streams (messages in 1-4 fragments of 0-300 bytes, random
  * control frames between fragments, text as random UTF-8 split anywhere)
  * give the generator's events in every chunking. */
@@ -1786,6 +1812,7 @@ static Suite *parser_suite(void)
     tc = tcase("fragmentation");
     tcase_add_loop_test(tc, test_parser_interleaved_controls, 0, ALL_ROLES_LOOP);
     tcase_add_test(tc, test_parser_in_message);
+    tcase_add_test(tc, test_parser_mid_frame);
     tcase_add_test(tc, test_parser_random_streams);
     suite_add_tcase(s, tc);
 
