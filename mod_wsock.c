@@ -32,6 +32,7 @@
 #include "wsock_loop.h"
 #include "wsock_netout.h"
 #include "wsock_rooms.h"
+#include "wsock_redis.h"
 #include "wsock_log.h"
 
 module AP_MODULE_DECLARE_DATA wsock_module;
@@ -119,7 +120,7 @@ static const char *set_handler(cmd_parms *cmd, void *conf, int argc, char *const
     d->handler_name = apr_pstrdup(cmd->pool, argv[0]);
     if (d->handler == NULL) {
         return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo, "
-                            "chat; load others with WSockPlugin before this line)", argv[0]);
+                            "chat, redis; load others with WSockPlugin before this line)", argv[0]);
     }
     if (d->handler->create_config) {
         const char *err = d->handler->create_config(cmd->pool, argc - 1, argv + 1,
@@ -350,6 +351,7 @@ static const command_rec wsock_cmds[] = {
                   "auto (loop threads under the event MPM) or blocking; default auto"),
     AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
                   "Loop threads per child for the asynchronous driver; default one per CPU"),
+    WSOCK_REDIS_DIRECTIVES,
     { NULL }
 };
 

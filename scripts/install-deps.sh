@@ -10,6 +10,7 @@ pkgs=(
     gcc make autoconf automake libtool pkg-config     # build
     apache2 apache2-dev libapr1-dev libaprutil1-dev   # Apache, apxs, APR
     libssl-dev check                                  # OpenSSL, unit tests
+    libhiredis-dev redis-server                       # redis handler, its tests
     python3 python3-pytest python3-websockets         # integration tests
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
 )

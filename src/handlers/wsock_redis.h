@@ -1,0 +1,113 @@
+/*
+ * wsock_redis.h — the Redis relay, shared by its files:
+ *
+ *   wsock_redis_conf.c   server-wide WSockRedis* directives
+ *   wsock_redis.c        the handler (WSockHandler redis ...)
+ *   wsock_redis_local.c  this child's relay clients, rooms and relay state
+ *   wsock_redis_relay.c  the subscriber and publisher threads of a child
+ *
+ * Documented in docs/redis.md.
+ */
+#ifndef WSOCK_REDIS_H
+#define WSOCK_REDIS_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <apr_time.h>
+
+#include "wsock.h"
+#include "wsock_roomsel.h"
+
+/* ---- server-wide settings (wsock_redis_conf.c) ----------------------- */
+
+typedef struct {
+    const char *address;        /* as configured, for log lines */
+    const char *host;           /* TCP host, or NULL */
+    int port;
+    const char *unix_path;      /* unix socket, or NULL */
+    const char *user;           /* ACL user, or NULL */
+    const char *password;       /* or NULL: no AUTH */
+    int database;
+    const char *prefix;         /* channel (and key) prefix */
+    apr_interval_time_t timeout;
+    int queue_max;              /* messages waiting for the publisher */
+    int in_use;                 /* some WSockHandler redis line exists */
+} wsock_redis_settings;
+
+extern wsock_redis_settings wsock_redis_conf;
+
+/* The handler's lines call this: the child then starts the relay. */
+void wsock_redis_conf_mark_used(apr_pool_t *pconf);
+
+const char *wsock_redis_set_address(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_redis_set_auth(cmd_parms *cmd, void *conf, const char *a, const char *b);
+const char *wsock_redis_set_database(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_redis_set_prefix(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_redis_set_timeout(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_redis_set_queue(cmd_parms *cmd, void *conf, const char *arg);
+
+/* The entries of mod_wsock's command table (server config only). */
+#define WSOCK_REDIS_DIRECTIVES \
+    AP_INIT_TAKE1("WSockRedis", wsock_redis_set_address, NULL, RSRC_CONF, \
+                  "Redis server of the redis handler: host:port or unix:/path"), \
+    AP_INIT_TAKE12("WSockRedisAuth", wsock_redis_set_auth, NULL, RSRC_CONF, \
+                   "[ACL user] password for Redis"), \
+    AP_INIT_TAKE1("WSockRedisDatabase", wsock_redis_set_database, NULL, RSRC_CONF, \
+                  "Redis database number; default 0"), \
+    AP_INIT_TAKE1("WSockRedisPrefix", wsock_redis_set_prefix, NULL, RSRC_CONF, \
+                  "Prefix of the Redis channels; default wsock:"), \
+    AP_INIT_TAKE1("WSockRedisTimeout", wsock_redis_set_timeout, NULL, RSRC_CONF, \
+                  "Seconds for Redis connects and commands; default 5"), \
+    AP_INIT_TAKE1("WSockRedisQueue", wsock_redis_set_queue, NULL, RSRC_CONF, \
+                  "Messages waiting to be published, per child; default 4096")
+
+/* ---- this child's clients, rooms and relay state (wsock_redis_local.c) - */
+
+typedef struct wsock_redis_client wsock_redis_client;
+struct wsock_redis_client {
+    wsock_conn *wc;
+    wsock_roomsel sel;
+    apr_uint32_t serial;        /* unique in this child */
+    char member[32];            /* child token and serial: unique in the cluster */
+    volatile apr_uint32_t welcomed;
+    wsock_redis_client *prev, *next;
+};
+
+apr_status_t wsock_redis_local_init(apr_pool_t *pchild);
+
+/* Registers a client (on_open, after it joined its room): welcomes it at
+ * once if its room is subscribed already or the relay is unavailable,
+ * else when the subscriber confirms the room.  Returns 1 if the set of
+ * rooms changed (the subscriber must be told). */
+int wsock_redis_local_add(wsock_redis_client *cl);
+/* on_close: 1 if the set of rooms changed. */
+int wsock_redis_local_remove(wsock_redis_client *cl);
+
+/* The rooms with members here, each strdup'ed into pool. */
+apr_array_header_t *wsock_redis_local_rooms(apr_pool_t *pool);
+/* The subscriber confirmed room: welcomes its waiting clients. */
+void wsock_redis_local_room_ready(const char *room);
+/* Delivers a relayed message to this child's members of room, but the
+ * client with serial except (0: none). */
+void wsock_redis_local_deliver(const char *room, apr_uint32_t except, const char *json,
+                               apr_size_t len);
+/* Sets the relay state; tells every client when it changes.  Returns 1 if
+ * it changed. */
+int wsock_redis_local_set_up(int up);
+int wsock_redis_local_is_up(void);
+
+/* ---- the relay threads (wsock_redis_relay.c) --------------------------- */
+
+/* This child's token: 8 hex digits, random, shared by no other child. */
+extern char wsock_redis_child_token[9];
+
+apr_status_t wsock_redis_relay_start(apr_pool_t *pchild, server_rec *s);
+void wsock_redis_relay_stop(void);
+/* The set of local rooms changed: the subscriber follows it. */
+void wsock_redis_relay_rooms_changed(void);
+/* Queues a message for room's channel: APR_SUCCESS, APR_EAGAIN if the
+ * relay is unavailable, APR_ENOSPC if the queue is full. */
+apr_status_t wsock_redis_relay_publish(const char *room, apr_uint32_t except_serial,
+                                       const char *json, apr_size_t len);
+
+#endif /* WSOCK_REDIS_H */
