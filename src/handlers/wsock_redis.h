@@ -5,6 +5,7 @@
  *   wsock_redis.c        the handler (WSockHandler redis ...)
  *   wsock_redis_local.c  this child's relay clients, rooms and relay state
  *   wsock_redis_relay.c  the subscriber and publisher threads of a child
+ *   wsock_redis_history.c  catching a resuming client up from a room's stream
  *
  * Documented in docs/redis.md.
  */
@@ -61,7 +62,27 @@ const char *wsock_redis_set_queue(cmd_parms *cmd, void *conf, const char *arg);
     AP_INIT_TAKE1("WSockRedisQueue", wsock_redis_set_queue, NULL, RSRC_CONF, \
                   "Messages waiting to be published, per child; default 4096")
 
+/* ---- a location's arguments (wsock_redis.c) ------------------------- */
+
+typedef struct {
+    int room_from_query;
+    int echo;
+    long history_max;           /* stream entries kept (MAXLEN ~); 0: no bound */
+    long history_age_ms;        /* and/or their age (MINID ~, PEXPIRE); 0: none */
+} wsock_redis_cfg;
+
+#define WSOCK_REDIS_HISTORY(cfg) ((cfg)->history_max > 0 || (cfg)->history_age_ms > 0)
+
 /* ---- this child's clients, rooms and relay state (wsock_redis_local.c) - */
+
+/* A relayed message kept for a client that is still catching up. */
+typedef struct wsock_redis_held wsock_redis_held;
+struct wsock_redis_held {
+    wsock_redis_held *next;
+    char id[48];                /* stream id */
+    apr_size_t len;
+    char json[];
+};
 
 typedef struct wsock_redis_client wsock_redis_client;
 struct wsock_redis_client {
@@ -71,6 +92,12 @@ struct wsock_redis_client {
     char member[32];            /* child token and serial: unique in the cluster */
     volatile apr_uint32_t welcomed;
     wsock_redis_client *prev, *next;
+    /* while catching up (wsock_redis_history.c), under the local mutex: */
+    int catching_up;
+    int synced;                 /* the subscriber saw its sync marker */
+    int held_n, held_lost;
+    wsock_redis_held *held, **held_tail;
+    wsock_redis_client *next_catching;
 };
 
 apr_status_t wsock_redis_local_init(apr_pool_t *pchild);
@@ -87,16 +114,47 @@ int wsock_redis_local_remove(wsock_redis_client *cl);
 apr_array_header_t *wsock_redis_local_rooms(apr_pool_t *pool);
 /* The subscriber confirmed room: welcomes its waiting clients. */
 void wsock_redis_local_room_ready(const char *room);
-/* Delivers a relayed message to this child's members of room, but the
- * client with serial except (0: none). */
-void wsock_redis_local_deliver(const char *room, apr_uint32_t except, const char *json,
-                               apr_size_t len);
+/* Delivers a relayed message (with its stream id, or NULL) to this
+ * child's members of room, but the client with serial except (0: none);
+ * clients of room still catching up keep it for later. */
+void wsock_redis_local_deliver(const char *room, apr_uint32_t except, const char *id,
+                               const char *json, apr_size_t len);
+
+/* Catching up (wsock_redis_history.c).  A client registered with
+ * catching_up set is not welcomed by others and holds its room's relayed
+ * messages until finish.  wait_ready: until its room is subscribed (1),
+ * or the relay is down or the timeout passed (0).  welcome: sends the
+ * welcome.  synced: the subscriber saw the client's sync marker;
+ * wait_synced: until then (1) or the timeout (0).  finish: sends the held
+ * messages after stream id after (all if NULL; counted in *sent), joins
+ * the room (from the owning thread) and ends the catching up; returns 0,
+ * or how many held
+ * messages were lost to the bound or -1 if the room cannot be joined. */
+int wsock_redis_local_wait_ready(const char *room, apr_interval_time_t timeout);
+void wsock_redis_local_welcome(wsock_redis_client *cl);
+void wsock_redis_local_synced(apr_uint32_t serial);
+int wsock_redis_local_wait_synced(wsock_redis_client *cl, apr_interval_time_t timeout);
+int wsock_redis_local_catch_finish(wsock_redis_client *cl, const char *after, int *sent);
+
+/* Stream ids "ms-seq" (or "ms"): parsed into two numbers, 0 if malformed. */
+int wsock_redis_parse_id(const char *id, apr_uint64_t *ms, apr_uint64_t *seq);
+/* a < b: -1, a == b: 0, a > b: 1 (well-formed ids). */
+int wsock_redis_id_cmp(const char *a, const char *b);
+
+/* {"type":"message",...} with "id":ID inserted after the type: malloc'ed. */
+char *wsock_redis_with_id(const char *json, apr_size_t len, const char *id,
+                          apr_size_t *outlen);
 /* Sets the relay state; tells every client when it changes.  Returns 1 if
  * it changed. */
 int wsock_redis_local_set_up(int up);
 int wsock_redis_local_is_up(void);
 
 /* ---- the relay threads (wsock_redis_relay.c) --------------------------- */
+
+struct redisContext;
+/* A new connection to the configured Redis, after AUTH (and SELECT if
+ * select_db); NULL with why set. */
+struct redisContext *wsock_redis_connect(int select_db, char *why, apr_size_t n);
 
 /* This child's token: 8 hex digits, random, shared by no other child. */
 extern char wsock_redis_child_token[9];
@@ -107,7 +165,19 @@ void wsock_redis_relay_stop(void);
 void wsock_redis_relay_rooms_changed(void);
 /* Queues a message for room's channel: APR_SUCCESS, APR_EAGAIN if the
  * relay is unavailable, APR_ENOSPC if the queue is full. */
-apr_status_t wsock_redis_relay_publish(const char *room, apr_uint32_t except_serial,
-                                       const char *json, apr_size_t len);
+apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *room,
+                                       apr_uint32_t except_serial, const char *json,
+                                       apr_size_t len);
+
+/* ---- history (wsock_redis_history.c) ------------------------------------ */
+
+apr_status_t wsock_redis_history_init(apr_pool_t *pchild);
+/* On the owning thread in on_open, for a client registered with
+ * catching_up that asked to resume after stream id last_id: welcomes it,
+ * sends it everything after last_id, {"type":"resumed",...}, and joins
+ * it to its room; no gaps, no duplicates (docs/redis.md#resuming).  Waits
+ * for Redis, bounded by WSockRedisTimeout.  0, or 500 if the room cannot
+ * be joined. */
+int wsock_redis_history_resume(wsock_redis_client *cl, const char *last_id);
 
 #endif /* WSOCK_REDIS_H */

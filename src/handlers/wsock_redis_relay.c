@@ -52,9 +52,32 @@ char wsock_redis_child_token[9];
 
 typedef struct pub_item {
     struct pub_item *next;
-    apr_size_t chan_len, len;
-    char data[];                /* channel, then payload */
+    long history_max, history_age_ms;   /* both 0: no history */
+    apr_size_t chan_len, head_len, len;
+    char data[];                /* channel, then envelope head and JSON */
 } pub_item;
+
+/* With history, a message is appended to the room's stream and published
+ * with its new id in one step: Redis runs a script atomically, so the
+ * channel carries the messages in the stream's order (what resuming
+ * relies on).  KEYS[1] is the stream and the channel; ARGV: envelope
+ * head, JSON, MAXLEN (0: none), age in ms (0: none). */
+static const char history_script[] =
+    "local maxlen, age = tonumber(ARGV[3]), tonumber(ARGV[4]) "
+    "local id "
+    "if maxlen > 0 then "
+    "  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'j', ARGV[2]) "
+    "else "
+    "  id = redis.call('XADD', KEYS[1], '*', 'j', ARGV[2]) "
+    "end "
+    "if age > 0 then "
+    "  local t = redis.call('TIME') "
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "  if now > age then redis.call('XTRIM', KEYS[1], 'MINID', '~', now - age) end "
+    "  redis.call('PEXPIRE', KEYS[1], age) "
+    "end "
+    "redis.call('PUBLISH', KEYS[1], ARGV[1] .. ' ' .. id .. '\\n' .. ARGV[2]) "
+    "return id";
 
 static server_rec *srv;
 static apr_thread_t *sub_thread, *pub_thread;
@@ -131,7 +154,7 @@ static redisReply *expect_ok(redisContext *c, redisReply *r, const char *cmd, ch
     return r;
 }
 
-static redisContext *relay_connect(int select_db, char *why, apr_size_t n)
+redisContext *wsock_redis_connect(int select_db, char *why, apr_size_t n)
 {
     const wsock_redis_settings *cf = &wsock_redis_conf;
     struct timeval tv = { (time_t)(cf->timeout / APR_USEC_PER_SEC),
@@ -214,8 +237,17 @@ static int publish_batch(redisContext *c, pub_item *batch, char *why, apr_size_t
     int sent = 0;
 
     for (pub_item *it = batch; it; it = it->next, sent++) {
-        redisAppendCommand(c, "PUBLISH %b %b", it->data, it->chan_len,
-                           it->data + it->chan_len, it->len);
+        const char *head = it->data + it->chan_len;
+
+        if (it->history_max == 0 && it->history_age_ms == 0) {
+            redisAppendCommand(c, "PUBLISH %b %b", it->data, it->chan_len, head, it->len);
+        }
+        else {
+            /* the head without its '\n': the script adds " ID\n" */
+            redisAppendCommand(c, "EVAL %s 1 %b %b %b %ld %ld", history_script, it->data,
+                               it->chan_len, head, it->head_len - 1, head + it->head_len,
+                               it->len - it->head_len, it->history_max, it->history_age_ms);
+        }
     }
     while (sent--) {
         redisReply *r = NULL;
@@ -224,7 +256,7 @@ static int publish_batch(redisContext *c, pub_item *batch, char *why, apr_size_t
             snprintf(why, n, "PUBLISH: %s", c->errstr);
             return 0;
         }
-        if ((r = expect_ok(c, r, "PUBLISH", why, n)) == NULL) {
+        if ((r = expect_ok(c, r, "PUBLISH/EVAL", why, n)) == NULL) {
             return 0;
         }
         freeReplyObject(r);
@@ -247,7 +279,7 @@ static void *APR_THREAD_FUNC publisher_main(apr_thread_t *t, void *data)
             apr_thread_mutex_lock(q_mutex);
             pub_reconnect = 0;          /* this is the reconnect */
             apr_thread_mutex_unlock(q_mutex);
-            if ((c = relay_connect(1, why, sizeof(why))) == NULL) {
+            if ((c = wsock_redis_connect(1, why, sizeof(why))) == NULL) {
                 set_state(&pub_ok, 0, why);
                 apr_thread_mutex_lock(q_mutex);
                 publisher_wait(apr_time_now() + jittered(backoff));
@@ -298,8 +330,9 @@ static void *APR_THREAD_FUNC publisher_main(apr_thread_t *t, void *data)
     return NULL;
 }
 
-apr_status_t wsock_redis_relay_publish(const char *room, apr_uint32_t except_serial,
-                                       const char *json, apr_size_t len)
+apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *room,
+                                       apr_uint32_t except_serial, const char *json,
+                                       apr_size_t len)
 {
     const char *prefix = wsock_redis_conf.prefix;
     apr_size_t plen = strlen(prefix), rlen = strlen(room);
@@ -318,7 +351,10 @@ apr_status_t wsock_redis_relay_publish(const char *room, apr_uint32_t except_ser
         return APR_ENOMEM;
     }
     it->next = NULL;
+    it->history_max = cfg->history_max;
+    it->history_age_ms = cfg->history_age_ms;
     it->chan_len = plen + rlen;
+    it->head_len = (apr_size_t)hl;
     it->len = (apr_size_t)hl + len;
     memcpy(it->data, prefix, plen);
     memcpy(it->data + plen, room, rlen);
@@ -446,33 +482,58 @@ static void reconcile(subscriber *sb)
     }
 }
 
-/* "TOKEN SERIAL\nJSON" from channel PREFIX+ROOM, to the members here. */
+/* From channel PREFIX+ROOM: "TOKEN SERIAL\nJSON", "TOKEN SERIAL ID\nJSON"
+ * (with history: ID is the stream id, which goes into the JSON), or a
+ * resuming client's marker "TOKEN SERIAL sync\n".  To the members here. */
 static void deliver(const redisReply *ch, const redisReply *msg)
 {
-    apr_size_t plen = strlen(wsock_redis_conf.prefix);
-    const char *nl, *room;
+    apr_size_t plen = strlen(wsock_redis_conf.prefix), jlen;
+    const char *nl, *room, *json;
+    char id[48] = "", *end, *withid = NULL;
     unsigned long serial;
-    char *end;
+    int mine;
 
     if (ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING
         || ch->len <= plen || memcmp(ch->str, wsock_redis_conf.prefix, plen) != 0
         || msg->len < 11 || msg->str[8] != ' '
         || (nl = memchr(msg->str, '\n', msg->len)) == NULL) {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, srv,
-                     WSOCKNO(0804) "redis relay: ignored a message that no mod_wsock sent");
-        return;
+        goto foreign;
     }
     room = ch->str + plen;
     serial = strtoul(msg->str + 9, &end, 10);
-    if (end != nl || serial > 0xffffffffUL) {
-        return;
+    if (serial > 0xffffffffUL || (end != nl && *end != ' ')) {
+        goto foreign;
+    }
+    if (*end == ' ' && (apr_size_t)(nl - end - 1) < sizeof(id)) {
+        memcpy(id, end + 1, (apr_size_t)(nl - end - 1));
+        id[nl - end - 1] = '\0';
     }
     /* The sender is a connection of this child only if the token is ours. */
-    if (memcmp(msg->str, wsock_redis_child_token, 8) != 0) {
-        serial = 0;
+    mine = memcmp(msg->str, wsock_redis_child_token, 8) == 0;
+    if (strcmp(id, "sync") == 0) {
+        if (mine) {
+            wsock_redis_local_synced((apr_uint32_t)serial);
+        }
+        return;
     }
-    wsock_redis_local_deliver(room, (apr_uint32_t)serial, nl + 1,
-                              msg->len - (apr_size_t)(nl + 1 - msg->str));
+    json = nl + 1;
+    jlen = msg->len - (apr_size_t)(nl + 1 - msg->str);
+    if (*id) {
+        apr_uint64_t ms, seq;
+
+        if (!wsock_redis_parse_id(id, &ms, &seq)
+            || (withid = wsock_redis_with_id(json, jlen, id, &jlen)) == NULL) {
+            goto foreign;
+        }
+        json = withid;
+    }
+    wsock_redis_local_deliver(room, mine ? (apr_uint32_t)serial : 0, *id ? id : NULL,
+                              json, jlen);
+    free(withid);
+    return;
+foreign:
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, srv,
+                 WSOCKNO(0804) "redis relay: ignored a message that no mod_wsock sent");
 }
 
 /* One reply in subscribe mode; 0 with why if the connection is unusable. */
@@ -537,7 +598,7 @@ static void subscriber_drop(subscriber *sb, const char *why)
  * of them are in place.  0 with why on a failure. */
 static int subscriber_connect(subscriber *sb, char *why, apr_size_t n)
 {
-    if ((sb->c = relay_connect(0, why, n)) == NULL) {
+    if ((sb->c = wsock_redis_connect(0, why, n)) == NULL) {
         return 0;
     }
     reconcile(sb);

@@ -44,15 +44,14 @@ static int valid_room_arg(const char *s)
                         "0123456789_.-") == n;
 }
 
-/* Whether the raw query names a "room" argument: wsock_query_arg() leaves
- * out one it cannot decode (room=a%00b), which must not fall back to the
- * section's room. */
-static int query_has_room(const char *q)
+int wsock_query_names(const char *q, const char *name)
 {
+    apr_size_t len = strlen(name);
+
     while (q && *q) {
         apr_size_t n = strcspn(q, "=&");
 
-        if (n == 4 && strncasecmp(q, "room", 4) == 0) {
+        if (n == len && strncasecmp(q, name, len) == 0) {
             return 1;
         }
         q = strchr(q, '&');
@@ -61,14 +60,14 @@ static int query_has_room(const char *q)
     return 0;
 }
 
-int wsock_roomsel_join(wsock_conn *wc, const char *handler, int from_query,
+int wsock_roomsel_pick(wsock_conn *wc, const char *handler, int from_query,
                        wsock_roomsel *sel)
 {
     const char *loc = wsock_location(wc);
     const char *arg = from_query ? wsock_query_arg(wc, "room") : NULL;
     int n;
 
-    if (from_query && !arg && query_has_room(wsock_query(wc))) {
+    if (from_query && !arg && wsock_query_names(wsock_query(wc), "room")) {
         arg = "";                   /* there, but not decodable: refused below */
     }
     if (arg && !valid_room_arg(arg)) {
@@ -79,14 +78,30 @@ int wsock_roomsel_join(wsock_conn *wc, const char *handler, int from_query,
     }
     n = arg ? snprintf(sel->room, sizeof(sel->room), "%s?%s", loc, arg)
             : snprintf(sel->room, sizeof(sel->room), "%s", loc);
-    if (n < 0 || (apr_size_t)n >= sizeof(sel->room) || wsock_join(wc, sel->room) != APR_SUCCESS) {
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, wsock_connection(wc),
-                      WSOCKNO(0611) "%s %s: cannot join room '%s' (the section path "
-                      "must be at most %d bytes with room=query, %d without)",
-                      handler, wsock_uri(wc), sel->room,
-                      WSOCK_ROOMSEL_KEY_MAX - WSOCK_ROOMSEL_ARG_MAX - 1, WSOCK_ROOMSEL_KEY_MAX);
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if (n < 0 || (apr_size_t)n >= sizeof(sel->room)) {
+        return wsock_roomsel_too_long(wc, handler, sel);
     }
     sel->label = arg ? sel->room + strlen(loc) + 1 : sel->room;
     return 0;
+}
+
+int wsock_roomsel_too_long(wsock_conn *wc, const char *handler, const wsock_roomsel *sel)
+{
+    ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, wsock_connection(wc),
+                  WSOCKNO(0611) "%s %s: cannot join room '%s' (the section path "
+                  "must be at most %d bytes with room=query, %d without)",
+                  handler, wsock_uri(wc), sel->room,
+                  WSOCK_ROOMSEL_KEY_MAX - WSOCK_ROOMSEL_ARG_MAX - 1, WSOCK_ROOMSEL_KEY_MAX);
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+int wsock_roomsel_join(wsock_conn *wc, const char *handler, int from_query,
+                       wsock_roomsel *sel)
+{
+    int rc = wsock_roomsel_pick(wc, handler, from_query, sel);
+
+    if (rc == 0 && wsock_join(wc, sel->room) != APR_SUCCESS) {
+        rc = wsock_roomsel_too_long(wc, handler, sel);
+    }
+    return rc;
 }

@@ -18,7 +18,8 @@ import pytest
 import websockets
 
 from conftest import new_instance, run, serve, session_dir
-from test_chat import close_all, fresh_room, join, recv_json
+from test_chat import close_all, fresh_room, recv_json
+from test_chat import join as chat_join
 
 REDIS_BIN = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
@@ -147,6 +148,18 @@ def pair(redis):
         next(gen_a, None)
 
 
+async def join(url, up=True):
+    """Connects and returns (ws, welcome).  With up, a client welcomed
+    while its child's relay is still connecting (just after start) waits
+    for the relay's "up" notice."""
+    ws, w = await chat_join(url)
+    if up and w["relay"] == "down":
+        while (await recv_type(ws, "relay", 30))["state"] != "up":
+            pass
+        w = dict(w, relay="up")
+    return ws, w
+
+
 async def recv_type(ws, kind, timeout=20):
     """The next notice of type kind; every message before it must be of
     another type that is allowed to interleave (relay notices)."""
@@ -190,7 +203,14 @@ async def nothing_more(ws, wait=0.5):
     ("<VirtualHost 127.0.0.1:9>\nWSockRedisPrefix x\n</VirtualHost>",
      "WSockRedisPrefix cannot occur within <VirtualHost> section"),
     ("<Location /x>\nWSockHandler redis room=url\n</Location>",
-     "WSockHandler redis: bad value in 'room=url' (room=location|query, echo=on|off)"),
+     "WSockHandler redis: bad value in 'room=url' (room=location|query, echo=on|off, "
+     "history=N, history-age=SECONDS)"),
+    ("<Location /x>\nWSockHandler redis history=0\n</Location>",
+     "WSockHandler redis: bad value in 'history=0'"),
+    ("<Location /x>\nWSockHandler redis history=lots\n</Location>",
+     "WSockHandler redis: bad value in 'history=lots'"),
+    ("<Location /x>\nWSockHandler redis history-age=1h\n</Location>",
+     "WSockHandler redis: bad value in 'history-age=1h'"),
     ("<Location /x>\nWSockHandler redis colour=red\n</Location>",
      "WSockHandler redis: unknown argument 'colour=red'"),
 ])
@@ -213,6 +233,9 @@ WSockRedisTimeout 0.5
 WSockRedisQueue 100
 <Location /r>
     WSockHandler redis ROOM=Query echo=OFF
+</Location>
+<Location /h>
+    WSockHandler redis history=1000 History-Age=3600
 </Location>
 """)
     rc, out = inst.configtest()

@@ -78,7 +78,7 @@ def test_redis_killed_and_restarted_mid_stream(apache_factory, redis):
             await x.send("while down")
             assert await recv_type(x, "dropped") == {"type": "dropped",
                                                      "reason": "relay unavailable"}
-            z, wz = await join(a.url("/relay?room=" + room))
+            z, wz = await join(a.url("/relay?room=" + room), up=False)
             conns.append(z)
             assert wz["relay"] == "down"
             for i in range(5):                  # no log line per message
@@ -124,7 +124,7 @@ def test_unreachable_redis_is_logged_and_clients_are_told(apache_factory):
     assert m, a.error_log()
 
     async def go():
-        ws, w = await join(a.url("/relay?room=lonely"))
+        ws, w = await join(a.url("/relay?room=lonely"), up=False)
         try:
             assert w["relay"] == "down"
             await ws.send("anyone?")
