@@ -38,6 +38,7 @@ static wsock_redis_client *catching;    /* clients catching up (few, briefly) */
 static apr_hash_t *by_serial;           /* serial -> client */
 static apr_hash_t *rooms;               /* name -> local_room (malloc'ed) */
 static int relay_up;
+static int relay_was_up;                /* since this child started */
 
 static const char state_up[] = "{\"type\":\"relay\",\"state\":\"up\"}";
 static const char state_down[] = "{\"type\":\"relay\",\"state\":\"down\"}";
@@ -253,9 +254,11 @@ int wsock_redis_local_wait_ready(const char *room, apr_interval_time_t timeout)
     local_room *r;
     int ready;
 
+    /* A child that has just started may not have connected yet: worth
+     * waiting for.  An outage is not. */
     apr_thread_mutex_lock(mutex);
     while ((r = apr_hash_get(rooms, room, APR_HASH_KEY_STRING)) != NULL && !r->ready
-           && relay_up && apr_time_now() < deadline) {
+           && (relay_up || !relay_was_up) && apr_time_now() < deadline) {
         apr_thread_cond_timedwait(news, mutex, deadline - apr_time_now());
     }
     ready = r && r->ready && relay_up;
@@ -375,6 +378,7 @@ int wsock_redis_local_set_up(int up)
     changed = relay_up != up;
     if (changed) {
         relay_up = up;
+        relay_was_up |= up;
         /* A new connection re-subscribes every room before the relay is
          * up again: until then no room counts as subscribed. */
         for (apr_hash_index_t *hi = apr_hash_first(NULL, rooms); !up && hi;

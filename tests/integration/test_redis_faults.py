@@ -111,7 +111,7 @@ def test_redis_killed_and_restarted_mid_stream(apache_factory, redis):
         # attempts: up at start, down, up again (children without clients
         # may still be waiting for their next attempt)
         assert down and all(n == 1 for n in down.values()), down
-        assert all(up.get(pid) in (1, 2) for pid in down), (up, down)
+        assert all(up.get(pid, 0) <= 2 for pid in down), (up, down)
         assert 2 in up.values(), up
 
 
