@@ -3,7 +3,7 @@
  * server sharing one Redis.
  *
  *   WSockHandler redis [room=location|query] [echo=on|off] [history=N]
- *                      [history-age=SECONDS]
+ *                      [history-age=SECONDS] [session=SECONDS]
  *
  * Rooms are chosen as in chat (wsock_roomsel).  A client's text message is
  * wrapped as {"type":"message","from":ID,"data":TEXT} and queued for this
@@ -38,7 +38,7 @@ static apr_uint32_t serials;        /* connections of this child so far */
 static int relay_started;
 
 static const char redis_usage[] = "room=location|query, echo=on|off, history=N, "
-                                  "history-age=SECONDS";
+                                  "history-age=SECONDS, session=SECONDS";
 
 /* A whole number from 1 to max, or 0. */
 static long parse_positive(const char *v, long max)
@@ -66,6 +66,9 @@ static const char *redis_create_config(apr_pool_t *pool, int argc, char *const a
         }
         else if (strncasecmp(argv[i], "history=", 8) == 0) {
             ok = (cfg->history_max = parse_positive(argv[i] + 8, 100000000)) > 0;
+        }
+        else if (strncasecmp(argv[i], "session=", 8) == 0) {
+            ok = (cfg->session_ttl = parse_positive(argv[i] + 8, 366L * 86400)) > 0;
         }
         else if (strncasecmp(argv[i], "history-age=", 12) == 0) {
             /* seconds, up to a year */
@@ -109,7 +112,8 @@ static int redis_open(wsock_conn *wc)
     const char *last_id = WSOCK_REDIS_HISTORY(cfg) ? wsock_query_arg(wc, "last_id") : NULL;
     apr_uint64_t ms, seq;
     wsock_redis_client *cl;
-    int rc;
+    char last[48] = "";
+    int rc, restored;
 
     if (WSOCK_REDIS_HISTORY(cfg) && !last_id && wsock_query_names(wsock_query(wc), "last_id")) {
         last_id = "";               /* there, but not decodable: refused below */
@@ -123,18 +127,33 @@ static int redis_open(wsock_conn *wc)
     if (!relay_started || (cl = calloc(1, sizeof(*cl))) == NULL) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
+    cl->wc = wc;
+    cl->serial = apr_atomic_inc32(&serials) + 1;
+    /* A session brings back its room, member id, name and last id. */
+    restored = cfg->session_ttl ? wsock_redis_session_open(cl, cfg, last, sizeof(last)) : 0;
+    if (restored > 1) {
+        free(cl);
+        return restored;
+    }
+    if (!last_id && *last && WSOCK_REDIS_HISTORY(cfg)) {
+        last_id = last;
+    }
     /* A resuming client joins its room only once it has caught up. */
-    rc = last_id ? wsock_roomsel_pick(wc, "redis", cfg->room_from_query, &cl->sel)
-                 : wsock_roomsel_join(wc, "redis", cfg->room_from_query, &cl->sel);
+    if (restored) {
+        rc = last_id || wsock_join(wc, cl->sel.room) == APR_SUCCESS
+             ? 0 : wsock_roomsel_too_long(wc, "redis", &cl->sel);
+    }
+    else {
+        rc = last_id ? wsock_roomsel_pick(wc, "redis", cfg->room_from_query, &cl->sel)
+                     : wsock_roomsel_join(wc, "redis", cfg->room_from_query, &cl->sel);
+        snprintf(cl->member, sizeof(cl->member), "%s-%x", wsock_redis_child_token,
+                 (unsigned)cl->serial);
+    }
     if (rc != 0) {
         free(cl);
         return rc;
     }
-    cl->wc = wc;
-    cl->serial = apr_atomic_inc32(&serials) + 1;
     cl->catching_up = last_id != NULL;
-    snprintf(cl->member, sizeof(cl->member), "%s-%x", wsock_redis_child_token,
-             (unsigned)cl->serial);
     wsock_set_user_data(wc, cl);
     /* Welcomes it now, or once the subscriber has its room. */
     if (wsock_redis_local_add(cl)) {
@@ -143,6 +162,9 @@ static int redis_open(wsock_conn *wc)
     if (last_id && (rc = wsock_redis_history_resume(cl, last_id)) != 0) {
         redis_forget(wc, cl);       /* refused: on_close will not run */
         return rc;
+    }
+    if (*cl->session) {
+        wsock_redis_session_save(cl, cfg);
     }
     return 0;
 }
@@ -156,15 +178,24 @@ static int redis_message(wsock_conn *wc, int is_text, const char *data, apr_size
 {
     const wsock_redis_cfg *cfg = wsock_handler_config(wc);
     const wsock_redis_client *cl = wsock_get_user_data(wc);
-    char head[96], *msg;
+    char head[256], *msg;
     apr_size_t mlen;
     apr_status_t rv;
 
     if (!is_text) {
         return 1003;                /* the relay carries text (JSON) only */
     }
-    snprintf(head, sizeof(head), "{\"type\":\"message\",\"from\":\"%s\",\"data\":\"",
-             cl->member);
+    if (*cl->name) {
+        /* names are printable ASCII: only '"' and '\\' need escaping */
+        char name[2 * sizeof(cl->name)];
+        name[wsock_json_escape(name, cl->name, strlen(cl->name))] = '\0';
+        snprintf(head, sizeof(head), "{\"type\":\"message\",\"from\":\"%s\",\"name\":\"%s\","
+                 "\"data\":\"", cl->member, name);
+    }
+    else {
+        snprintf(head, sizeof(head), "{\"type\":\"message\",\"from\":\"%s\",\"data\":\"",
+                 cl->member);
+    }
     if ((msg = wsock_json_wrap(head, data, len, "\"}", &mlen)) == NULL) {
         return 1011;
     }
@@ -194,9 +225,15 @@ static void redis_forget(wsock_conn *wc, wsock_redis_client *cl)
 
 static void redis_close(wsock_conn *wc, int code, const char *reason)
 {
+    wsock_redis_client *cl = wsock_get_user_data(wc);
+
     (void)code;
     (void)reason;
-    redis_forget(wc, wsock_get_user_data(wc));
+    if (*cl->session) {
+        /* before it leaves: its room's last id here is what it has seen */
+        wsock_redis_session_save(cl, wsock_handler_config(wc));
+    }
+    redis_forget(wc, cl);
 }
 
 const wsock_handler wsock_redis_handler = {

@@ -6,6 +6,7 @@
  *   wsock_redis_local.c  this child's relay clients, rooms and relay state
  *   wsock_redis_relay.c  the subscriber and publisher threads of a child
  *   wsock_redis_history.c  catching a resuming client up from a room's stream
+ *   wsock_redis_session.c  session records: a client's room, id, name, last id
  *
  * Documented in docs/redis.md.
  */
@@ -69,6 +70,7 @@ typedef struct {
     int echo;
     long history_max;           /* stream entries kept (MAXLEN ~); 0: no bound */
     long history_age_ms;        /* and/or their age (MINID ~, PEXPIRE); 0: none */
+    long session_ttl;           /* seconds a session record lives; 0: no sessions */
 } wsock_redis_cfg;
 
 #define WSOCK_REDIS_HISTORY(cfg) ((cfg)->history_max > 0 || (cfg)->history_age_ms > 0)
@@ -90,6 +92,9 @@ struct wsock_redis_client {
     wsock_roomsel sel;
     apr_uint32_t serial;        /* unique in this child */
     char member[32];            /* child token and serial: unique in the cluster */
+    char session[33];           /* session token, or "" */
+    char name[72];              /* the client's name (from ?name=), or "" */
+    char seen[48];              /* a stream id it has seen, for its session record */
     volatile apr_uint32_t welcomed;
     wsock_redis_client *prev, *next;
     /* while catching up (wsock_redis_history.c), under the local mutex: */
@@ -147,6 +152,9 @@ char *wsock_redis_with_id(const char *json, apr_size_t len, const char *id,
 /* Sets the relay state; tells every client when it changes.  Returns 1 if
  * it changed. */
 int wsock_redis_local_set_up(int up);
+/* The id of the last message with history delivered to room here ("" if
+ * none), into buf. */
+void wsock_redis_local_last_id(const char *room, char *buf, apr_size_t n);
 int wsock_redis_local_is_up(void);
 
 /* ---- the relay threads (wsock_redis_relay.c) --------------------------- */
@@ -168,10 +176,32 @@ void wsock_redis_relay_rooms_changed(void);
 apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *room,
                                        apr_uint32_t except_serial, const char *json,
                                        apr_size_t len);
+/* Queues HSET key room .. member .. name .. last_id .. and EXPIRE key ttl
+ * (values in that order). */
+apr_status_t wsock_redis_relay_save(const char *key, long ttl, const char *const values[4]);
 
 /* ---- history (wsock_redis_history.c) ------------------------------------ */
 
 apr_status_t wsock_redis_history_init(apr_pool_t *pchild);
+
+/* The child's connection for on_open's questions to Redis (resuming,
+ * sessions), locked: NULL with why if there is none (and the lock is not
+ * held).  end: unlocks; broken drops the connection. */
+struct redisContext *wsock_redis_sync_begin(char *why, apr_size_t n);
+void wsock_redis_sync_end(int broken);
+
+/* ---- sessions (wsock_redis_session.c) ---------------------------------- */
+
+/* on_open, before the room is chosen: with ?session=TOKEN of a live record
+ * of this location, restores the client's room, member id and name, and
+ * its last id into last (if not given): returns 1.  Without one (or an
+ * unknown or expired token): a new token, the name from ?name=; 0.  Or an
+ * HTTP status for a malformed token or name. */
+int wsock_redis_session_open(wsock_redis_client *cl, const wsock_redis_cfg *cfg, char *last,
+                             apr_size_t lastsz);
+/* Writes the client's record (room, member, name, last id), through the
+ * publisher, with the location's TTL. */
+void wsock_redis_session_save(const wsock_redis_client *cl, const wsock_redis_cfg *cfg);
 /* On the owning thread in on_open, for a client registered with
  * catching_up that asked to resume after stream id last_id: welcomes it,
  * sends it everything after last_id, {"type":"resumed",...}, and joins

@@ -62,6 +62,24 @@ apr_status_t wsock_redis_history_init(apr_pool_t *pchild)
     return apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
 }
 
+redisContext *wsock_redis_sync_begin(char *why, apr_size_t n)
+{
+    apr_thread_mutex_lock(mutex);
+    if (hc == NULL && (hc = wsock_redis_connect(1, why, n)) == NULL) {
+        apr_thread_mutex_unlock(mutex);
+    }
+    return hc;
+}
+
+void wsock_redis_sync_end(int broken)
+{
+    if (broken && hc) {
+        redisFree(hc);
+        hc = NULL;
+    }
+    apr_thread_mutex_unlock(mutex);
+}
+
 /* The value of field name in a flat array of name/value pairs. */
 static const redisReply *field(const redisReply *r, const char *name)
 {
@@ -157,25 +175,27 @@ static int publish_sync(const char *key, apr_uint32_t serial)
 }
 
 /* Catches up from after last (updated to the last id sent): 1, or 0 with
- * why.  Under mutex. */
+ * why. */
 static int catch_up(wsock_redis_client *cl, const char *key, char *last, apr_size_t lastsz,
                     int *count, int *complete, char *why, apr_size_t n)
 {
     char from[48];
+    int ok;
 
-    if (hc == NULL && (hc = wsock_redis_connect(1, why, n)) == NULL) {
+    if (wsock_redis_sync_begin(why, n) == NULL) {
         return 0;
     }
     snprintf(from, sizeof(from), "%s", last);
     /* After the XRANGE: the oldest entry only ever gets newer. */
-    if (send_after(cl, key, last, lastsz, count) && publish_sync(key, cl->serial)) {
+    ok = send_after(cl, key, last, lastsz, count) && publish_sync(key, cl->serial);
+    if (ok) {
         *complete = nothing_trimmed_after(key, from);
-        return 1;
     }
-    snprintf(why, n, "%s", hc->errstr[0] ? hc->errstr : "unexpected reply");
-    redisFree(hc);
-    hc = NULL;
-    return 0;
+    else {
+        snprintf(why, n, "%s", hc->errstr[0] ? hc->errstr : "unexpected reply");
+    }
+    wsock_redis_sync_end(!ok);
+    return ok;
 }
 
 int wsock_redis_history_resume(wsock_redis_client *cl, const char *last_id)
@@ -194,9 +214,7 @@ int wsock_redis_history_resume(wsock_redis_client *cl, const char *last_id)
         int ok;
 
         wsock_redis_local_welcome(cl);
-        apr_thread_mutex_lock(mutex);
         ok = catch_up(cl, key, last, sizeof(last), &count, &complete, why, sizeof(why));
-        apr_thread_mutex_unlock(mutex);
         if (ok && !wsock_redis_local_wait_synced(cl, timeout)) {
             snprintf(why, sizeof(why), "no sync from the subscriber in time");
             ok = 0;
@@ -211,6 +229,7 @@ int wsock_redis_history_resume(wsock_redis_client *cl, const char *last_id)
     else {
         wsock_redis_local_welcome(cl);      /* says the relay is down */
     }
+    snprintf(cl->seen, sizeof(cl->seen), "%s", last);
     if ((lost = wsock_redis_local_catch_finish(cl, last, &count)) < 0) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -27,6 +27,7 @@ typedef struct {
     char *name;
     int members;
     int ready;                  /* the subscriber confirmed its channel */
+    char last_id[48];           /* of the last message delivered, with history */
 } local_room;
 
 #define HELD_MAX 10000                  /* messages held for a client catching up */
@@ -69,13 +70,24 @@ apr_status_t wsock_redis_local_init(apr_pool_t *pchild)
 /* Under the mutex. */
 static void welcome(wsock_redis_client *cl)
 {
-    char head[128], tail[64];
+    char head[128], tail[512];
     apr_size_t len;
     char *msg;
+    int n;
 
     snprintf(head, sizeof(head), "{\"type\":\"welcome\",\"member\":\"%s\",\"room\":\"",
              cl->member);
-    snprintf(tail, sizeof(tail), "\",\"relay\":\"%s\"}", relay_up ? "up" : "down");
+    n = snprintf(tail, sizeof(tail), "\",\"relay\":\"%s\"", relay_up ? "up" : "down");
+    if (*cl->session) {
+        n += snprintf(tail + n, sizeof(tail) - (apr_size_t)n, ",\"session\":\"%s\"",
+                      cl->session);
+    }
+    if (*cl->name) {
+        n += snprintf(tail + n, sizeof(tail) - (apr_size_t)n, ",\"name\":\"");
+        n += (int)wsock_json_escape(tail + n, cl->name, strlen(cl->name));
+        n += snprintf(tail + n, sizeof(tail) - (apr_size_t)n, "\"");
+    }
+    snprintf(tail + n, sizeof(tail) - (apr_size_t)n, "}");
     if ((msg = wsock_json_wrap(head, cl->sel.label, strlen(cl->sel.label), tail, &len))
         != NULL) {
         wsock_send(cl->wc, 1, msg, len);
@@ -235,11 +247,15 @@ void wsock_redis_local_deliver(const char *room, apr_uint32_t except, const char
                                const char *json, apr_size_t len)
 {
     wsock_redis_client *cl;
+    local_room *r;
 
     /* Held during the delivery: the sender cannot end (and its memory be
      * reused by another connection) while it is the exception, and a
      * client cannot finish catching up half-way through a message. */
     apr_thread_mutex_lock(mutex);
+    if (id && (r = apr_hash_get(rooms, room, APR_HASH_KEY_STRING)) != NULL) {
+        snprintf(r->last_id, sizeof(r->last_id), "%s", id);
+    }
     if (catching) {
         hold_for_catching(room, id, json, len);
     }
@@ -398,6 +414,16 @@ int wsock_redis_local_set_up(int up)
     }
     apr_thread_mutex_unlock(mutex);
     return changed;
+}
+
+void wsock_redis_local_last_id(const char *room, char *buf, apr_size_t n)
+{
+    local_room *r;
+
+    apr_thread_mutex_lock(mutex);
+    r = apr_hash_get(rooms, room, APR_HASH_KEY_STRING);
+    snprintf(buf, n, "%s", r ? r->last_id : "");
+    apr_thread_mutex_unlock(mutex);
 }
 
 int wsock_redis_local_is_up(void)

@@ -52,6 +52,7 @@ char wsock_redis_child_token[9];
 
 typedef struct pub_item {
     struct pub_item *next;
+    long session_ttl;                   /* > 0: a session record, not a message */
     long history_max, history_age_ms;   /* both 0: no history */
     apr_size_t chan_len, head_len, len;
     char data[];                /* channel, then envelope head and JSON */
@@ -239,7 +240,21 @@ static int publish_batch(redisContext *c, pub_item *batch, char *why, apr_size_t
     for (pub_item *it = batch; it; it = it->next, sent++) {
         const char *head = it->data + it->chan_len;
 
-        if (it->history_max == 0 && it->history_age_ms == 0) {
+        if (it->session_ttl > 0) {
+            /* key, then NUL-terminated field values (wsock_redis_session.c) */
+            static const char *const names[] = { "room", "member", "name", "last_id" };
+            const char *argv[10] = { "HSET", it->data };
+            const char *v = it->data + it->chan_len + 1;
+
+            for (int k = 0; k < 4; k++, v += strlen(v) + 1) {
+                argv[2 + 2 * k] = names[k];
+                argv[3 + 2 * k] = v;
+            }
+            redisAppendCommandArgv(c, 10, argv, NULL);
+            redisAppendCommand(c, "EXPIRE %s %ld", it->data, it->session_ttl);
+            sent++;                 /* two replies */
+        }
+        else if (it->history_max == 0 && it->history_age_ms == 0) {
             redisAppendCommand(c, "PUBLISH %b %b", it->data, it->chan_len, head, it->len);
         }
         else {
@@ -256,7 +271,7 @@ static int publish_batch(redisContext *c, pub_item *batch, char *why, apr_size_t
             snprintf(why, n, "PUBLISH: %s", c->errstr);
             return 0;
         }
-        if ((r = expect_ok(c, r, "PUBLISH/EVAL", why, n)) == NULL) {
+        if ((r = expect_ok(c, r, "PUBLISH/EVAL/HSET", why, n)) == NULL) {
             return 0;
         }
         freeReplyObject(r);
@@ -330,6 +345,28 @@ static void *APR_THREAD_FUNC publisher_main(apr_thread_t *t, void *data)
     return NULL;
 }
 
+/* Puts it on the publisher's queue, or frees it: APR_ENOSPC if full. */
+static apr_status_t enqueue(pub_item *it)
+{
+    apr_thread_mutex_lock(q_mutex);
+    if (q_len >= wsock_redis_conf.queue_max) {
+        apr_thread_mutex_unlock(q_mutex);
+        free(it);
+        return APR_ENOSPC;
+    }
+    if (q_tail) {
+        q_tail->next = it;
+    }
+    else {
+        q_head = it;
+    }
+    q_tail = it;
+    q_len++;
+    apr_thread_cond_signal(q_cond);
+    apr_thread_mutex_unlock(q_mutex);
+    return APR_SUCCESS;
+}
+
 apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *room,
                                        apr_uint32_t except_serial, const char *json,
                                        apr_size_t len)
@@ -351,6 +388,7 @@ apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *r
         return APR_ENOMEM;
     }
     it->next = NULL;
+    it->session_ttl = 0;
     it->history_max = cfg->history_max;
     it->history_age_ms = cfg->history_age_ms;
     it->chan_len = plen + rlen;
@@ -360,24 +398,32 @@ apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *r
     memcpy(it->data + plen, room, rlen);
     memcpy(it->data + it->chan_len, head, (apr_size_t)hl);
     memcpy(it->data + it->chan_len + hl, json, len);
+    return enqueue(it);
+}
 
-    apr_thread_mutex_lock(q_mutex);
-    if (q_len >= wsock_redis_conf.queue_max) {
-        apr_thread_mutex_unlock(q_mutex);
-        free(it);
-        return APR_ENOSPC;
+apr_status_t wsock_redis_relay_save(const char *key, long ttl, const char *const values[4])
+{
+    apr_size_t klen = strlen(key), len = klen + 1;
+    pub_item *it;
+    char *p;
+
+    for (int k = 0; k < 4; k++) {
+        len += strlen(values[k]) + 1;
     }
-    if (q_tail) {
-        q_tail->next = it;
+    if ((it = calloc(1, sizeof(*it) + len)) == NULL) {
+        return APR_ENOMEM;
     }
-    else {
-        q_head = it;
+    it->session_ttl = ttl;
+    it->chan_len = klen;
+    p = it->data;
+    memcpy(p, key, klen + 1);
+    p += klen + 1;
+    for (int k = 0; k < 4; k++) {
+        apr_size_t n = strlen(values[k]) + 1;
+        memcpy(p, values[k], n);
+        p += n;
     }
-    q_tail = it;
-    q_len++;
-    apr_thread_cond_signal(q_cond);
-    apr_thread_mutex_unlock(q_mutex);
-    return APR_SUCCESS;
+    return enqueue(it);
 }
 
 /* ---- the subscriber ----------------------------------------------------- */

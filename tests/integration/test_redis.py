@@ -204,7 +204,9 @@ async def nothing_more(ws, wait=0.5):
      "WSockRedisPrefix cannot occur within <VirtualHost> section"),
     ("<Location /x>\nWSockHandler redis room=url\n</Location>",
      "WSockHandler redis: bad value in 'room=url' (room=location|query, echo=on|off, "
-     "history=N, history-age=SECONDS)"),
+     "history=N, history-age=SECONDS, session=SECONDS)"),
+    ("<Location /x>\nWSockHandler redis session=forever\n</Location>",
+     "WSockHandler redis: bad value in 'session=forever'"),
     ("<Location /x>\nWSockHandler redis history=0\n</Location>",
      "WSockHandler redis: bad value in 'history=0'"),
     ("<Location /x>\nWSockHandler redis history=lots\n</Location>",
@@ -235,7 +237,7 @@ WSockRedisQueue 100
     WSockHandler redis ROOM=Query echo=OFF
 </Location>
 <Location /h>
-    WSockHandler redis history=1000 History-Age=3600
+    WSockHandler redis history=1000 History-Age=3600 session=86400
 </Location>
 """)
     rc, out = inst.configtest()

@@ -29,6 +29,9 @@ HISTORY_LOCATIONS = """
 <Location /live>
     WSockHandler redis room=query
 </Location>
+<Location /sess>
+    WSockHandler redis room=query history=1000 session=600
+</Location>
 """
 
 
@@ -60,7 +63,8 @@ def pair(redis):
 
 
 async def resume(url):
-    """Connects with last_id in url: returns (ws, welcome, missed, resumed)."""
+    """Connects with last_id (or a session) in url: returns (ws, welcome,
+    missed, resumed)."""
     ws = await websockets.connect(url, open_timeout=30, close_timeout=5, ping_interval=None,
                                   max_size=None)
     w = await recv_json(ws)
@@ -249,16 +253,19 @@ def test_resume_reports_what_history_no_longer_holds(pair):
     run(go())
 
 
-@pytest.mark.parametrize("bad", ["abc", "1-", "-1", "1-2-3", "1.5", "%00"])
-def test_a_malformed_last_id_is_refused_before_the_upgrade(pair, bad):
-    a, _ = pair
-
+def refused_with_400(url):
     async def go():
         with pytest.raises(websockets.InvalidStatusCode) as e:
-            await websockets.connect(a.url("/hist?room=x&last_id=" + bad), open_timeout=15)
+            await websockets.connect(url, open_timeout=15)
         assert e.value.status_code == 400
 
     run(go())
+
+
+@pytest.mark.parametrize("bad", ["abc", "1-", "-1", "1-2-3", "1.5", "%00"])
+def test_a_malformed_last_id_is_refused_before_the_upgrade(pair, bad):
+    a, _ = pair
+    refused_with_400(a.url("/hist?room=x&last_id=" + bad))
     assert a.wait_log(r"WSOCK0806: redis /hist: refused, last_id is not a stream id")
 
 
@@ -291,3 +298,63 @@ def test_resume_while_redis_is_down_says_so(apache_factory):
         assert resumed == {"type": "resumed", "count": 0, "complete": False}
 
     run(go())
+
+
+# ==================================================================== sessions
+def test_a_session_brings_a_client_back_to_its_room_on_another_server(pair, redis):
+    a, b = pair
+    room = fresh_room("s")
+
+    async def go():
+        x, w = await join(a.url("/sess?room=%s&name=Ada%%20L." % room))
+        s, _ = await join(b.url("/sess?room=" + room))
+        token = w["session"]
+        assert re.match(r"^[0-9a-f]{32}$", token) and w["name"] == "Ada L."
+        record = redis.cli("HGETALL", "wsock:session:" + token).split("\n")
+        assert record[:4] == ["room", "/sess?" + room, "member", w["member"]], record
+        assert 0 < int(redis.cli("TTL", "wsock:session:" + token)) <= 600
+        try:
+            await x.send("hello")
+            for ws in (x, s):
+                n = await recv_json(ws)
+                assert (n["from"], n["name"], n["data"]) == (w["member"], "Ada L.", "hello")
+            await x.close()
+            for i in range(10):
+                await s.send("while away %d" % i)
+            while (await recv_json(s))["data"] != "while away 9":
+                pass
+            # only the token: room, member id, name and last id come back
+            x2, w2, missed, resumed = await resume(b.url("/sess?session=" + token))
+            try:
+                assert (w2["room"], w2["member"], w2["name"], w2["session"]) == \
+                    (room, w["member"], "Ada L.", token)
+                assert [m["data"] for m in missed] == ["while away %d" % i for i in range(10)]
+                assert resumed == {"type": "resumed", "count": 10, "complete": True}
+                await x2.send("back")
+                n = await recv_json(s)
+                assert (n["from"], n["data"]) == (w["member"], "back")
+            finally:
+                await x2.close()
+        finally:
+            await close_all([x, s])
+
+    run(go())
+
+
+def test_an_unknown_session_starts_a_new_one(pair):
+    a, _ = pair
+
+    async def go():
+        ws, w = await join(a.url("/sess?room=fresh&session=" + "0" * 32))
+        await ws.close()
+        assert w["room"] == "fresh" and w["session"] != "0" * 32
+
+    run(go())
+
+
+@pytest.mark.parametrize("query", ["session=abc", "session=" + "G" * 32, "session=",
+                                   "name=", "name=" + "x" * 65, "name=a%0Ab", "name=%C3%A9"])
+def test_a_malformed_session_or_name_is_refused(pair, query):
+    a, _ = pair
+    refused_with_400(a.url("/sess?room=x&" + query))
+    assert a.wait_log(r"WSOCK0807: redis /sess: refused, session must be a token")
