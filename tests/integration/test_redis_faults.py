@@ -15,6 +15,7 @@ import pytest
 from conftest import run
 from test_redis import (TWO_EVENT_CHILDREN, RedisServer, close_all, free_port,
                         fresh_room, join, recv_json, recv_type, redis_conf)
+from test_redis_history import resume
 
 
 @pytest.fixture
@@ -204,3 +205,73 @@ def test_a_stalled_redis_never_blocks_clients(apache_factory, redis):
             await close_all([x, y])
 
     run(go(), timeout=120)
+
+
+
+def test_with_history_a_resuming_client_gets_every_published_message_once(apache_factory):
+    """A room with history keeps talking while Redis (with its append-only
+    file, so that history survives) is killed and restarted; a receiver that
+    left before the outage comes back afterwards, to the other server, with
+    its last id.  It gets exactly what was published (what the sender got
+    back), once each, in order."""
+    redis = RedisServer(["--appendonly", "yes", "--appendfsync", "always"]).start()
+    conf = redis_conf(redis, """
+<Location /hist>
+    WSockHandler redis room=query history=10000
+</Location>
+""")
+    a = apache_factory("event", conf, mpm_conf=TWO_EVENT_CHILDREN)
+    b = apache_factory("prefork", conf)
+    room = fresh_room("hk")
+    total = 150
+
+    async def go():
+        s, _ = await join(a.url("/hist?room=" + room))
+        r, _ = await join(b.url("/hist?room=" + room))
+        echoed, relay, got = [], [], []
+
+        async def read_sender():
+            while True:
+                n = await recv_json(s, 60)
+                (echoed if n["type"] == "message" else relay).append(n)
+
+        reader = asyncio.ensure_future(read_sender())
+        try:
+            for i in range(total):
+                if i == 30:                 # the receiver leaves
+                    while len(got) < 20:
+                        got.append(await recv_json(r))
+                    await r.close()
+                if i == 60:
+                    redis.kill()
+                if i == 90:
+                    redis.start()
+                    deadline = time.monotonic() + 30
+                    while {"type": "relay", "state": "up"} not in relay:
+                        assert time.monotonic() < deadline, "relay did not come back"
+                        await asyncio.sleep(0.1)
+                await s.send(str(i))
+                await asyncio.sleep(0.01)
+            deadline = time.monotonic() + 30
+            while not echoed or echoed[-1]["data"] != str(total - 1):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            r2, _, missed, resumed = await resume(
+                a.url("/hist?room=%s&last_id=%s" % (room, got[-1]["id"])))
+            await r2.close()
+            return echoed, got, missed, resumed, relay
+        finally:
+            reader.cancel()
+            await close_all([s, r])
+
+    try:
+        echoed, got, missed, resumed, relay = run(go(), timeout=150)
+    finally:
+        redis.kill()
+    published = [(n["id"], n["data"]) for n in echoed]
+    assert len(set(published)) == len(published)
+    # some messages were sent while Redis was down: not published
+    assert {"type": "dropped", "reason": "relay unavailable"} in relay
+    assert len(published) < total
+    assert [(n["id"], n["data"]) for n in got + missed] == published
+    assert resumed == {"type": "resumed", "count": len(missed), "complete": True}
