@@ -232,7 +232,23 @@ static void publisher_wait(apr_time_t deadline)
     }
 }
 
-/* Sends a batch as pipelined PUBLISHes; 0 with why on a failure. */
+/* Redis refused one command (a key of another type, an ACL without the
+ * right): that message is lost, the connection is fine.  Logged when the
+ * error differs from the last one, not once per message. */
+static void refused(const char *err)
+{
+    static char last[128];
+
+    if (strncmp(last, err, sizeof(last) - 1) != 0) {
+        snprintf(last, sizeof(last), "%s", err);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, srv,
+                     WSOCKNO(0808) "redis relay: Redis refused a message (%s); it is lost",
+                     err);
+    }
+}
+
+/* Sends a batch as pipelined commands; 0 with why if the connection
+ * failed. */
 static int publish_batch(redisContext *c, pub_item *batch, char *why, apr_size_t n)
 {
     int sent = 0;
@@ -271,8 +287,8 @@ static int publish_batch(redisContext *c, pub_item *batch, char *why, apr_size_t
             snprintf(why, n, "PUBLISH: %s", c->errstr);
             return 0;
         }
-        if ((r = expect_ok(c, r, "PUBLISH/EVAL/HSET", why, n)) == NULL) {
-            return 0;
+        if (r->type == REDIS_REPLY_ERROR) {
+            refused(r->str);
         }
         freeReplyObject(r);
     }

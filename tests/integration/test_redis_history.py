@@ -358,3 +358,24 @@ def test_a_malformed_session_or_name_is_refused(pair, query):
     a, _ = pair
     refused_with_400(a.url("/sess?room=x&" + query))
     assert a.wait_log(r"WSOCK0807: redis /sess: refused, session must be a token")
+
+
+def test_a_message_redis_refuses_is_logged_and_the_relay_stays_up(pair, redis):
+    a, _ = pair
+    room = fresh_room("wt")
+    redis.cli("SET", "wsock:/hist?" + room, "not a stream")
+
+    async def go():
+        x, _ = await join(a.url("/hist?room=" + room))
+        y, _ = await join(a.url("/hist?room=" + room + "ok"))
+        try:
+            await x.send("into a string key")
+            await y.send("elsewhere")
+            assert (await recv_json(y))["data"] == "elsewhere"
+            await nothing_more(x)
+        finally:
+            await close_all([x, y])
+
+    run(go())
+    assert a.wait_log(r"WSOCK0808: redis relay: Redis refused a message \(.*WRONGTYPE")
+    assert "WSOCK0802" not in a.error_log()
