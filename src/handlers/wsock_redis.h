@@ -4,7 +4,9 @@
  *   wsock_redis_conf.c   server-wide WSockRedis* directives
  *   wsock_redis.c        the handler (WSockHandler redis ...)
  *   wsock_redis_local.c  this child's relay clients, rooms and relay state
- *   wsock_redis_relay.c  the subscriber and publisher threads of a child
+ *   wsock_redis_relay.c  the relay's state, connecting, its threads' life
+ *   wsock_redis_pub.c    the publisher thread: queue, PUBLISH/EVAL, records
+ *   wsock_redis_sub.c    the subscriber thread: SUBSCRIBE, delivery
  *   wsock_redis_history.c  catching a resuming client up from a room's stream
  *   wsock_redis_session.c  session records: a client's room, id, name, last id
  *
@@ -15,6 +17,7 @@
 
 #include <httpd.h>
 #include <http_config.h>
+#include <apr_thread_proc.h>
 #include <apr_time.h>
 
 #include "wsock.h"
@@ -157,12 +160,37 @@ int wsock_redis_local_set_up(int up);
 void wsock_redis_local_last_id(const char *room, char *buf, apr_size_t n);
 int wsock_redis_local_is_up(void);
 
-/* ---- the relay threads (wsock_redis_relay.c) --------------------------- */
+/* ---- the relay (wsock_redis_relay.c, _pub.c, _sub.c) -------------------- */
 
 struct redisContext;
 /* A new connection to the configured Redis, after AUTH (and SELECT if
  * select_db); NULL with why set. */
 struct redisContext *wsock_redis_connect(int select_db, char *why, apr_size_t n);
+/* Writes what hiredis has buffered (small commands; the socket has the
+ * command timeout): 0 on a failure. */
+int wsock_redis_flush(struct redisContext *c);
+
+extern server_rec *wsock_redis_server;      /* for the relay threads' log lines */
+
+typedef enum { WSOCK_REDIS_SUB, WSOCK_REDIS_PUB } wsock_redis_part;
+/* A connection of the relay came up or went down (why: the reason).  One
+ * log line per change of the relay's state; clients are told. */
+void wsock_redis_state(wsock_redis_part part, int ok, const char *why);
+int wsock_redis_relay_up(void);
+int wsock_redis_stopping(void);
+/* The next wait of a reconnect back-off (jittered); doubles *b. */
+apr_interval_time_t wsock_redis_backoff(apr_interval_time_t *b);
+#define WSOCK_REDIS_BACKOFF_MIN (200 * 1000)    /* microseconds */
+
+/* The threads: set up, run, wake (reconnect: drop a stale connection),
+ * and after the threads ended, free what is left. */
+apr_status_t wsock_redis_pub_init(apr_pool_t *pchild);
+void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data);
+void wsock_redis_pub_wake(int reconnect);
+void wsock_redis_pub_discard(void);
+apr_status_t wsock_redis_sub_init(void);
+void *APR_THREAD_FUNC wsock_redis_sub_main(apr_thread_t *t, void *data);
+void wsock_redis_sub_close(void);
 
 /* This child's token: 8 hex digits, random, shared by no other child. */
 extern char wsock_redis_child_token[9];
