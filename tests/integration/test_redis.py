@@ -56,11 +56,21 @@ def free_port():
 class RedisServer:
     """A throw-away redis-server on 127.0.0.1:port (no RDB, no AOF)."""
 
-    def __init__(self, extra_args=()):
-        self.port = free_port()
+    def __init__(self, extra_args=(), unix=False):
+        """unix: listen on a unix socket (self.socket) instead of TCP."""
         self.dir = tempfile.mkdtemp(prefix="redis-", dir=session_dir())
+        os.chmod(self.dir, 0o755)           # apache's children reach the socket
+        self.socket = os.path.join(self.dir, "redis.sock") if unix else None
+        self.port = 0 if unix else free_port()
         self.extra_args = list(extra_args)
+        if unix:
+            self.extra_args += ["--unixsocket", self.socket, "--unixsocketperm", "777"]
         self.proc = None
+
+    def _address(self):
+        if self.socket:
+            return socket.AF_UNIX, self.socket
+        return socket.AF_INET, ("127.0.0.1", self.port)
 
     def start(self, timeout=15):
         log = open(os.path.join(self.dir, "redis.log"), "ab")
@@ -75,8 +85,11 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("redis-server exited: %s" % self.log()[-2000:])
+            family, addr = self._address()
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                with socket.socket(family, socket.SOCK_STREAM) as s:
+                    s.settimeout(1)
+                    s.connect(addr)
                     s.sendall(b"PING\r\n")
                     if s.recv(64)[:1] in (b"+", b"-"):     # +PONG, or -NOAUTH
                         return self
@@ -92,7 +105,8 @@ class RedisServer:
         self.proc = None
 
     def cli(self, *args, password=None):
-        cmd = [REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port), "--raw"]
+        cmd = [REDIS_CLI] + (["-s", self.socket] if self.socket else
+                             ["-h", "127.0.0.1", "-p", str(self.port)]) + ["--raw"]
         if password:
             cmd += ["--no-auth-warning", "-a", password]
         p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

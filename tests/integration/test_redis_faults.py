@@ -12,6 +12,7 @@ import signal
 import time
 
 import pytest
+import websockets
 
 from conftest import run
 from test_redis import (TWO_EVENT_CHILDREN, RedisServer, close_all, free_port,
@@ -281,3 +282,48 @@ def test_with_history_a_resuming_client_gets_every_published_message_once(apache
     assert len(published) < total
     assert [(n["id"], n["data"]) for n in got + missed] == published
     assert resumed == {"type": "resumed", "count": len(missed), "complete": True}
+
+
+def test_unix_socket_and_graceful_restart(apache_factory):
+    """WSockRedis unix:/path; a graceful restart ends the old children's
+    relays cleanly (clients get 1001) and the new generation's relays come
+    up and serve the reconnecting clients."""
+    r = RedisServer(unix=True).start()
+    sock = r.socket
+    try:
+        a = apache_factory("event", "WSockRedis unix:%s\n" % sock + redis_conf_locations())
+
+        async def chat_once(tag):
+            x, w = await join(a.url("/relay?room=unix"))
+            try:
+                assert w["relay"] == "up"
+                await x.send(tag)
+                assert (await recv_json(x))["data"] == tag
+            finally:
+                await x.close()
+            return w["member"]
+
+        async def go():
+            first = await chat_once("before")
+            x, _ = await join(a.url("/relay?room=unix"))
+            a.graceful()
+            with pytest.raises(websockets.ConnectionClosed) as e:
+                while True:
+                    await recv_json(x, 30)
+            assert e.value.rcvd.code == 1001
+            # the new generation (new child tokens) relays again
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    second = await chat_once("after")
+                    if second.split("-")[0] != first.split("-")[0]:
+                        return
+                except (OSError, websockets.WebSocketException, AssertionError):
+                    pass
+                assert time.monotonic() < deadline, "no new generation"
+                await asyncio.sleep(0.2)
+
+        run(go(), timeout=90)
+        assert a.wait_log(r"WSOCK0801: redis relay: connected to unix:" + re.escape(sock))
+    finally:
+        r.kill()
