@@ -12,6 +12,8 @@
  *
  * RESP is hiredis's business; these files only drive its buffers.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +176,7 @@ static apr_status_t stop_cleanup(void *data)
 apr_status_t wsock_redis_relay_start(apr_pool_t *pchild, server_rec *s)
 {
     unsigned char rnd[4];
+    sigset_t all, old;
     apr_status_t rv;
 
     wsock_redis_server = s;
@@ -189,12 +192,21 @@ apr_status_t wsock_redis_relay_start(apr_pool_t *pchild, server_rec *s)
     if ((rv = wsock_redis_sub_init()) != APR_SUCCESS
         || (rv = wsock_redis_pub_init(pchild)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&state_mutex, APR_THREAD_MUTEX_DEFAULT, pchild))
-           != APR_SUCCESS
-        || (rv = apr_thread_create(&pub_thread, NULL, wsock_redis_pub_main, NULL, pchild))
            != APR_SUCCESS) {
         return rv;
     }
-    return apr_thread_create(&sub_thread, NULL, wsock_redis_sub_main, NULL, pchild);
+    /* The threads start with every signal blocked (they inherit this
+     * thread's mask): the MPM's signals (a prefork child's SIGTERM runs
+     * the whole child exit in its handler) must reach the child's own
+     * thread, never a relay thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rv = apr_thread_create(&pub_thread, NULL, wsock_redis_pub_main, NULL, pchild);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&sub_thread, NULL, wsock_redis_sub_main, NULL, pchild);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rv;
 }
 
 void wsock_redis_relay_stop(void)
