@@ -23,6 +23,7 @@
 #include <apr_strings.h>
 
 #include "wsock.h"
+#include "wsock_bus.h"
 #include "wsock_config.h"
 #include "wsock_conn.h"
 #include "wsock_driver.h"
@@ -30,9 +31,14 @@
 #include "wsock_handshake.h"
 #include "wsock_live.h"
 #include "wsock_loop.h"
+#include "wsock_netin.h"
 #include "wsock_netout.h"
+#include "wsock_ratelimit.h"
 #include "wsock_rooms.h"
 #include "wsock_redis.h"
+#include "wsock_security.h"
+#include "wsock_token.h"
+#include "wsock_ipcap.h"
 #include "wsock_log.h"
 
 module AP_MODULE_DECLARE_DATA wsock_module;
@@ -53,6 +59,12 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     d->queue_msgs = WSOCK_UNSET;
     d->queue_bytes = WSOCK_UNSET;
     d->queue_policy = WSOCK_UNSET;
+    d->log_at_upgrade = WSOCK_UNSET;
+    /* abuse limits */
+    d->msg_rate = d->msg_burst = WSOCK_UNSET;
+    d->byte_rate = d->byte_burst = WSOCK_UNSET;
+    d->frame_timeout = WSOCK_UNSET;
+    d->max_conns_per_ip = WSOCK_UNSET;      /* handshake security */
     return d;
 }
 
@@ -78,6 +90,17 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     WSOCK_MERGE(queue_msgs);
     WSOCK_MERGE(queue_bytes);
     WSOCK_MERGE(queue_policy);
+    WSOCK_MERGE(log_at_upgrade);
+    /* abuse limits: a rate and its burst are set, and inherited, together */
+    d->msg_burst = add->msg_rate != WSOCK_UNSET ? add->msg_burst : base->msg_burst;
+    d->byte_burst = add->byte_rate != WSOCK_UNSET ? add->byte_burst : base->byte_burst;
+    WSOCK_MERGE(msg_rate);
+    WSOCK_MERGE(byte_rate);
+    WSOCK_MERGE(frame_timeout);
+    /* handshake security (src/security) */
+    d->origins = add->origins ? add->origins : base->origins;
+    d->token = wsock_token_conf_merge(p, base->token, add->token);
+    WSOCK_MERGE(max_conns_per_ip);
 #undef WSOCK_MERGE
     return d;
 }
@@ -95,6 +118,17 @@ void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d)
     s->queue_max_msgs = (apr_size_t)WSOCK_OR(d->queue_msgs, WSOCK_DEFAULT_QUEUE_MSGS);
     s->queue_max_bytes = (apr_size_t)WSOCK_OR(d->queue_bytes, WSOCK_DEFAULT_QUEUE_BYTES);
     s->queue_policy = WSOCK_OR(d->queue_policy, WSOCK_DEFAULT_QUEUE_POLICY);
+    s->log_at_upgrade = WSOCK_OR(d->log_at_upgrade, WSOCK_DEFAULT_LOG_AT_UPGRADE);
+    /* abuse limits: without a burst, one second's worth of messages, and
+     * for bytes at least two largest messages (docs/limits.md) */
+    s->msg_rate = (apr_uint64_t)WSOCK_OR(d->msg_rate, 0);
+    s->msg_burst = (apr_uint64_t)WSOCK_OR(d->msg_burst, (apr_off_t)s->msg_rate);
+    s->byte_rate = (apr_uint64_t)WSOCK_OR(d->byte_rate, 0);
+    s->byte_burst = (apr_uint64_t)WSOCK_OR(d->byte_burst, (apr_off_t)s->byte_rate);
+    if (d->byte_burst == WSOCK_UNSET && s->byte_burst < 2 * s->max_message) {
+        s->byte_burst = 2 * s->max_message;
+    }
+    s->frame_timeout = WSOCK_OR(d->frame_timeout, WSOCK_DEFAULT_FRAME_TIMEOUT);
 #undef WSOCK_OR
 }
 
@@ -216,6 +250,22 @@ static const char *set_max_message(cmd_parms *cmd, void *conf, const char *arg)
     return parse_bytes(cmd, arg, 1, &((wsock_dir_conf *)conf)->max_message);
 }
 
+static const char *set_access_log(cmd_parms *cmd, void *conf, const char *arg)
+{
+    wsock_dir_conf *d = conf;
+
+    if (strcasecmp(arg, "end") == 0) {
+        d->log_at_upgrade = 0;
+    }
+    else if (strcasecmp(arg, "upgrade") == 0) {
+        d->log_at_upgrade = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "WSockAccessLog: '%s' is not end or upgrade", arg);
+    }
+    return NULL;
+}
+
 static const char *set_fragment_size(cmd_parms *cmd, void *conf, const char *arg)
 {
     return parse_bytes(cmd, arg, 0, &((wsock_dir_conf *)conf)->fragment_size);
@@ -269,18 +319,113 @@ static const char *set_close_timeout(cmd_parms *cmd, void *conf, const char *arg
     return parse_seconds(cmd, arg, 0, &((wsock_dir_conf *)conf)->close_timeout);
 }
 
+/* ---- abuse limits (docs/limits.md) ------------------------------------ */
+
+/* One part of WSockRateLimit: "messages=RATE[/s][,burst=N]" or
+ * "bytes=RATE[/s][,burst=SIZE]"; counts for messages, sizes (K/M/G) for
+ * bytes.  A rate of 0 turns that limit off. */
+static const char *parse_rate_part(cmd_parms *cmd, const char *arg, int bytes,
+                                   apr_off_t *rate, apr_off_t *burst)
+{
+    char *val = apr_pstrdup(cmd->pool, strchr(arg, '=') + 1);
+    char *b = strchr(val, ',');
+    size_t n;
+
+    *burst = WSOCK_UNSET;
+    if (b) {
+        *b++ = '\0';
+        if (strncasecmp(b, "burst=", 6) != 0) {
+            return apr_psprintf(cmd->pool, "WSockRateLimit: '%s': after the rate only "
+                                "',burst=N' may follow", arg);
+        }
+        b += 6;
+    }
+    n = strlen(val);
+    if (n > 2 && strcasecmp(val + n - 2, "/s") == 0) {
+        val[n - 2] = '\0';         /* the unit is always per second */
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *v = i ? b : val;
+        apr_off_t *out = i ? burst : rate;
+        apr_off_t min = i ? 1 : 0;
+        char *end = NULL;
+
+        if (v == NULL) {
+            continue;
+        }
+        if (bytes) {
+            if (parse_bytes(cmd, v, min, out) != NULL) {
+                *out = -1;
+            }
+        }
+        else {
+            apr_int64_t x = apr_strtoi64(v, &end, 10);
+            *out = (end == v || *end || x < min) ? -1 : (apr_off_t)x;
+        }
+        if (*out < min || (apr_uint64_t)*out > WSOCK_BUCKET_MAX) {
+            return apr_psprintf(cmd->pool, "WSockRateLimit: '%s' is not a %s from %d to "
+                                "2^40 in '%s'", v, bytes ? "size (K, M, G allowed)" : "count",
+                                (int)min, arg);
+        }
+    }
+    return NULL;
+}
+
+/* WSockRateLimit off | [messages=RATE[,burst=N]] [bytes=RATE[,burst=SIZE]] */
+static const char *set_rate_limit(cmd_parms *cmd, void *conf, int argc, char *const argv[])
+{
+    wsock_dir_conf *d = conf;
+    int seen_msgs = 0, seen_bytes = 0;
+
+    if (argc == 1 && strcasecmp(argv[0], "off") == 0) {
+        d->msg_rate = d->byte_rate = 0;
+        d->msg_burst = d->byte_burst = WSOCK_UNSET;
+        return NULL;
+    }
+    if (argc < 1 || argc > 2) {
+        return "WSockRateLimit takes off, or messages=RATE[,burst=N] and/or "
+               "bytes=RATE[,burst=SIZE]";
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *err;
+
+        if (strncasecmp(argv[i], "messages=", 9) == 0 && !seen_msgs++) {
+            err = parse_rate_part(cmd, argv[i], 0, &d->msg_rate, &d->msg_burst);
+        }
+        else if (strncasecmp(argv[i], "bytes=", 6) == 0 && !seen_bytes++) {
+            err = parse_rate_part(cmd, argv[i], 1, &d->byte_rate, &d->byte_burst);
+        }
+        else {
+            err = apr_psprintf(cmd->pool, "WSockRateLimit: '%s' is not messages=RATE[,burst=N] "
+                               "or bytes=RATE[,burst=SIZE] (each at most once), nor off",
+                               argv[i]);
+        }
+        if (err) {
+            return err;
+        }
+    }
+    return NULL;
+}
+
+static const char *set_frame_timeout(cmd_parms *cmd, void *conf, const char *arg)
+{
+    return parse_seconds(cmd, arg, 1, &((wsock_dir_conf *)conf)->frame_timeout);
+}
+
 /* ---- server-wide settings: how connections are driven ---------------- */
 
 /* WSockDriver: auto = loop threads where the MPM can suspend connections
  * (event), the blocking driver elsewhere; blocking = always the latter. */
 static int driver_blocking_only;
 static int loop_threads;            /* WSockLoopThreads; 0 = one per CPU */
+static apr_size_t bus_size;         /* WSockBusSize */
 
 static int wsock_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)pconf; (void)plog; (void)ptemp;
     driver_blocking_only = 0;       /* a restart rereads the directives */
     loop_threads = 0;
+    bus_size = WSOCK_BUS_DEFAULT_SIZE;
     return OK;
 }
 
@@ -323,6 +468,40 @@ static const char *set_loop_threads(cmd_parms *cmd, void *conf, const char *arg)
     return NULL;
 }
 
+static const char *set_bus_size(cmd_parms *cmd, void *conf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_off_t n;
+
+    (void)conf;
+    if (err == NULL) {
+        err = parse_bytes(cmd, arg, 1, &n);
+    }
+    if (err == NULL && (n < WSOCK_BUS_MIN_SIZE || n > WSOCK_BUS_MAX_SIZE)) {
+        err = apr_psprintf(cmd->pool, "WSockBusSize: '%s' is not from 64K to 1G", arg);
+    }
+    if (err == NULL) {
+        bus_size = (apr_size_t)n;
+    }
+    return err;
+}
+
+/* The parent: the room bus, once (it lives across graceful restarts). */
+static int wsock_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s)
+{
+    (void)pconf; (void)plog; (void)ptemp;
+    wsock_bus_post_config(s, bus_size);     /* failure is logged; rooms stay per child */
+    return OK;
+}
+
+static int wsock_monitor(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    wsock_bus_monitor(s);
+    return DECLINED;                /* let other modules' monitors run too */
+}
+
 #define WSOCK_CTX (RSRC_CONF | ACCESS_CONF)
 
 static const command_rec wsock_cmds[] = {
@@ -342,15 +521,43 @@ static const command_rec wsock_cmds[] = {
                   "Seconds of peer silence before the server closes; 0 = off; default 60"),
     AP_INIT_TAKE1("WSockCloseTimeout", set_close_timeout, NULL, WSOCK_CTX,
                   "Seconds to wait for the client's close reply; default 5"),
+    AP_INIT_TAKE1("WSockAccessLog", set_access_log, NULL, WSOCK_CTX,
+                  "When the access log line of a WebSocket is written: end (when it "
+                  "closes, default) or upgrade (at the 101: 8 KiB less per connection)"),
     AP_INIT_TAKE1("WSockFragmentSize", set_fragment_size, NULL, WSOCK_CTX,
                   "Send messages larger than this as several frames; 0 = never; default 0"),
     AP_INIT_TAKE23("WSockSendQueue", set_send_queue, NULL, WSOCK_CTX,
                    "Outbound queue of a connection: messages, bytes (K/M/G) and what a "
                    "full queue does (drop or close); default 1024 16M close"),
+    /* abuse limits */
+    AP_INIT_TAKE_ARGV("WSockRateLimit", set_rate_limit, NULL, WSOCK_CTX,
+                      "Per-connection input limits: messages=RATE[,burst=N] and/or "
+                      "bytes=RATE[,burst=SIZE] per second, or off; default off"),
+    AP_INIT_TAKE1("WSockFrameTimeout", set_frame_timeout, NULL, WSOCK_CTX,
+                  "Seconds a started frame or fragmented message may take to complete; "
+                  "0 = off; default 30"),
     AP_INIT_TAKE1("WSockDriver", set_driver, NULL, RSRC_CONF,
                   "auto (loop threads under the event MPM) or blocking; default auto"),
+    AP_INIT_TAKE1("WSockBusSize", set_bus_size, NULL, RSRC_CONF,
+                  "Bytes of shared memory for messages between child processes "
+                  "(server config; default 8M)"),
     AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
                   "Loop threads per child for the asynchronous driver; default one per CPU"),
+    /* handshake security (src/security, docs/security.md) */
+    AP_INIT_ITERATE("WSockAllowedOrigins", wsock_cmd_allowed_origins, NULL, WSOCK_CTX,
+                    "Origins that may open a WebSocket here: same-origin (default), "
+                    "scheme://host[:port], scheme://*.domain[:port], or any"),
+    AP_INIT_TAKE1("WSockTokenAuth", wsock_cmd_token_auth, NULL, WSOCK_CTX,
+                  "File with the HS256 secret that signs the tokens required here, or off"),
+    AP_INIT_TAKE12("WSockTokenSource", wsock_cmd_token_source, NULL, WSOCK_CTX,
+                   "Where the token is: protocol (default), query [name] or cookie [name]"),
+    AP_INIT_TAKE1("WSockTokenAudience", wsock_cmd_token_audience, NULL, WSOCK_CTX,
+                  "The aud a token must hold to be accepted here"),
+    AP_INIT_TAKE1("WSockTokenLeeway", wsock_cmd_token_leeway, NULL, WSOCK_CTX,
+                  "Seconds of clock skew allowed on exp and nbf; default 30"),
+    AP_INIT_TAKE1("WSockMaxConnectionsPerIP", wsock_cmd_max_conns_per_ip, NULL, WSOCK_CTX,
+                  "Most WebSockets one client address may hold open (429 beyond); "
+                  "0 = no limit (default)"),
     WSOCK_REDIS_DIRECTIVES,
     { NULL }
 };
@@ -376,11 +583,12 @@ static int wsock_upgrade_handler(request_rec *r)
     conn_rec *c = r->connection;
     wsock_handshake_req req;
     wsock_handshake_result res;
+    wsock_admission adm;
     wsock_settings set;
     char accept[WSOCK_ACCEPT_SIZE];
     const char *key;
     wsock_conn *wc;
-    int open_rc;
+    int open_rc, rc;
 
     if (d->handler == NULL || r->main) {
         return DECLINED;
@@ -398,20 +606,26 @@ static int wsock_upgrade_handler(request_rec *r)
     if (res.status) {
         return refuse_handshake(r, &res);
     }
+    if ((rc = wsock_security_admit(r, d, &res.protocol, &adm)) != OK) {
+        return rc;
+    }
 
     wsock_settings_from_conf(&set, d);
     wc = wsock_conn_create(r, &set);
     if (wc == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       WSOCKNO(0302) "cannot set up the WebSocket connection");
+        wsock_security_refused(&adm);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     wsock_facts_capture(wc, r, res.protocol, d->handler_cfg, d->location);
+    wsock_security_attach(wc, &adm);
 
     /* The handler may still refuse with an HTTP status: no upgrade then.
      * (A close code means: upgrade, then close at once; already started.) */
     open_rc = wsock_conn_open(wc);
     if (WSOCK_IS_HTTP_STATUS(open_rc)) {
+        wsock_security_refused(&adm);
         return open_rc;
     }
 
@@ -472,6 +686,9 @@ static void wsock_child_init(apr_pool_t *pchild, server_rec *s)
         rv = wsock_rooms_child_init(pchild);
     }
     wsock_handlers_child_init(pchild, s);
+    if (rv == APR_SUCCESS) {
+        wsock_bus_child_init(pchild, s);
+    }
     if (rv == APR_SUCCESS && !driver_blocking_only) {
         wsock_loops_start(pchild, s, loop_threads);
     }
@@ -497,8 +714,12 @@ static void wsock_register_hooks(apr_pool_t *p)
     ap_hook_child_init(wsock_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(wsock_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(wsock_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(wsock_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(wsock_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_suspend_connection(wsock_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
     wsock_netout_register();
+    wsock_netin_register();
+    wsock_security_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);

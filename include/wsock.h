@@ -189,6 +189,10 @@ const char *wsock_protocol(const wsock_conn *wc);    /* chosen subprotocol, or N
 const char *wsock_header(const wsock_conn *wc, const char *name);
 /* A log-friendly identifier of the connection (client address and port). */
 const char *wsock_conn_id(const wsock_conn *wc);
+/* Under WSockTokenAuth: the value of a top-level claim of the verified
+ * token ("sub", "exp", ...) as text, if it is a string or a number; NULL
+ * for any other claim, or without a token. */
+const char *wsock_token_claim(const wsock_conn *wc, const char *name);
 
 /* The Apache connection, for logging with ap_log_cerror() from the owning
  * thread (inside the callbacks).  Don't read from or write to it. */

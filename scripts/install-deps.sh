@@ -4,12 +4,14 @@
 #   scripts/install-deps.sh            build + test dependencies
 #   scripts/install-deps.sh --node     also Node.js/npm (benchmark, Node ws client)
 #   scripts/install-deps.sh --browser  also Chromium (browser tests)
+#   scripts/install-deps.sh --fuzz     also clang and its libFuzzer runtime (fuzz/run.sh)
 set -euo pipefail
 
 pkgs=(
     gcc make autoconf automake libtool pkg-config     # build
     apache2 apache2-dev libapr1-dev libaprutil1-dev   # Apache, apxs, APR
     libssl-dev check                                  # OpenSSL, unit tests
+    libjansson-dev                                    # JSON (token claims)
     libhiredis-dev redis-server                       # redis handler, its tests
     python3 python3-pytest python3-websockets         # integration tests
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
@@ -28,6 +30,13 @@ for opt in "$@"; do
     --browser)
         dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" \
             || missing+=(chromium) ;;
+    --fuzz)
+        # libFuzzer ships in clang's runtime package, which clang only
+        # recommends (bookworm: libclang-rt-14-dev, via libclang-rt-dev).
+        for p in clang libclang-rt-dev; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+                || missing+=("$p")
+        done ;;
     *) echo "unknown option: $opt" >&2; exit 2 ;;
     esac
 done

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
 # Check unit tests, the same under ASan/UBSan, and the integration tests
-# against a real apache2 (event, worker and prefork MPMs).
+# against a real apache2 (event, worker and prefork MPMs), then the
+# libFuzzer harnesses for FUZZ_SECONDS each (fuzz/run.sh, default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh --node --browser
+scripts/install-deps.sh --node --browser --fuzz
 # Node's ws, the second independent client of the integration tests, and
 # playwright-core, which drives Chromium in the browser tests.
 [[ -d tests/node/node_modules/ws && -d tests/node/node_modules/playwright-core ]] \
     || (cd tests/node && npm ci --no-audit --no-fund --silent)
 scripts/build.sh
 make check
+fuzz/run.sh

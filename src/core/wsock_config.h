@@ -19,6 +19,10 @@
 #define WSOCK_DEFAULT_QUEUE_MSGS    1024
 #define WSOCK_DEFAULT_QUEUE_BYTES   (16 * 1024 * 1024)
 #define WSOCK_DEFAULT_QUEUE_POLICY  WSOCK_QUEUE_CLOSE
+#define WSOCK_DEFAULT_LOG_AT_UPGRADE 0
+/* Abuse limits (docs/limits.md): no rate limit unless configured; a frame or
+ * fragmented message must be complete within 30 s of its first byte. */
+#define WSOCK_DEFAULT_FRAME_TIMEOUT apr_time_from_sec(30)
 
 /* What WSockSendQueue does with a connection whose outbound queue is full. */
 #define WSOCK_QUEUE_DROP  0         /* the message misses that connection */
@@ -43,6 +47,16 @@ typedef struct {
     apr_off_t queue_msgs;              /* WSockSendQueue, each WSOCK_UNSET */
     apr_off_t queue_bytes;
     int queue_policy;
+    int log_at_upgrade;                /* WSockAccessLog upgrade: 1, end: 0 */
+    /* abuse limits: WSockRateLimit (a rate of 0 = off; burst WSOCK_UNSET =
+     * derived from the rate) and WSockFrameTimeout; each WSOCK_UNSET */
+    apr_off_t msg_rate, msg_burst;
+    apr_off_t byte_rate, byte_burst;
+    apr_interval_time_t frame_timeout; /* 0 = off */
+    /* handshake security (src/security) */
+    struct wsock_origin_policy *origins; /* WSockAllowedOrigins, NULL = unset */
+    struct wsock_token_conf *token;      /* WSockToken*, NULL = unset */
+    int max_conns_per_ip;                /* 0 = no limit, WSOCK_UNSET */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */
@@ -57,6 +71,10 @@ typedef struct {
     apr_size_t queue_max_msgs;
     apr_size_t queue_max_bytes;
     int queue_policy;                  /* WSOCK_QUEUE_DROP or _CLOSE */
+    int log_at_upgrade;                /* end the request at the 101 (loop threads) */
+    apr_uint64_t msg_rate, msg_burst;  /* per second; rate 0 = no limit */
+    apr_uint64_t byte_rate, byte_burst;
+    apr_interval_time_t frame_timeout; /* 0 = off */
 } wsock_settings;
 
 void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d);

@@ -21,7 +21,7 @@
 APLOG_USE_MODULE(wsock);
 
 /* How much one non-blocking read asks the filters for. */
-#define WSOCK_READ_CHUNK (64 * 1024)
+#define WSOCK_READ_CHUNK (256 * 1024)
 /* Reads per wsock_conn_read() call before the driver gets to flush output:
  * keeps a fast sender from starving its own echoes. */
 #define WSOCK_READS_PER_TURN 8
@@ -50,10 +50,13 @@ wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set)
     wsock_buf_init(&wc->msg, c->pool);
     wsock_buf_init(&wc->obuf, c->pool);
     wc->last_rx = wc->last_ping = apr_time_now();
+    wsock_bucket_init(&wc->rl_msgs, set->msg_rate, set->msg_burst, wc->last_rx);
+    wsock_bucket_init(&wc->rl_bytes, set->byte_rate, set->byte_burst, wc->last_rx);
     wc->wake = noop_wake;
     if (apr_thread_mutex_create(&wc->mutex, APR_THREAD_MUTEX_DEFAULT, c->pool) != APR_SUCCESS) {
         return NULL;
     }
+    wsock_output_queue_init(wc);
     return wc;
 }
 
@@ -125,6 +128,42 @@ static void peer_gone(wsock_conn *wc, apr_status_t rv)
     wc->state = WSOCK_STATE_DONE;
 }
 
+/* ---- abuse limits (docs/limits.md) ----------------------------------- */
+
+/* WSockRateLimit: takes n from the bucket; past the limit the client is
+ * closed with 1008 on the spot (it is flooding: no waiting for its close
+ * reply), which also makes this the connection's only such log line. */
+static int within_rate(wsock_conn *wc, wsock_bucket *b, apr_uint64_t n, const char *what)
+{
+    if (b->rate == 0 || wsock_bucket_take(b, n, apr_time_now())) {
+        return 1;
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                  WSOCKNO(0750) "WebSocket %s: client exceeds WSockRateLimit "
+                  "%s=%" APR_UINT64_T_FMT "/s,burst=%" APR_UINT64_T_FMT "; closing with 1008",
+                  wc->f_uri, what, b->rate, b->burst);
+    wsock_conn_start_close(wc, WSOCK_CLOSE_POLICY, "rate limit exceeded");
+    wc->state = WSOCK_STATE_DONE;
+    return 0;
+}
+
+/* WSockFrameTimeout runs from the first byte of a frame, or of a
+ * fragmented message, to its end: a client that dribbles a byte now and
+ * then is never idle, yet never finishes either. */
+static void note_partial(wsock_conn *wc, apr_time_t now)
+{
+    /* The parser's hdr_have is 0 exactly between frames (the codec has no
+     * accessor for it yet). */
+    int partial = wc->parser.hdr_have != 0 || wsock_parser_in_message(&wc->parser);
+
+    if (!partial) {
+        wc->partial_since = 0;
+    }
+    else if (!wc->partial_since) {
+        wc->partial_since = now;
+    }
+}
+
 /* ---- input ---------------------------------------------------------- */
 
 static void deliver(wsock_conn *wc, wsock_opcode op, const uint8_t *data, apr_size_t len)
@@ -158,6 +197,9 @@ static int sink_data(void *ud, wsock_opcode op, const uint8_t *data, size_t len,
     if (wc->state != WSOCK_STATE_OPEN) {
         return 0;                   /* after our close: read, don't process */
     }
+    if (last && !within_rate(wc, &wc->rl_msgs, 1, "messages")) {
+        return 1;                   /* counted when whole, never delivered */
+    }
     if (first && last) {
         deliver(wc, op, data, len); /* whole in one chunk: no copy */
         return 0;
@@ -186,6 +228,10 @@ static int sink_control(void *ud, wsock_opcode op, unsigned code, const uint8_t 
 {
     wsock_conn *wc = ud;
 
+    if (op != WSOCK_OP_CLOSE && wc->state == WSOCK_STATE_OPEN
+        && !within_rate(wc, &wc->rl_msgs, 1, "messages")) {
+        return 1;                   /* pings and pongs count as messages */
+    }
     switch (op) {
     case WSOCK_OP_PING:
         if (wc->state == WSOCK_STATE_OPEN) {
@@ -284,7 +330,11 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
         apr_brigade_flatten(wc->bb_in, (char *)rb->data, &len);
         apr_brigade_cleanup(wc->bb_in);
         wc->last_rx = apr_time_now();
+        if (wc->state == WSOCK_STATE_OPEN && !within_rate(wc, &wc->rl_bytes, len, "bytes")) {
+            return APR_SUCCESS;     /* refused before the codec sees it */
+        }
         feed(wc, rb->data, len);
+        note_partial(wc, wc->last_rx);
         /* The core input filter already read the socket again, greedily,
          * when it returned less than asked: it is drained, and one more
          * read would only be an EAGAIN.  mod_ssl returns one TLS record at
@@ -343,6 +393,10 @@ apr_interval_time_t wsock_conn_next_timeout(const wsock_conn *wc, apr_time_t now
         if (wc->set.ping_interval && (!due || ping_due(wc) < due)) {
             due = ping_due(wc);
         }
+        if (wc->set.frame_timeout && wc->partial_since
+            && (!due || wc->partial_since + wc->set.frame_timeout < due)) {
+            due = wc->partial_since + wc->set.frame_timeout;
+        }
     }
     if (!due) {
         return -1;
@@ -369,6 +423,16 @@ void wsock_conn_tick(wsock_conn *wc, apr_time_t now)
                       wc->f_uri, apr_time_as_msec(now - wc->last_rx));
         /* The peer is silent: say why, but don't wait for an answer. */
         wsock_conn_start_close(wc, WSOCK_CLOSE_GOING_AWAY, "idle timeout");
+        wc->state = WSOCK_STATE_DONE;
+        return;
+    }
+    if (wc->set.frame_timeout && wc->partial_since
+        && now - wc->partial_since >= wc->set.frame_timeout) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                      WSOCKNO(0751) "WebSocket %s: a frame or fragmented message is "
+                      "still incomplete after %" APR_TIME_T_FMT " ms (WSockFrameTimeout); "
+                      "closing with 1008", wc->f_uri, apr_time_as_msec(now - wc->partial_since));
+        wsock_conn_start_close(wc, WSOCK_CLOSE_POLICY, "frame timeout");
         wc->state = WSOCK_STATE_DONE;
         return;
     }

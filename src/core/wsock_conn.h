@@ -25,6 +25,7 @@
 #include "wsock_codec.h"
 #include "wsock_config.h"
 #include "wsock_log.h"
+#include "wsock_ratelimit.h"
 
 typedef enum {
     WSOCK_STATE_OPEN = 0, /* messages flow both ways */
@@ -32,12 +33,15 @@ typedef enum {
     WSOCK_STATE_DONE      /* nothing more to do: the driver ends */
 } wsock_state;
 
-/* A message queued by another thread: one or more serialized frames. */
-typedef struct wsock_outmsg {
-    struct wsock_outmsg *next;
+/* One message serialized as frames, shared by every connection it is
+ * queued to (a room's broadcast is serialized once): freed by the last
+ * wsock_frames_release(). */
+typedef struct wsock_frames {
+    apr_uint32_t refs;
+    apr_size_t frag;               /* the WSockFragmentSize it was cut for */
     apr_size_t len;
     uint8_t bytes[];
-} wsock_outmsg;
+} wsock_frames;
 
 /* A growable byte buffer that is reused, not freed, between uses. */
 typedef struct {
@@ -80,14 +84,22 @@ struct wsock_conn {
     apr_time_t last_ping;
     apr_time_t close_deadline;     /* when CLOSING gives up on the peer */
 
+    /* abuse limits (WSockRateLimit, WSockFrameTimeout; docs/limits.md) */
+    wsock_bucket rl_msgs, rl_bytes;
+    apr_time_t partial_since;      /* first byte of an unfinished frame or
+                                    * fragmented message; 0 = none */
+
     /* output written by the owner */
     apr_bucket_brigade *bb_out;
     wsock_buf obuf;                /* serialized frames waiting for flush */
 
     /* shared with other threads, under mutex */
     apr_thread_mutex_t *mutex;
-    wsock_outmsg *q_head, *q_tail;
+    wsock_frames **q;              /* queued messages, oldest first */
+    apr_size_t q_cap;              /* grows to the burst, kept for the next */
     apr_size_t q_msgs, q_bytes;
+    wsock_frames **q_spare;        /* the owner's: swapped with q to flush */
+    apr_size_t q_spare_cap;
     apr_size_t q_dropped;          /* messages refused because the queue was full */
     apr_size_t q_discarded;        /* queued messages thrown away on a slow close */
     int q_drop_logged;             /* "dropping" was logged (once per connection) */

@@ -50,7 +50,7 @@ void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,
     wc->f_remote_ip = apr_pstrdup(p, r->useragent_ip);
     wc->f_user = r->user ? apr_pstrdup(p, r->user) : NULL;
     wc->f_protocol = protocol ? apr_pstrdup(p, protocol) : NULL;
-    wc->f_headers = apr_table_copy(p, r->headers_in);
+    wc->f_headers = apr_table_clone(p, r->headers_in);  /* strings too: r->pool may go first */
     wc->f_conn_id = apr_psprintf(p, "%s:%d", r->connection->client_ip,
                                  r->connection->client_addr
                                      ? r->connection->client_addr->port : 0);

@@ -35,6 +35,7 @@
 
 #include "wsock_live.h"
 #include "wsock_loop.h"
+#include "wsock_netin.h"
 #include "wsock_netout.h"
 #include "wsock_output.h"
 
@@ -59,6 +60,14 @@ APLOG_USE_MODULE(wsock);
 /* A connection that has received nothing for this long gives back the
  * socket buffer its allocator keeps (see trim_memory). */
 #define LOOP_IDLE_TRIM (apr_time_from_sec(2))
+
+/* Free blocks an allocator may hold: the core input filter's socket buffer
+ * from the handshake (12 KB: 8000 bytes and the block's header, rounded up
+ * to 4 KB), the loop's read buffer (64 KB + 4 KB), the request pool's (8 KB)
+ * once the request ended at the upgrade (WSockAccessLog upgrade), and one
+ * to spare.  Taking one that was not kept costs an mmap and a munmap, once
+ * per quiet spell. */
+#define LOOP_TRIM_NODES 4
 
 enum { PHASE_HANDED = 0, PHASE_RUN, PHASE_DRAIN, PHASE_LINGER, PHASE_DEAD };
 
@@ -218,7 +227,7 @@ int wsock_loop_must_queue(wsock_conn *wc)
         return 1;
     }
     apr_thread_mutex_lock(wc->mutex);
-    queued = (wc->q_head != NULL);
+    queued = (wc->q_msgs != 0);
     apr_thread_mutex_unlock(wc->mutex);
     return queued;
 }
@@ -322,8 +331,10 @@ static void end_request(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     if (wsock_netout_pending(wc->netout)) {
         c->aborted = 1;             /* the client took too long to read */
     }
-    ap_process_request_after_handler(wc->r);   /* logged; r is gone */
-    wc->r = NULL;
+    if (wc->r) {
+        ap_process_request_after_handler(wc->r);   /* logged; r is gone */
+        wc->r = NULL;
+    }
     if (c->cs) {
         c->cs->state = CONN_STATE_SUSPENDED;
     }
@@ -372,13 +383,21 @@ static void begin_end(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 static void trim_memory(wsock_conn *wc)
 {
     apr_allocator_t *a = apr_pool_allocator_get(wc->c->pool);
-    apr_memnode_t *node;
+    apr_memnode_t *nodes[LOOP_TRIM_NODES];
+    int n;
 
     wc->trimmed_rx = wc->last_rx;
+    wsock_output_trim(wc);          /* the queue's arrays, if empty */
     apr_allocator_max_free_set(a, 1);
-    node = apr_allocator_alloc(a, APR_BUCKET_BUFF_SIZE);
-    if (node) {
-        apr_allocator_free(a, node);
+    for (n = 0; n < LOOP_TRIM_NODES; n++) {
+        /* The smallest size: the allocator hands out the smallest free
+         * block that fits, so each call takes one of those it keeps. */
+        if ((nodes[n] = apr_allocator_alloc(a, 1)) == NULL) {
+            break;
+        }
+    }
+    while (n > 0) {
+        apr_allocator_free(a, nodes[--n]);
     }
     apr_allocator_max_free_set(a, APR_ALLOCATOR_MAX_FREE_UNLIMITED);
 }
@@ -387,6 +406,7 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
     apr_status_t rv = APR_SUCCESS;
     apr_interval_time_t t;
+    apr_time_t due;
     apr_int16_t want;
 
     if (wc->can_write) {
@@ -433,7 +453,15 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         trim_memory(wc);
     }
     t = wsock_conn_next_timeout(wc, now);
-    timer_set(L, wc, t < 0 ? 0 : now + t);
+    due = t < 0 ? 0 : now + t;
+    if (wc->trimmed_rx != wc->last_rx) {
+        /* Served again once quiet, to give its memory back (a pong to
+         * the server's ping must not keep a socket buffer until the next
+         * ping). */
+        apr_time_t trim_at = wc->last_rx + LOOP_IDLE_TRIM;
+        due = due && due < trim_at ? due : trim_at;
+    }
+    timer_set(L, wc, due);
 }
 
 static void serve(wsock_loop *L, wsock_conn *wc, apr_time_t now)
@@ -485,9 +513,19 @@ static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     wc->shared_rbuf = &L->rbuf;
     wsock_buf_release(&wc->rbuf);
     serve(L, wc, now);
-    if (wc->phase == PHASE_RUN) {
-        trim_memory(wc);            /* the handshake's buffer */
+    if (wc->phase != PHASE_RUN) {
+        return;                     /* ending already (not freed: settle_at) */
     }
+    if (wc->set.log_at_upgrade && wc->r) {
+        /* The access log line now, and the request's pool with it: the
+         * handler's facts were copied into the connection's pool. */
+        ap_process_request_after_handler(wc->r);
+        wc->r = NULL;
+        if (wc->c->cs) {
+            wc->c->cs->state = CONN_STATE_SUSPENDED;
+        }
+    }
+    trim_memory(wc);                /* the handshake's buffers */
 }
 
 /* Serves a list of connections linked through ready_next. */
@@ -681,6 +719,7 @@ apr_status_t wsock_loop_prepare(wsock_conn *wc)
     if (wc->netout == NULL) {
         return APR_ENOTIMPL;
     }
+    wsock_netin_install(c, wc->bb_in);  /* plain connections: one recv per read */
     L = &loops[apr_atomic_inc32(&next_loop) % (apr_uint32_t)nloops];
     wc->heap_idx = -1;
     /* Set before anyone can send to it: wake-ups that come before the

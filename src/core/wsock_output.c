@@ -15,6 +15,7 @@
 #include <httpd.h>
 #include <http_log.h>
 #include <util_filter.h>
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include "wsock_conn.h"
@@ -26,7 +27,7 @@ APLOG_USE_MODULE(wsock);
 
 /* Payloads above this go to the filters by reference instead of being
  * copied into the output buffer. */
-#define WSOCK_COPY_LIMIT (64 * 1024)
+#define WSOCK_COPY_LIMIT (16 * 1024)
 
 int wsock_buf_reserve(wsock_buf *b, apr_size_t extra)
 {
@@ -214,15 +215,79 @@ apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t
     return APR_SUCCESS;
 }
 
-/* Takes the whole queue; the caller owns the returned list. */
-static wsock_outmsg *queue_take(wsock_conn *wc, int *pending_close, int *code, char *reason)
+/* ---- the outbound queue ------------------------------------------------
+ * An array of shared frames, filled by other threads under wc->mutex.  The
+ * owner flushes by swapping it with its spare array under the mutex, so
+ * neither side allocates per message once the arrays have grown to the
+ * usual burst; an idle connection gives both back (wsock_output_trim). */
+
+wsock_frames *wsock_frames_make(int is_text, const void *data, apr_size_t len,
+                                apr_size_t frag)
 {
-    wsock_outmsg *head;
+    wsock_frames *f = malloc(sizeof(*f) + frames_size(len, frag));
+
+    if (f) {
+        f->refs = 1;
+        f->frag = frag;
+        f->len = frames_write(f->bytes, is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, data,
+                              len, frag);
+    }
+    return f;
+}
+
+void wsock_frames_release(wsock_frames *f)
+{
+    if (f && apr_atomic_dec32(&f->refs) == 0) {
+        free(f);
+    }
+}
+
+static void release_all(wsock_frames **q, apr_size_t n)
+{
+    for (apr_size_t i = 0; i < n; i++) {
+        wsock_frames_release(q[i]);
+    }
+}
+
+static apr_status_t queue_cleanup(void *data)
+{
+    wsock_conn *wc = data;
+
+    release_all(wc->q, wc->q_msgs);
+    free(wc->q);
+    free(wc->q_spare);
+    wc->q = wc->q_spare = NULL;
+    wc->q_cap = wc->q_spare_cap = wc->q_msgs = 0;
+    return APR_SUCCESS;
+}
+
+void wsock_output_queue_init(wsock_conn *wc)
+{
+    apr_pool_cleanup_register(wc->pool, wc, queue_cleanup, apr_pool_cleanup_null);
+}
+
+/* Under wc->mutex: moves the whole queue into the spare array; returns how
+ * many messages it holds. */
+static apr_size_t queue_swap_locked(wsock_conn *wc)
+{
+    wsock_frames **q = wc->q_spare;
+    apr_size_t n = wc->q_msgs, cap = wc->q_spare_cap;
+
+    wc->q_spare = wc->q;
+    wc->q_spare_cap = wc->q_cap;
+    wc->q = q;
+    wc->q_cap = cap;
+    wc->q_msgs = wc->q_bytes = 0;
+    return n;
+}
+
+/* Takes the whole queue, and a close another thread asked for. */
+static apr_size_t queue_take(wsock_conn *wc, int *pending_close, int *code, char *reason)
+{
+    apr_size_t n;
 
     apr_thread_mutex_lock(wc->mutex);
-    head = wc->q_head;
-    wc->q_head = wc->q_tail = NULL;
-    wc->q_msgs = wc->q_bytes = 0;
+    n = queue_swap_locked(wc);
     *pending_close = wc->pending_close;
     if (wc->pending_close) {
         *code = wc->pending_code;
@@ -230,64 +295,67 @@ static wsock_outmsg *queue_take(wsock_conn *wc, int *pending_close, int *code, c
         wc->pending_close = 0;
     }
     apr_thread_mutex_unlock(wc->mutex);
-    return head;
-}
-
-static void queue_free(wsock_outmsg *m)
-{
-    while (m) {
-        wsock_outmsg *next = m->next;
-        free(m);
-        m = next;
-    }
+    return n;
 }
 
 void wsock_output_close_queue(wsock_conn *wc, int copy_to_obuf)
 {
-    wsock_outmsg *head, *m;
+    apr_size_t n;
 
     apr_thread_mutex_lock(wc->mutex);
     wc->q_closed = 1;
-    head = wc->q_head;
-    wc->q_head = wc->q_tail = NULL;
-    wc->q_msgs = wc->q_bytes = 0;
+    n = queue_swap_locked(wc);
     apr_thread_mutex_unlock(wc->mutex);
 
     /* Messages sent before the close began still go out, ahead of it. */
-    for (m = head; m && copy_to_obuf; m = m->next) {
-        if (wsock_buf_reserve(&wc->obuf, m->len)) {
-            memcpy(wc->obuf.data + wc->obuf.len, m->bytes, m->len);
-            wc->obuf.len += m->len;
+    for (apr_size_t i = 0; i < n && copy_to_obuf; i++) {
+        wsock_frames *f = wc->q_spare[i];
+        if (wsock_buf_reserve(&wc->obuf, f->len)) {
+            memcpy(wc->obuf.data + wc->obuf.len, f->bytes, f->len);
+            wc->obuf.len += f->len;
         }
     }
-    queue_free(head);
+    release_all(wc->q_spare, n);
+}
+
+void wsock_output_trim(wsock_conn *wc)
+{
+    apr_thread_mutex_lock(wc->mutex);
+    if (wc->q_msgs == 0) {
+        free(wc->q);
+        wc->q = NULL;
+        wc->q_cap = 0;
+    }
+    apr_thread_mutex_unlock(wc->mutex);
+    free(wc->q_spare);              /* the owner's alone */
+    wc->q_spare = NULL;
+    wc->q_spare_cap = 0;
 }
 
 apr_status_t wsock_conn_flush(wsock_conn *wc)
 {
     int pending_close = 0, code = 0;
     char reason[WSOCK_MAX_CONTROL_PAYLOAD];
-    wsock_outmsg *head, *m;
     apr_status_t rv = APR_SUCCESS;
+    apr_size_t n;
 
     if (!wc->upgraded) {
         return APR_SUCCESS;         /* nothing goes out before the 101 */
     }
-    head = queue_take(wc, &pending_close, &code, reason);
-    if (wc->state != WSOCK_STATE_DONE || wc->obuf.len) {
-        if (wc->obuf.len || head) {
-            obuf_to_brigade(wc);
-            for (m = head; m; m = m->next) {
-                APR_BRIGADE_INSERT_TAIL(wc->bb_out,
-                    apr_bucket_transient_create((const char *)m->bytes, m->len,
-                                                wc->c->bucket_alloc));
-            }
-            rv = pass_and_flush(wc);
-            wc->obuf.len = 0;
-            wsock_buf_trim(&wc->obuf);
+    n = queue_take(wc, &pending_close, &code, reason);
+    if ((wc->state != WSOCK_STATE_DONE || wc->obuf.len) && (wc->obuf.len || n)) {
+        /* Everything pending in one brigade: one write per wake-up. */
+        obuf_to_brigade(wc);
+        for (apr_size_t i = 0; i < n; i++) {
+            APR_BRIGADE_INSERT_TAIL(wc->bb_out,
+                apr_bucket_transient_create((const char *)wc->q_spare[i]->bytes,
+                                            wc->q_spare[i]->len, wc->c->bucket_alloc));
         }
+        rv = pass_and_flush(wc);
+        wc->obuf.len = 0;
+        wsock_buf_trim(&wc->obuf);
     }
-    queue_free(head);
+    release_all(wc->q_spare, n);    /* written, or set aside by the filters */
     if (pending_close && wc->state == WSOCK_STATE_OPEN) {
         wsock_conn_start_close(wc, code, reason[0] ? reason : NULL);
         return wsock_conn_flush(wc);
@@ -316,64 +384,46 @@ apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_
     return wsock_output_send(wc, is_text, data, len);
 }
 
-apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
+/* Appends f to the queue (under wc->mutex): 0, or why not. */
+static apr_status_t queue_put_locked(wsock_conn *wc, wsock_frames *f, wsock_slow_action *slow)
 {
-    wsock_opcode op = is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY;
-    wsock_slow_action slow = { 0 };
-    wsock_outmsg *m;
-    apr_size_t need;
-    apr_status_t rv = APR_SUCCESS;
-
-    /* The owner appends to its own output, except that a loop thread
-     * sending to another of its connections (a room) whose client falls
-     * behind goes through the bounded queue like any other thread, so that
-     * WSockSendQueue applies to it too. */
-    if (on_owner_thread(wc) && !wsock_loop_must_queue(wc)) {
-        if (wc->state != WSOCK_STATE_OPEN) {
-            return APR_EOF;
-        }
-        rv = wsock_output_message(wc, op, data, len);
-        /* A loop thread owns many connections: this one may not be the
-         * connection it is serving, and must be flushed too. */
-        wsock_loop_touch(wc);
-        return rv;
-    }
-
-    need = frames_size(len, wc->set.fragment_size);
-    m = malloc(sizeof(*m) + need);
-    if (m == NULL) {
-        return APR_ENOMEM;
-    }
-    m->next = NULL;
-    m->len = frames_write(m->bytes, op, data, len, wc->set.fragment_size);
-
-    apr_thread_mutex_lock(wc->mutex);
     if (wc->q_closed) {
-        wsock_slow_refused_locked(wc, &slow);
-        rv = APR_EOF;
+        wsock_slow_refused_locked(wc, slow);
+        return APR_EOF;
     }
-    else if (wc->q_msgs + 1 > wc->set.queue_max_msgs
-             || (wc->q_msgs && wc->q_bytes + m->len > wc->set.queue_max_bytes)) {
+    if (wc->q_msgs + 1 > wc->set.queue_max_msgs
+        || (wc->q_msgs && wc->q_bytes + f->len > wc->set.queue_max_bytes)) {
         /* (A message larger than the whole queue still goes into an empty
          * one: its size says nothing about the client's speed.) */
-        wsock_slow_full_locked(wc, &slow);  /* WSockSendQueue's policy */
-        rv = APR_ENOSPC;
+        wsock_slow_full_locked(wc, slow);   /* WSockSendQueue's policy */
+        return APR_ENOSPC;
     }
-    else {
-        if (wc->q_tail) {
-            wc->q_tail->next = m;
+    if (wc->q_msgs == wc->q_cap) {
+        apr_size_t cap = wc->q_cap ? wc->q_cap * 2 : 8;
+        wsock_frames **q = realloc(wc->q, cap * sizeof(*q));
+        if (q == NULL) {
+            return APR_ENOMEM;
         }
-        else {
-            wc->q_head = m;
-        }
-        wc->q_tail = m;
-        wc->q_msgs++;
-        wc->q_bytes += m->len;
+        wc->q = q;
+        wc->q_cap = cap;
     }
-    apr_thread_mutex_unlock(wc->mutex);
+    wc->q[wc->q_msgs++] = f;
+    wc->q_bytes += f->len;
+    return APR_SUCCESS;
+}
 
+/* Queues f, which holds one reference for this connection (given back if
+ * it is not queued). */
+static apr_status_t queue_frames(wsock_conn *wc, wsock_frames *f)
+{
+    wsock_slow_action slow = { 0 };
+    apr_status_t rv;
+
+    apr_thread_mutex_lock(wc->mutex);
+    rv = queue_put_locked(wc, f, &slow);
+    apr_thread_mutex_unlock(wc->mutex);
     if (rv != APR_SUCCESS) {
-        free(m);
+        wsock_frames_release(f);
         wsock_slow_act(wc, &slow);
         if (slow.cut) {
             wc->wake(wc->wake_baton);   /* the close is pending */
@@ -382,6 +432,58 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
     }
     wc->wake(wc->wake_baton);
     return APR_SUCCESS;
+}
+
+/* The owner appends to its own output, except that a loop thread sending
+ * to another of its connections (a room) whose client falls behind goes
+ * through the bounded queue like any other thread, so that WSockSendQueue
+ * applies to it too. */
+static int writes_itself(wsock_conn *wc)
+{
+    return on_owner_thread(wc) && !wsock_loop_must_queue(wc);
+}
+
+static apr_status_t owner_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
+{
+    apr_status_t rv;
+
+    if (wc->state != WSOCK_STATE_OPEN) {
+        return APR_EOF;
+    }
+    rv = wsock_output_message(wc, is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, data, len);
+    /* A loop thread owns many connections: this one may not be the
+     * connection it is serving, and must be flushed too. */
+    wsock_loop_touch(wc);
+    return rv;
+}
+
+apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
+{
+    wsock_frames *f;
+
+    if (writes_itself(wc)) {
+        return owner_send(wc, is_text, data, len);
+    }
+    f = wsock_frames_make(is_text, data, len, wc->set.fragment_size);
+    return f ? queue_frames(wc, f) : APR_ENOMEM;
+}
+
+apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_frames **shared, int is_text,
+                                      const void *data, apr_size_t len)
+{
+    apr_size_t frag = wc->set.fragment_size;
+
+    if (writes_itself(wc)) {
+        return owner_send(wc, is_text, data, len);
+    }
+    if (*shared == NULL && (*shared = wsock_frames_make(is_text, data, len, frag)) == NULL) {
+        return APR_ENOMEM;
+    }
+    if ((*shared)->frag != frag) {
+        return wsock_output_send(wc, is_text, data, len);   /* cut differently */
+    }
+    apr_atomic_inc32(&(*shared)->refs);
+    return queue_frames(wc, *shared);
 }
 
 void wsock_close(wsock_conn *wc, int code, const char *reason)

@@ -26,6 +26,25 @@ apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *d
  * many receivers (wsock_publish). */
 apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len);
 
+/* A message serialized once for many receivers whose WSockFragmentSize is
+ * frag (one reference, the caller's); NULL when out of memory. */
+wsock_frames *wsock_frames_make(int is_text, const void *data, apr_size_t len,
+                                apr_size_t frag);
+void wsock_frames_release(wsock_frames *f);
+
+/* wsock_output_send() of one message to many connections: *shared
+ * (NULL at first) is the message serialized once, made by the first call
+ * that queues, and queued by reference, not copied, to every connection cut
+ * for the same fragment size.  The caller releases *shared at the end. */
+apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_frames **shared, int is_text,
+                                      const void *data, apr_size_t len);
+
+/* Registers the clean-up of the connection's queue with its pool. */
+void wsock_output_queue_init(wsock_conn *wc);
+
+/* Owner thread, on an idle connection: frees the queue's arrays if empty. */
+void wsock_output_trim(wsock_conn *wc);
+
 /* Owner thread: a control frame (payload <= 125 bytes). */
 apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t *payload,
                                   apr_size_t len);

@@ -11,7 +11,13 @@
  *
  * Membership is an array per room (swap-remove) plus the list of room
  * names on the connection, so leaving is O(rooms joined x room size);
- * fine for rooms of thousands, to be revisited with the bus (issue 4).
+ * fine for rooms of thousands.
+ *
+ * Members in other child processes are reached through the bus
+ * (src/bus): a publisher posts there, and each child's bus thread hands
+ * what others posted to wsock_rooms_deliver().  Every change of this
+ * child's member count is reported to the bus, which knows the room sizes
+ * of the whole server.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,7 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 
+#include "wsock_bus.h"
 #include "wsock_output.h"
 #include "wsock_rooms.h"
 
@@ -112,6 +119,7 @@ apr_status_t wsock_join(wsock_conn *wc, const char *room)
             rm->cap = cap;
         }
         rm->m[rm->n++] = wc;
+        wsock_bus_room_delta(room, 1);
         if (wc->rooms == NULL) {
             wc->rooms = apr_array_make(wc->pool, 2, sizeof(const char *));
         }
@@ -132,6 +140,7 @@ static void leave_locked(wsock_conn *wc, const char *room)
 
     if (rm && (i = find_member(rm, wc)) >= 0) {
         rm->m[i] = rm->m[--rm->n];
+        wsock_bus_room_delta(room, -1);
         if (rm->n == 0) {
             apr_hash_set(rooms, rm->name, APR_HASH_KEY_STRING, NULL);
             free(rm->m);
@@ -185,34 +194,18 @@ int wsock_room_count_local(const char *room)
     return n;
 }
 
-int wsock_room_count(const char *room)
-{
-    return wsock_room_count_local(room);
-}
-
-int wsock_publish(const char *room, int is_text, const void *data, apr_size_t len)
-{
-    return wsock_publish_except(room, NULL, is_text, data, len);
-}
-
-int wsock_publish_except(const char *room, const wsock_conn *except, int is_text,
+/* Hands the message to every member of room in this child but except.
+ * Members owned by other threads get the frames serialized once and shared
+ * by reference (wsock_output_send_shared). */
+static int deliver_local(const char *room, const wsock_conn *except, int is_text,
                          const void *data, apr_size_t len)
-{
-    return wsock_publish_local(room, except, is_text, data, len);
-}
-
-int wsock_publish_local(const char *room, const wsock_conn *except, int is_text,
-                        const void *data, apr_size_t len)
 {
     apr_os_thread_t self = apr_os_thread_current();
     wsock_conn *own = NULL;
+    wsock_frames *shared = NULL;
     room_t *rm;
     int sent = 0;
 
-    if (!valid_name(room) || rooms_mutex == NULL
-        || (is_text && !wsock_utf8_valid(data, len))) {
-        return 0;                   /* text is checked once, not per member */
-    }
     apr_thread_mutex_lock(rooms_mutex);
     rm = apr_hash_get(rooms, room, APR_HASH_KEY_STRING);
     for (int i = 0; rm && i < rm->n; i++) {
@@ -225,15 +218,62 @@ int wsock_publish_local(const char *room, const wsock_conn *except, int is_text,
         if (apr_os_thread_equal(rm->m[i]->owner, self) && rm->m[i]->loop == NULL) {
             own = rm->m[i];         /* served below, without the mutex */
         }
-        else if (wsock_output_send(rm->m[i], is_text, data, len) == APR_SUCCESS) {
+        else if (wsock_output_send_shared(rm->m[i], &shared, is_text, data, len)
+                 == APR_SUCCESS) {
             sent++;
         }
     }
     apr_thread_mutex_unlock(rooms_mutex);
+    wsock_frames_release(shared);   /* the members hold their own references */
     /* Still a member: only its own thread could take it out, and that
      * thread is this one. */
     if (own && wsock_output_send(own, is_text, data, len) == APR_SUCCESS) {
         sent++;
     }
     return sent;
+}
+
+int wsock_room_count(const char *room)
+{
+    int n = valid_name(room) ? wsock_bus_room_count(room) : 0;
+
+    return n < 0 ? wsock_room_count_local(room) : n;
+}
+
+int wsock_publish(const char *room, int is_text, const void *data, apr_size_t len)
+{
+    return wsock_publish_except(room, NULL, is_text, data, len);
+}
+
+/* Checks what every publisher must get right, once, not per member. */
+static int publishable(const char *room, int is_text, const void *data, apr_size_t len)
+{
+    return valid_name(room) && rooms_mutex != NULL
+           && (!is_text || wsock_utf8_valid(data, len));
+}
+
+int wsock_publish_except(const char *room, const wsock_conn *except, int is_text,
+                         const void *data, apr_size_t len)
+{
+    if (!publishable(room, is_text, data, len)) {
+        return 0;
+    }
+    /* Other children first: their delivery threads work while this one
+     * serves its own members. */
+    wsock_bus_post(room, is_text, data, len);
+    return deliver_local(room, except, is_text, data, len);
+}
+
+int wsock_publish_local(const char *room, const wsock_conn *except, int is_text,
+                        const void *data, apr_size_t len)
+{
+    return publishable(room, is_text, data, len)
+           ? deliver_local(room, except, is_text, data, len) : 0;
+}
+
+void wsock_rooms_deliver(const char *room, int is_text, const void *data, apr_size_t len)
+{
+    if (rooms_mutex != NULL) {
+        deliver_local(room, NULL, is_text, data, len);
+    }
 }

@@ -14,4 +14,8 @@ apr_status_t wsock_rooms_child_init(apr_pool_t *pchild);
  * before anything of it is freed. */
 void wsock_rooms_leave_all(wsock_conn *wc);
 
+/* Hands a message another child process published (from the bus) to
+ * this child's members of room: no checks, the publisher made them. */
+void wsock_rooms_deliver(const char *room, int is_text, const void *data, apr_size_t len);
+
 #endif /* WSOCK_ROOMS_H */

@@ -31,6 +31,7 @@
 #include <apr_poll.h>
 #include <apr_strings.h>
 
+#include "wsock_output.h"
 #include "wsock_slow.h"
 
 APLOG_USE_MODULE(wsock);
@@ -52,10 +53,11 @@ void wsock_slow_full_locked(wsock_conn *wc, wsock_slow_action *a)
         return;
     }
     /* Nothing queued goes out any more, and nothing more is queued. */
-    a->discard = wc->q_head;
+    a->discard = wc->q;
+    a->discard_n = wc->q_msgs;
     wc->q_discarded += wc->q_msgs;
-    wc->q_head = wc->q_tail = NULL;
-    wc->q_msgs = wc->q_bytes = 0;
+    wc->q = NULL;
+    wc->q_cap = wc->q_msgs = wc->q_bytes = 0;
     wc->q_closed = 1;
     wc->q_slow = 1;
     if (!wc->pending_close) {
@@ -103,11 +105,11 @@ static void cut_if_stuck(wsock_conn *wc)
 
 void wsock_slow_act(wsock_conn *wc, wsock_slow_action *a)
 {
-    while (a->discard) {
-        wsock_outmsg *next = a->discard->next;
-        free(a->discard);
-        a->discard = next;
+    for (apr_size_t i = 0; i < a->discard_n; i++) {
+        wsock_frames_release(a->discard[i]);
     }
+    free(a->discard);
+    a->discard = NULL;
     /* Another thread: no ap_log_cerror, which may allocate from the
      * connection's pool; the server's log with the client named instead. */
     if (a->log == SLOW_LOG_DROP) {

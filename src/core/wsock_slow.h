@@ -9,7 +9,8 @@
 
 /* What the sender must do once it has released the connection's mutex. */
 typedef struct {
-    wsock_outmsg *discard;          /* queued messages to free */
+    wsock_frames **discard;         /* queued messages to release, and */
+    apr_size_t discard_n;           /* how many (the array is freed too) */
     int log;                        /* 0, or which line to log */
     int cut;                        /* end the connection if it is stuck */
     apr_size_t msgs, bytes;         /* the queue when it was full, for the log */

@@ -35,15 +35,16 @@ NODE_MODULES = os.path.join(REPO, "tests", "node", "node_modules")
 ARTIFACTS = os.path.join(HERE, "artifacts")
 DEMO = os.path.join(REPO, "conf", "demo")
 
-# Rooms reach one child process until the bus lands: one event child.
-ONE_CHILD = """\
-StartServers 1
-ServerLimit 1
+# Two event children, as the demo runs: the two pages may land on different
+# child processes, which the in-server bus joins.
+TWO_CHILDREN = """\
+StartServers 2
+ServerLimit 2
 ThreadLimit 32
 ThreadsPerChild 32
-MinSpareThreads 1
-MaxSpareThreads 32
-MaxRequestWorkers 32
+MinSpareThreads 8
+MaxSpareThreads 64
+MaxRequestWorkers 64
 MaxConnectionsPerChild 0
 """
 
@@ -83,7 +84,7 @@ def demo_server():
     # A fixed port, so that the server comes back where the page looks for
     # it; its own ServerRoot (readable by the children), kept across the
     # restart and removed at the end.
-    inst = ApacheInstance("event", extra_conf=demo_conf(), mpm_conf=ONE_CHILD,
+    inst = ApacheInstance("event", extra_conf=demo_conf(), mpm_conf=TWO_CHILDREN,
                           port=free_port(), keep=True)
     htdocs = os.path.join(inst.root, "htdocs")
     for name in os.listdir(os.path.join(DEMO, "htdocs")):

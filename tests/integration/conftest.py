@@ -82,6 +82,17 @@ COMMON_CONF = """\
 </Location>
 """
 
+# prefork with many children: clients spread over child processes, so rooms
+# only meet through the in-server bus.
+PREFORK_MANY = """\
+StartServers 16
+MinSpareServers 8
+MaxSpareServers 80
+ServerLimit 80
+MaxRequestWorkers 80
+MaxConnectionsPerChild 0
+"""
+
 MODULE_PATH = default_module_path()
 
 _session_dir = None

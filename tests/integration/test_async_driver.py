@@ -138,23 +138,50 @@ def test_timers_run_on_the_loop(apache_factory):
             c.recv_frame(timeout=5)          # and the server closes TCP
 
 
+def access_log_line(inst, needle, timeout=10):
+    """The access log line that mentions needle, waited for (None if none)."""
+    log = os.path.join(inst.root, "logs", "access.log")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(log):
+            with open(log) as f:
+                line = next((x for x in f if needle in x), None)
+            if line is not None:
+                return line
+        time.sleep(0.1)
+    return None
+
+
 def test_request_is_logged_when_the_websocket_ends(apache_factory):
     inst = few_threads(apache_factory, start=False)
     inst.extra_conf += ACCESS_LOG.format(root=inst.root)
     inst.start()
-    log = os.path.join(inst.root, "logs", "access.log")
     with rawws.RawWS.connect(inst.port, "/echo?logged=1") as c:
         echo_once(c, "hi")
+        assert access_log_line(inst, "/echo?logged=1", timeout=1) is None
         c.send_close(1000)
         assert c.recv_frame(timeout=5).opcode == rawws.OP_CLOSE
-    deadline = time.monotonic() + 10
-    line = None
-    while time.monotonic() < deadline and line is None:
-        if os.path.exists(log):
-            with open(log) as f:
-                line = next((x for x in f if "/echo?logged=1" in x), None)
-        time.sleep(0.1)
+    line = access_log_line(inst, "/echo?logged=1")
     assert line is not None and re.search(r'" 101$', line.strip()), line
+
+
+def test_access_log_at_upgrade(apache_factory):
+    """WSockAccessLog upgrade: the line is written while the WebSocket is
+    still open (its request's memory goes with it), and the connection
+    keeps working, facts included (the echo's location)."""
+    inst = few_threads(apache_factory, start=False)
+    inst.extra_conf += ACCESS_LOG.format(root=inst.root) + "WSockAccessLog upgrade\n"
+    inst.start()
+    with rawws.RawWS.connect(inst.port, "/echo?early=1") as c:
+        line = access_log_line(inst, "/echo?early=1")
+        assert line is not None and re.search(r'" 101$', line.strip()), line
+        for i in range(5):
+            echo_once(c, "still open %d" % i)
+        c.send_close(1000)
+        assert c.recv_frame(timeout=5).opcode == rawws.OP_CLOSE
+    time.sleep(0.5)
+    with open(os.path.join(inst.root, "logs", "access.log")) as f:
+        assert sum("/echo?early=1" in x for x in f) == 1     # logged once
 
 
 def test_blocking_driver_can_be_chosen(apache_factory):
@@ -165,8 +192,11 @@ def test_blocking_driver_can_be_chosen(apache_factory):
 
 @pytest.mark.parametrize("line", ["WSockDriver sometimes", "WSockLoopThreads 0",
                                   "WSockLoopThreads lots",
-                                  "<Location /x>\nWSockDriver auto\n</Location>"])
-def test_bad_driver_directives_fail_configtest(apache_factory, line):
+                                  "<Location /x>\nWSockDriver auto\n</Location>",
+                                  "WSockBusSize 1K", "WSockBusSize 2G", "WSockBusSize lots",
+                                  "WSockAccessLog sometimes",
+                                  "<Location /x>\nWSockBusSize 1M\n</Location>"])
+def test_bad_server_directives_fail_configtest(apache_factory, line):
     inst = apache_factory("event", COMMON_CONF + line + "\n", start=False)
     rc, out = inst.configtest()
     assert rc != 0

@@ -1,11 +1,9 @@
 """The chat handler and WSockSendQueue through a real apache2, with
 python3-websockets and raw sockets.
 
-Rooms reach the connections of one child process until the in-server bus
-is merged; then they reach every child.  The tests are written to hold in
-both worlds (counts are taken after sequential joins, every receive is
-bounded): they run now on one event child, and on servers with several
-child processes (prefork, two event children) once CROSS_CHILD is True.
+Every test runs on three servers: one event child, two event children,
+and prefork with many children, so rooms are spread over several child
+processes and only the in-server bus (src/bus) can bring them together.
 """
 
 import asyncio
@@ -18,13 +16,9 @@ import pytest
 import websockets
 
 import rawws
-from conftest import new_instance, run, serve
+from conftest import PREFORK_MANY, new_instance, run, serve
 from test_rooms import ONE_CHILD as ONE_EVENT_CHILD
 
-# TODO(lead): True once rooms cross child processes (the bus is merged).
-CROSS_CHILD = False
-needs_bus = pytest.mark.skipif(not CROSS_CHILD, reason="rooms reach one child process "
-                               "until the bus lands; set CROSS_CHILD = True then")
 
 
 TWO_EVENT_CHILDREN = """\
@@ -38,15 +32,6 @@ MaxRequestWorkers 96
 MaxConnectionsPerChild 0
 """
 
-# prefork: a process per connection, so every room spans many children.
-PREFORK_MANY = """\
-StartServers 16
-MinSpareServers 8
-MaxSpareServers 80
-ServerLimit 80
-MaxRequestWorkers 80
-MaxConnectionsPerChild 0
-"""
 
 CHAT_CONF = """\
 <Location /chat>
@@ -91,8 +76,8 @@ SERVERS = {
 
 @pytest.fixture(scope="module", params=[
     "event",
-    pytest.param("event-2-children", marks=needs_bus),
-    pytest.param("prefork", marks=needs_bus),
+    "event-2-children",
+    "prefork",
 ])
 def chat(request):
     mpm, sizing = SERVERS[request.param]

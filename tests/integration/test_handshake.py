@@ -181,6 +181,24 @@ def test_frame_pipelined_with_handshake(server):
         assert (op, data) == (rawws.OP_TEXT, b"early bird")
 
 
+def test_many_frames_pipelined_with_handshake(server):
+    """Frames worth several socket reads, written with the handshake: the
+    ones the server read along with the request are kept when the
+    connection changes hands (event MPM: the loop's own input filter)."""
+    import socket
+    key = rawws.make_key()
+    req = rawws.handshake_request("/echo", host="127.0.0.1:%d" % server.port, key=key)
+    msgs = [bytes([65 + i]) * (9000 + i) for i in range(5)]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(req + b"".join(rawws.build_frame(rawws.OP_BINARY, m) for m in msgs))
+        resp, rest = rawws.read_http_response(s)
+        assert resp.status == 101
+        c = rawws.RawWS(s, resp, rest)
+        for m in msgs:
+            op, data, _ = c.recv_message(timeout=5)
+            assert (op, data) == (rawws.OP_BINARY, m)
+
+
 def test_upgrade_after_keepalive_request(server):
     """An ordinary keep-alive request first, then the upgrade on the same socket."""
     import socket

@@ -129,6 +129,10 @@ WSockPlugin strict {tp_strict}
 <Location /strict>
     WSockHandler strict level=3
 </Location>
+<Location /facts-early-log>
+    WSockHandler facts
+    WSockAccessLog upgrade
+</Location>
 
 # nesting: the children inherit what they don't set
 <Location /nest>
@@ -309,6 +313,24 @@ def test_facts_of_the_request(pserver):
     # a URL below the section: the location is still the section's path
     deep = facts_of(pserver.url("/facts/deeper/x"))
     assert deep["uri"] == "/facts/deeper/x" and deep["location"] == "/facts"
+
+
+def test_facts_outlive_the_request(pserver):
+    """With WSockAccessLog upgrade the request and its pool end at the
+    upgrade (event MPM): the facts read later must not come from it."""
+    async def go():
+        async with connect(pserver.url("/facts-early-log?name=later"),
+                           extra_headers={"X-Test": "kept"}) as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            await asyncio.sleep(0.5)            # the request has ended by now
+            replies = []
+            for _ in range(3):
+                await ws.send("facts")
+                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            return first, replies
+    first, replies = run(go())
+    assert first["x_test"] == "kept" and first["name"] == "later"
+    assert all(r == first for r in replies), (first, replies)
 
 
 def test_facts_user_from_basic_auth(pserver):

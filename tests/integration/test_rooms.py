@@ -1,9 +1,9 @@
 """Rooms (wsock_join / wsock_leave / wsock_publish) through a real apache2,
 with the test plugin tests/integration/plugins/tp_room.c.
 
-Rooms reach every connection of one child process, across its threads (the
-in-server bus that crosses child processes comes with the chat handler), so
-the server here is one child of the event or worker MPM.
+Rooms reach every connection of the server, across its threads (one child
+of the event or worker MPM) and across its child processes (prefork, many
+children: the in-server bus).
 """
 
 import asyncio
@@ -13,7 +13,7 @@ import tempfile
 import pytest
 import websockets
 
-from conftest import new_instance, run, serve, session_dir
+from conftest import PREFORK_MANY, new_instance, run, serve, session_dir
 from test_plugins import PLUGIN_SRC, REPO, apxs_build
 
 ONE_CHILD = """\
@@ -28,7 +28,7 @@ MaxConnectionsPerChild 0
 """
 
 
-@pytest.fixture(scope="module", params=["event", "worker"])
+@pytest.fixture(scope="module", params=["event", "worker", "prefork"])
 def rserver(request):
     base = tempfile.mkdtemp(prefix="rooms-", dir=session_dir())
     os.chmod(base, 0o755)
@@ -37,7 +37,8 @@ def rserver(request):
         for x in dirs:
             os.chmod(os.path.join(d, x), 0o755)
     conf = "WSockPlugin room %s\n<Location /room>\n    WSockHandler room\n</Location>\n" % so
-    yield from serve(new_instance(request.param, conf, mpm_conf=ONE_CHILD))
+    sizing = PREFORK_MANY if request.param == "prefork" else ONE_CHILD
+    yield from serve(new_instance(request.param, conf, mpm_conf=sizing))
 
 
 async def recv_n(ws, n, timeout=20):

@@ -9,7 +9,9 @@
  *   big=N        after the facts, also send a binary message of N bytes
  *   repeat=K     ... K times (default 1)
  * otherwise the first message is a JSON object of the facts.
- * on_message: "fail" -> close with 4001; "fail:NNNN" -> return NNNN (even
+ * on_message: "facts" -> the facts again (read later in the connection's
+ * life: after the request may have ended, WSockAccessLog upgrade);
+ * "fail" -> close with 4001; "fail:NNNN" -> return NNNN (even
  * codes no peer may receive); "cut:TEXT" -> sends the delivered message
  * short by one byte (cutting a character if TEXT ends in one) and answers
  * with what wsock_send returned; anything else is echoed.
@@ -71,16 +73,11 @@ static void add(char *buf, size_t size, const char *key, const char *value)
     snprintf(buf + n, n < size ? size - n : 0, "\"");
 }
 
-static int facts_open(wsock_conn *wc)
+/* Sends the facts as a JSON object: APR_SUCCESS or why not. */
+static apr_status_t send_facts(wsock_conn *wc)
 {
-    const char *refuse = wsock_query_arg(wc, "refuse");
-    const char *big = wsock_query_arg(wc, "big");
-    const char *repeat = wsock_query_arg(wc, "repeat");
     char json[8192] = "{";
 
-    if (refuse) {
-        return atoi(refuse);
-    }
     add(json, sizeof(json), "uri", wsock_uri(wc));
     add(json, sizeof(json), "query", wsock_query(wc));
     add(json, sizeof(json), "name", wsock_query_arg(wc, "name"));
@@ -92,7 +89,19 @@ static int facts_open(wsock_conn *wc)
     add(json, sizeof(json), "conn_id", wsock_conn_id(wc));
     add(json, sizeof(json), "location", wsock_location(wc));
     strncat(json, "}", sizeof(json) - strlen(json) - 1);
-    if (wsock_send(wc, 1, json, strlen(json)) != APR_SUCCESS) {
+    return wsock_send(wc, 1, json, strlen(json));
+}
+
+static int facts_open(wsock_conn *wc)
+{
+    const char *refuse = wsock_query_arg(wc, "refuse");
+    const char *big = wsock_query_arg(wc, "big");
+    const char *repeat = wsock_query_arg(wc, "repeat");
+
+    if (refuse) {
+        return atoi(refuse);
+    }
+    if (send_facts(wc) != APR_SUCCESS) {
         return 1011;
     }
     if (big) {
@@ -117,6 +126,9 @@ static int facts_open(wsock_conn *wc)
 
 static int facts_message(wsock_conn *wc, int is_text, const char *data, apr_size_t len)
 {
+    if (is_text && len == 5 && memcmp(data, "facts", 5) == 0) {
+        return send_facts(wc) == APR_SUCCESS ? 0 : 1011;
+    }
     if (is_text && len == 4 && memcmp(data, "fail", 4) == 0) {
         return 4001;
     }

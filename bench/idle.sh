@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# idle.sh — many idle WebSockets (issue 7): memory and threads the server
+# needs to hold them, and whether every one still answers.  mod_wsock (echo
+# handler, event MPM) vs Node `ws` vs the C limit reference (limit-echo).
+#
+#   bench/idle.sh [-c CONNS] [-b BATCH] [-S "SERVER..."]
+#
+# Same settings via the environment: CONNS=10000 BATCH=200 SETTLE=3
+# CHILDREN=2 SERVERS="mod_wsock node limit" (options win).  WSOCK_MODULE as
+# for run.sh.  WSOCK_CONF: more directives for mod_wsock's echo location,
+# e.g. WSOCK_CONF="WSockAccessLog upgrade" (the request ends at the 101).
+#
+# For each server in turn: its RSS (summed over all its processes: apache's
+# parent and children) and thread count; then `idle` opens CONNS connections
+# (BATCH handshakes at a time) and holds them; after SETTLE seconds the RSS
+# and threads again; then every connection sends one message at the same
+# moment and must get its echo within 5 s.  Prints RSS per connection and the
+# echo check.  Everything it starts is stopped on exit.  Exit status 0 only
+# if every connection opened and echoed.
+# shellcheck disable=SC2059  # printf formats in $FMT
+set -euo pipefail
+PROG=idle.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CONNS=${CONNS:-10000} BATCH=${BATCH:-200} SETTLE=${SETTLE:-3} CHILDREN=${CHILDREN:-2}
+SERVERS=${SERVERS:-mod_wsock node limit}
+while getopts "c:b:S:h" opt; do
+    case $opt in
+    c) CONNS=$OPTARG ;;
+    b) BATCH=$OPTARG ;;
+    S) SERVERS=$OPTARG ;;
+    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+    esac
+done
+check_numbers CONNS BATCH SETTLE CHILDREN
+read -r -a NAMES <<<"$SERVERS"
+for name in "${NAMES[@]}"; do
+    [[ $name =~ ^(mod_wsock|node|limit)$ ]] || die "unknown server '$name'"
+done
+has() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
+
+setup idle limit-echo
+set_pinning
+# Every server and the client need a descriptor per connection.
+ulimit -n "$(ulimit -Hn)"
+(($(ulimit -n) > CONNS + 100)) || die "ulimit -n $(ulimit -n) is too low for $CONNS connections"
+
+# mod_wsock as issue 7 asks: event MPM, 25 threads per child.
+if has mod_wsock; then
+    start_apache mod_wsock "$(many_websockets_sizing "$CHILDREN")
+<Location /echo>
+    WSockHandler echo
+    ${WSOCK_CONF:-}
+</Location>" || true
+fi
+has node && start_server node node "$BENCH/node/echo-server.js"
+has limit && start_server limit "$BENCH/limit-echo"
+
+# measure NAME: one idle run against server NAME; figures into RES[NAME.1.*].
+measure() {
+    local name=$1 pid=${PID[$1]} fifo=$WORK/go.$1 out=$WORK/idle.$1.out rc=0 _ kv kvs
+    local before after
+    say "$name: $CONNS idle connections"
+    before=$(server_mem "$pid")
+    mkfifo "$fifo"
+    # idle waits on the fifo for "go" while we measure; timeout bounds it all.
+    timeout $((CONNS * 30 / BATCH + 200)) "$BENCH/idle" -u "ws://127.0.0.1:${PORT[$name]}/echo" \
+        -c "$CONNS" -b "$BATCH" -H 180 <"$fifo" >"$out" 2>&1 &
+    CLIENT_PID=$!
+    exec 4>"$fifo"
+    for _ in $(seq $((CONNS * 300 / BATCH + 600))); do     # bounded: as idle's own
+        grep -q '^OPEN ' "$out" && break
+        kill -0 "$CLIENT_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep "$SETTLE"
+    after=$(server_mem "$pid")
+    echo go >&4
+    exec 4>&-
+    wait "$CLIENT_PID" || rc=$?
+    CLIENT_PID=""
+    cat "$out"
+    read -r -a kvs <<<"$(grep '^RESULT ' "$out" | cut -d' ' -f2-)"
+    for kv in "${kvs[@]}"; do
+        RES[$name.1.${kv%%=*}]=${kv#*=}
+    done
+    [[ -n ${RES[$name.1.errors]:-} ]] || RES[$name.1.errors]=1
+    read -r "RES[$name.1.rss0]" "RES[$name.1.threads0]" <<<"$before"
+    read -r "RES[$name.1.rss1]" "RES[$name.1.threads1]" <<<"$after"
+    RES[$name.1.kib_per_conn]=$(awk -v a="${RES[$name.1.rss0]}" -v b="${RES[$name.1.rss1]}" \
+        -v n="${RES[$name.1.opened]:-0}" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / n }')
+    if ((rc != 0)); then
+        FAILED=1
+        echo "$PROG: idle against $name exited with $rc"
+    fi
+}
+for name in "${NAMES[@]}"; do
+    [[ -n ${PORT[$name]} ]] && measure "$name"
+done
+apache_log_check mod_wsock
+
+label() {
+    case $1 in
+    mod_wsock) echo "mod_wsock (${CHILDREN}x25 thr)" ;;
+    node) echo "Node ws" ;;
+    limit) echo "limit (C epoll)" ;;
+    esac
+}
+say "results: $CONNS idle connections ($BATCH handshakes at a time), then one 16-byte echo" \
+    "on each at once"
+machine_line
+FMT='%-24s %7s %9s %9s %8s %8s %9s %8s %8s %9s %7s\n'
+KEYS=(opened rss0 rss1 kib_per_conn threads0 threads1 echo_ok echo_failed p99_us connect_s)
+printf "$FMT" server opened "RSS0 KiB" "RSS1 KiB" "KiB/conn" "threads0" "threads1" "echo ok" \
+    "echo bad" "echo p99us" "open s"
+TABLE="conns=$CONNS batch=$BATCH children=$CHILDREN"
+for name in "${NAMES[@]}"; do
+    report_line "$FMT" "$(label "$name")" "$name" 1 "${KEYS[@]}"
+    for key in opened kib_per_conn threads0 threads1 echo_failed; do
+        TABLE+=" ${name}_$key=${RES[$name.1.$key]:-}"
+    done
+done
+for name in "${NAMES[@]}"; do
+    for ref in node limit; do
+        if [[ $name == "$ref" || $name == limit ]] || ! has "$ref"; then
+            continue
+        fi
+        printf '%-24s %s KiB/conn of %s\n' "ratio $name/$ref" \
+            "$(ratio "${RES[$name.1.kib_per_conn]:-}" "${RES[$ref.1.kib_per_conn]:-}")" "$ref"
+    done
+done
+echo "RSS0/threads0: the server before the connections; RSS1/threads1: with all of them"
+echo "open and idle.  KiB/conn = (RSS1 - RSS0) / opened.  echo: one message per"
+echo "connection, all sent at once, each due back within 5 s."
+echo "TABLE $TABLE load_before=\"$LOAD_BEFORE\""
+exit "$FAILED"

@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""Writes the seed corpus of the fuzz harnesses into fuzz/corpus/.
+
+frame_parser/: the example frames of RFC 6455 section 5.7, then frames that
+break each framing rule, each prefixed with the harness's 3 settings bytes
+(settings, then 2 bytes seeding the chunking; see fuzz_frame_parser.c).
+handshake/: the opening handshake of RFC 6455 section 1.3 and variants that
+break each rule of section 4.2.
+
+Deterministic (fixed mask keys), so rerunning it changes nothing; the files
+are committed.  Frames are built by tests/integration/rawws.py.
+"""
+
+import base64
+import os
+import shutil
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
+
+from rawws import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,  # noqa: E402
+                   build_frame, close_payload)
+
+KEY = b"\x37\xfa\x21\x3d"        # the RFC's example masking key
+
+SERVER, CLIENT = 0x00, 0x01       # settings bit 0: the parser's role
+MAX_125, MAX_1000, MAX_70000 = 0x02, 0x04, 0x06
+RSV1_OK = 0x08
+
+
+def F(op, payload=b"", **kw):
+    """A client frame (masked with the fixed key) unless mask=False."""
+    kw.setdefault("mask_key", KEY)
+    return build_frame(op, payload, **kw)
+
+
+def U(op, payload=b"", **kw):
+    """A server frame (unmasked)."""
+    return build_frame(op, payload, mask=False, **kw)
+
+
+def cp(code, reason=b""):
+    return close_payload(code, reason)
+
+
+FRAMES = {
+    # RFC 6455 section 5.7, exactly as printed there
+    "rfc-unmasked-hello": (CLIENT, bytes.fromhex("810548656c6c6f")),
+    "rfc-masked-hello": (SERVER, bytes.fromhex("818537fa213d7f9f4d5158")),
+    "rfc-fragmented-hello": (CLIENT, bytes.fromhex("010348656c8002 6c6f".replace(" ", ""))),
+    "rfc-unmasked-ping": (CLIENT, bytes.fromhex("890548656c6c6f")),
+    "rfc-masked-pong": (SERVER, bytes.fromhex("8a8537fa213d7f9f4d5158")),
+    "rfc-256-bytes-binary": (CLIENT, bytes.fromhex("827e0100") + bytes(range(256))),
+    "rfc-64k-binary": (CLIENT | MAX_70000,
+                       bytes.fromhex("827f0000000000010000") + bytes(65536)),
+    # valid client streams
+    "text-and-binary": (SERVER, F(OP_TEXT, b"hello") + F(OP_BINARY, b"\x00\xff")),
+    "fragments-with-ping": (SERVER, F(OP_TEXT, b"Hel", fin=False) + F(OP_PING, b"p")
+                            + F(OP_CONT, b"", fin=False) + F(OP_CONT, b"lo")),
+    "utf8-split-across-fragments": (SERVER, F(OP_TEXT, b"\xe2", fin=False)
+                                    + F(OP_CONT, b"\x82", fin=False) + F(OP_CONT, b"\xac")),
+    "close-with-reason": (SERVER, F(OP_CLOSE, cp(1000, "bye \u2713"))),
+    "close-empty": (SERVER, F(OP_CLOSE, b"")),
+    "pong-125": (SERVER, F(OP_PONG, b"p" * 125)),
+    "len16-200": (SERVER | MAX_1000, F(OP_BINARY, b"b" * 200)),
+    "rsv1-allowed": (SERVER | RSV1_OK, F(OP_TEXT, b"x", rsv=0b100)),
+    "empty-text": (SERVER, F(OP_TEXT, b"")),
+    # each rule broken once
+    "unmasked-in-server-role": (SERVER, U(OP_TEXT, b"hello")),
+    "masked-in-client-role": (CLIENT, F(OP_TEXT, b"hello")),
+    "rsv2": (SERVER, F(OP_TEXT, b"x", rsv=0b010)),
+    "opcode-3": (SERVER, F(0x3, b"x")),
+    "opcode-b": (SERVER, F(0xB, b"x")),
+    "continuation-without-start": (SERVER, F(OP_CONT, b"orphan")),
+    "text-inside-fragmented": (SERVER, F(OP_TEXT, b"a", fin=False) + F(OP_TEXT, b"b")),
+    "fragmented-ping": (SERVER, F(OP_PING, b"p", fin=False)),
+    "ping-126": (SERVER, F(OP_PING, b"p" * 126)),
+    "len16-for-5": (SERVER, F(OP_TEXT, b"hello", length_encoding=16)),
+    "len64-for-200": (SERVER, F(OP_BINARY, b"b" * 200, length_encoding=64)),
+    "len64-top-bit": (SERVER, F(OP_BINARY, b"", length_encoding=64, length=1, top_bit=True)),
+    "utf8-invalid": (SERVER, F(OP_TEXT, b"ok \xff")),
+    "utf8-truncated": (SERVER, F(OP_TEXT, b"\xe2\x82")),
+    "close-1-byte": (SERVER, F(OP_CLOSE, b"\x03")),
+    "close-code-1005": (SERVER, F(OP_CLOSE, cp(1005))),
+    "close-reason-not-utf8": (SERVER, F(OP_CLOSE, cp(1000, b"\xff"))),
+    "too-big": (SERVER | MAX_125, F(OP_BINARY, b"x" * 126)),
+    "too-big-fragmented": (SERVER | MAX_125, F(OP_BINARY, b"x" * 100, fin=False)
+                           + F(OP_CONT, b"x" * 100)),
+    "header-only-huge": (SERVER, F(OP_BINARY, b"", length=1 << 40)),
+}
+
+
+def handshake(method="GET", path="/chat", version="HTTP/1.1", headers=None, eol="\r\n",
+              drop=()):
+    base = [("Host", "server.example.com"), ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Origin", "http://example.com"), ("Sec-WebSocket-Protocol", "chat, superchat"),
+            ("Sec-WebSocket-Version", "13")]
+    hs = [(n, v) for n, v in base if n not in drop]
+    override = dict(headers or ())
+    hs = [(n, override.pop(n, v)) for n, v in hs] + list(override.items())
+    lines = ["%s %s %s" % (method, path, version)] + ["%s: %s" % h for h in hs if h[1] is not None]
+    return (eol.join(lines) + eol + eol).encode("latin-1")
+
+
+K15 = base64.b64encode(b"0123456789abcde").decode()
+HANDSHAKES = {
+    "rfc-example": handshake(),
+    "lf-only": handshake(eol="\n"),
+    "no-protocol": handshake(drop=("Sec-WebSocket-Protocol",)),
+    "protocol-unknown": handshake(headers={"Sec-WebSocket-Protocol": "mqtt"}),
+    "connection-list": handshake(headers={"Connection": "keep-alive, Upgrade"}),
+    "upgrade-mixed-case": handshake(headers={"Upgrade": "WebSocket"}),
+    "repeated-connection": handshake().replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"),
+    "post": handshake(method="POST"),
+    "http-1.0": handshake(version="HTTP/1.0"),
+    "no-upgrade": handshake(drop=("Upgrade",)),
+    "upgrade-h2c": handshake(headers={"Upgrade": "h2c"}),
+    "connection-keep-alive": handshake(headers={"Connection": "keep-alive"}),
+    "key-15-bytes": handshake(headers={"Sec-WebSocket-Key": K15}),
+    "key-not-base64": handshake(headers={"Sec-WebSocket-Key": "this is not base64!!!!=="}),
+    "key-missing": handshake(drop=("Sec-WebSocket-Key",)),
+    "version-8": handshake(headers={"Sec-WebSocket-Version": "8"}),
+    "version-missing": handshake(drop=("Sec-WebSocket-Version",)),
+}
+
+
+def write(dirname, items):
+    d = os.path.join(HERE, "corpus", dirname)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for name, data in items.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+
+def main():
+    write("frame_parser", {name: struct.pack("!BH", cfg, 0x5eed) + stream
+                           for name, (cfg, stream) in FRAMES.items()})
+    write("handshake", HANDSHAKES)
+
+
+if __name__ == "__main__":
+    main()

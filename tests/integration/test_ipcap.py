@@ -1,0 +1,211 @@
+"""WSockMaxConnectionsPerIP: a client address holds at most N WebSockets at
+once across every child process of the server; one more gets 429 before
+the upgrade.  Closing a connection gives its place back; so does a
+refusal by the handler after admission, and the death of a child that
+held connections (the parent gives back what a killed child held).
+
+Prefork with 8 children: three open WebSockets are necessarily held by
+three processes (one connection each), so the count really crosses
+processes.  A second client address is 127.0.0.2 (still loopback).
+"""
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import time
+
+import pytest
+import websockets
+
+import rawws
+from conftest import new_instance, run, serve, session_dir
+from test_plugins import PLUGIN_SRC, REPO, apxs_build
+
+CAP_CONF = """\
+WSockPlugin facts {facts}
+<Location /cap>
+    WSockHandler echo
+    WSockMaxConnectionsPerIP 3
+    WSockPingInterval 0
+    WSockIdleTimeout 0
+</Location>
+# nested: a lower limit over the same count
+<Location /cap/one>
+    WSockMaxConnectionsPerIP 1
+</Location>
+<Location /cap/off>
+    WSockMaxConnectionsPerIP 0
+</Location>
+<Location /cap-facts>
+    WSockHandler facts
+    WSockMaxConnectionsPerIP 1
+</Location>
+"""
+
+
+@pytest.fixture(scope="module")
+def facts_so():
+    return apxs_build(os.path.join(PLUGIN_SRC, "tp_facts.c"),
+                      os.path.join(session_dir(), "ipcap-plugins"), os.path.join(REPO, "include"))
+
+
+@pytest.fixture(scope="module", params=["prefork", "event"])
+def cserver(request, facts_so):
+    inst = new_instance(request.param, CAP_CONF.format(facts=facts_so),
+                        loglevel="info wsock:debug")
+    yield from serve(inst)
+
+
+# ------------------------------------------------------------------ helpers
+async def open_ws(inst, path="/cap", source="127.0.0.1"):
+    ws = await websockets.connect(inst.url(path), open_timeout=10, ping_interval=None,
+                                  close_timeout=5, local_addr=(source, 0))
+    await ws.send("hi")
+    assert await asyncio.wait_for(ws.recv(), 10) == "hi"
+    return ws
+
+
+async def refused_status(inst, path="/cap", source="127.0.0.1"):
+    with pytest.raises(websockets.InvalidStatusCode) as ei:
+        ws = await open_ws(inst, path, source)
+        await ws.close()
+    return ei.value.status_code
+
+
+async def open_eventually(inst, path="/cap", source="127.0.0.1", timeout=15.0):
+    """A place given back is free once the server has finished with the
+    closed connection (its lingering close): retry, bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await open_ws(inst, path, source)
+        except websockets.InvalidStatusCode as e:
+            if e.status_code != 429 or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def open_pids(inst, since):
+    """pid of every WebSocket opened since the offset (from WSOCK0303)."""
+    return [int(p) for p in re.findall(r"\[pid (\d+)(?::tid \d+)?\][^\n]*WSOCK0303: WebSocket "
+                                       r"/cap open", inst.error_log(since))]
+
+
+# ------------------------------------------------------------------ the tests
+def test_cap_across_children_and_release(cserver):
+    async def go():
+        since = cserver.log_offset()
+        held = [await open_ws(cserver) for _ in range(3)]
+        if cserver.mpm == "prefork":
+            # one connection per prefork process: three processes count together
+            assert len(set(open_pids(cserver, since))) == 3, cserver.error_log(since)
+        assert await refused_status(cserver) == 429
+        m = cserver.wait_log(r"WSOCK0720: WebSocket handshake for /cap refused with 429: "
+                             r"client 127\.0\.0\.1 already has 3 WebSockets open", since=since)
+        assert m, cserver.error_log(since)[-2000:]
+        # the ones held still work
+        for ws in held:
+            await ws.send("still")
+            assert await asyncio.wait_for(ws.recv(), 10) == "still"
+        # another address has its own count
+        other = [await open_ws(cserver, source="127.0.0.2") for _ in range(3)]
+        assert await refused_status(cserver, source="127.0.0.2") == 429
+        # closing one gives its place back
+        await held.pop().close()
+        held.append(await open_eventually(cserver))
+        assert await refused_status(cserver) == 429
+        for ws in held + other:
+            await ws.close()
+        # all given back
+        again = [await open_eventually(cserver) for _ in range(3)]
+        for ws in again:
+            await ws.close()
+    run(go(), timeout=120)
+
+
+# Each test below comes from its own loopback address: places given back
+# by the test before may still be held for a moment (lingering close).
+def test_nested_limits_share_the_count(cserver):
+    src = "127.0.0.4"
+
+    async def go():
+        a = await open_ws(cserver, "/cap/one", src)
+        assert await refused_status(cserver, "/cap/one", src) == 429
+        # /cap allows 3: one held at /cap/one counts there too
+        b = await open_ws(cserver, "/cap", src)
+        c = await open_ws(cserver, "/cap", src)
+        assert await refused_status(cserver, "/cap", src) == 429
+        # no limit: not refused, and not counted
+        free = [await open_ws(cserver, "/cap/off", src) for _ in range(4)]
+        for ws in [a, b, c] + free:
+            await ws.close()
+    run(go(), timeout=120)
+
+
+def test_refusal_after_admission_gives_the_place_back(cserver):
+    """The handler refuses (403) after the count was taken: on a connection
+    kept open, the place is free again at once."""
+    host = "127.0.0.1:%d" % cserver.port
+    src = "127.0.0.3"
+    with socket.create_connection(("127.0.0.1", cserver.port), timeout=10,
+                                  source_address=(src, 0)) as s:
+        for _ in range(3):
+            s.sendall(rawws.handshake_request("/cap-facts?refuse=403", host=host))
+            resp, rest = rawws.read_http_response(s)
+            assert resp.status == 403 and rest == b"", resp
+
+        async def go():
+            ws = await open_ws_facts(cserver, src)
+            assert await refused_status_facts(cserver, src) == 429
+            await ws.close()
+        run(go())
+
+
+async def open_ws_facts(inst, source):
+    ws = await websockets.connect(inst.url("/cap-facts"), open_timeout=10, ping_interval=None,
+                                  local_addr=(source, 0))
+    await asyncio.wait_for(ws.recv(), 10)      # the facts
+    return ws
+
+
+async def refused_status_facts(inst, source):
+    with pytest.raises(websockets.InvalidStatusCode) as ei:
+        await websockets.connect(inst.url("/cap-facts"), open_timeout=10,
+                                 local_addr=(source, 0))
+    return ei.value.status_code
+
+
+def test_killed_child_gives_its_places_back(cserver):
+    """A child killed with its WebSockets open never closes them; the parent
+    finds the dead pid and frees its places."""
+    src = "127.0.0.5"
+
+    async def go():
+        since = cserver.log_offset()
+        held = [await open_ws(cserver, "/cap", src) for _ in range(3)]
+        assert await refused_status(cserver, "/cap", src) == 429
+        pids = open_pids(cserver, since)
+        assert len(pids) == 3, cserver.error_log(since)
+        victim = pids[0]
+        os.kill(victim, signal.SIGKILL)
+        m = cserver.wait_log(r"WSOCK0723: gave back (\d+) per-IP WebSocket counts", timeout=15,
+                             since=since)
+        assert m, cserver.error_log(since)[-2000:]
+        # its connections, and any the victim was still lingering on
+        assert int(m.group(1)) >= pids.count(victim)
+        ws = await open_ws(cserver, "/cap", src)
+        await ws.close()
+        for w in held:
+            await w.close()
+    run(go(), timeout=120)
+
+
+# ------------------------------------------------------------------ configtest
+@pytest.mark.parametrize("value", ["-1", "lots", "1000001", "2.5"])
+def test_configtest_rejects(value):
+    inst = new_instance("event", "<Location /x>\n    WSockHandler echo\n"
+                                 "    WSockMaxConnectionsPerIP %s\n</Location>\n" % value)
+    rc, out = inst.configtest()
+    assert rc != 0 and "WSockMaxConnectionsPerIP: '%s' is not a number" % value in out, out
