@@ -35,6 +35,7 @@
 #include "wsock_netout.h"
 #include "wsock_ratelimit.h"
 #include "wsock_rooms.h"
+#include "wsock_redis.h"
 #include "wsock_security.h"
 #include "wsock_token.h"
 #include "wsock_ipcap.h"
@@ -153,7 +154,7 @@ static const char *set_handler(cmd_parms *cmd, void *conf, int argc, char *const
     d->handler_name = apr_pstrdup(cmd->pool, argv[0]);
     if (d->handler == NULL) {
         return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo, "
-                            "chat; load others with WSockPlugin before this line)", argv[0]);
+                            "chat, redis; load others with WSockPlugin before this line)", argv[0]);
     }
     if (d->handler->create_config) {
         const char *err = d->handler->create_config(cmd->pool, argc - 1, argv + 1,
@@ -557,6 +558,7 @@ static const command_rec wsock_cmds[] = {
     AP_INIT_TAKE1("WSockMaxConnectionsPerIP", wsock_cmd_max_conns_per_ip, NULL, WSOCK_CTX,
                   "Most WebSockets one client address may hold open (429 beyond); "
                   "0 = no limit (default)"),
+    WSOCK_REDIS_DIRECTIVES,
     { NULL }
 };
 

@@ -12,6 +12,7 @@ pkgs=(
     apache2 apache2-dev libapr1-dev libaprutil1-dev   # Apache, apxs, APR
     libssl-dev check                                  # OpenSSL, unit tests
     libjansson-dev                                    # JSON (token claims)
+    libhiredis-dev redis-server                       # redis handler, its tests
     python3 python3-pytest python3-websockets         # integration tests
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
 )
