@@ -14,22 +14,9 @@
 
 #include "wsock_handshake.h"
 
+#include "test_pool.h"
 #include "test_util.h"
 
-static apr_pool_t *pool;
-
-static void pool_setup(void)
-{
-    ck_assert_int_eq(apr_initialize(), APR_SUCCESS);
-    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
-}
-
-static void pool_teardown(void)
-{
-    apr_pool_destroy(pool);
-    pool = NULL;
-    apr_terminate();
-}
 
 /* An apr array of const char * from a NULL-terminated list (NULL list:
  * NULL array). */

@@ -16,7 +16,7 @@
 
 #include "wsock_jwt.h"
 
-#include "test_security_pool.h"
+#include "test_pool.h"
 #include "test_util.h"
 
 /* ---- building tokens (independently of the code under test) ---------- */

@@ -11,7 +11,7 @@
 
 #include "wsock_origin.h"
 
-#include "test_security_pool.h"
+#include "test_pool.h"
 #include "test_util.h"
 
 /* A policy from a NULL-terminated list of words; NULL list: the default. */

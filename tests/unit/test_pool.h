@@ -1,8 +1,8 @@
 /*
- * test_security_pool.h — the APR pool fixture of the security unit tests.
+ * test_pool.h — the APR pool fixture of the unit tests that need APR.
  */
-#ifndef WSOCK_TEST_SECURITY_POOL_H
-#define WSOCK_TEST_SECURITY_POOL_H
+#ifndef WSOCK_TEST_POOL_H
+#define WSOCK_TEST_POOL_H
 
 #include <apr_general.h>
 #include <apr_pools.h>
@@ -23,4 +23,4 @@ static void pool_teardown(void)
     apr_terminate();
 }
 
-#endif /* WSOCK_TEST_SECURITY_POOL_H */
+#endif /* WSOCK_TEST_POOL_H */
