@@ -417,7 +417,7 @@ static const char *set_frame_timeout(cmd_parms *cmd, void *conf, const char *arg
 /* WSockDriver: auto = loop threads where the MPM can suspend connections
  * (event), the blocking driver elsewhere; blocking = always the latter. */
 static int driver_blocking_only;
-static int loop_threads;            /* WSockLoopThreads; 0 = one per CPU */
+static int loop_threads;            /* WSockLoopThreads; 0 = from the CPUs (wsock_loop.c) */
 static apr_size_t bus_size;         /* WSockBusSize */
 
 static int wsock_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -542,7 +542,8 @@ static const command_rec wsock_cmds[] = {
                   "Bytes of shared memory for messages between child processes "
                   "(server config; default 8M)"),
     AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
-                  "Loop threads per child for the asynchronous driver; default one per CPU"),
+                  "Loop threads per child for the asynchronous driver; default the "
+                  "CPUs shared among the MPM's child processes"),
     /* handshake security (src/security, docs/security.md) */
     AP_INIT_ITERATE("WSockAllowedOrigins", wsock_cmd_allowed_origins, NULL, WSOCK_CTX,
                     "Origins that may open a WebSocket here: same-origin (default), "

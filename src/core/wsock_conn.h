@@ -130,7 +130,9 @@ struct wsock_conn {
     int heap_idx;                  /* its place in the timer heap, -1: none */
     apr_time_t phase_deadline;     /* end of draining or lingering */
     apr_time_t settle_at;          /* not freed before (wsock_loop.c) */
-    apr_time_t trimmed_rx;         /* last_rx when its memory was last trimmed */
+    apr_time_t active_at;          /* last served for I/O, not by its timer */
+    int trimmed;                   /* memory given back since then */
+    int timer_fired;               /* this serve comes from its timer */
 
     /* the driver's wake-up, callable from any thread */
     void (*wake)(void *baton);

@@ -57,8 +57,9 @@ APLOG_USE_MODULE(wsock);
  * it may be freed that soon. */
 #define LOOP_SETTLE (apr_time_from_msec(50))
 
-/* A connection that has received nothing for this long gives back the
- * socket buffer its allocator keeps (see trim_memory). */
+/* A connection that has been quiet (no input, no output, no wake-up) for
+ * this long gives back its buffers and the blocks its allocator keeps (see
+ * trim_memory). */
 #define LOOP_IDLE_TRIM (apr_time_from_sec(2))
 
 /* Free blocks an allocator may hold: the core input filter's socket buffer
@@ -323,6 +324,19 @@ static void linger_step(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     destroy(L, wc, now);
 }
 
+/* Logs the request that opened wc and frees its pool, once; the
+ * connection stays suspended as far as the MPM is concerned. */
+static void finish_request(wsock_conn *wc)
+{
+    if (wc->r) {
+        ap_process_request_after_handler(wc->r);   /* logged; r is gone */
+        wc->r = NULL;
+    }
+    if (wc->c->cs) {
+        wc->c->cs->state = CONN_STATE_SUSPENDED;
+    }
+}
+
 /* The output is written (or given up on): end the request and close. */
 static void end_request(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
@@ -331,13 +345,7 @@ static void end_request(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     if (wsock_netout_pending(wc->netout)) {
         c->aborted = 1;             /* the client took too long to read */
     }
-    if (wc->r) {
-        ap_process_request_after_handler(wc->r);   /* logged; r is gone */
-        wc->r = NULL;
-    }
-    if (c->cs) {
-        c->cs->state = CONN_STATE_SUSPENDED;
-    }
+    finish_request(wc);
     if (c->aborted || ap_start_lingering_close(c)) {
         destroy(L, wc, now);
         return;
@@ -372,21 +380,23 @@ static void begin_end(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     drain_step(L, wc, now);
 }
 
-/* Each read borrows an 8 KB socket buffer from the connection's allocator
- * (the event MPM gives each connection one of its own), which keeps it once
- * freed: 8 KB more per idle WebSocket.  Making the allocator keep nothing
- * would cost an mmap and a munmap per read (Debian's APR maps each block),
- * and a munmap in a threaded process stalls every core's TLB: 3x slower
- * echo.  So an active connection keeps its buffer, and one that has gone
- * quiet hands it back once: take the kept block and free it again while
- * the allocator may keep nothing. */
+/* Each read borrows a socket buffer from the connection's allocator (the
+ * event MPM gives each connection one of its own), which keeps it once
+ * freed: 8 KB and more per idle WebSocket.  Making the allocator keep
+ * nothing would cost an mmap and a munmap per read (Debian's APR maps each
+ * block), and a munmap in a threaded process stalls every core's TLB: 3x
+ * slower echo.  So an active connection keeps its blocks and its output
+ * buffer from one message to the next, and one that has gone quiet hands
+ * them back once: the buffers are freed, and the kept blocks are taken and
+ * freed again while the allocator may keep nothing. */
 static void trim_memory(wsock_conn *wc)
 {
     apr_allocator_t *a = apr_pool_allocator_get(wc->c->pool);
     apr_memnode_t *nodes[LOOP_TRIM_NODES];
     int n;
 
-    wc->trimmed_rx = wc->last_rx;
+    wc->trimmed = 1;
+    wsock_buf_release(&wc->obuf);   /* empty between serves */
     wsock_output_trim(wc);          /* the queue's arrays, if empty */
     apr_allocator_max_free_set(a, 1);
     for (n = 0; n < LOOP_TRIM_NODES; n++) {
@@ -408,6 +418,14 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     apr_interval_time_t t;
     apr_time_t due;
     apr_int16_t want;
+
+    /* Reads, writes and wake-ups are activity; its own timer is not.  An
+     * active connection keeps its buffers from one message to the next. */
+    if (!wc->timer_fired) {
+        wc->active_at = now;
+        wc->trimmed = 0;
+    }
+    wc->timer_fired = 0;
 
     if (wc->can_write) {
         wc->can_write = 0;
@@ -448,17 +466,16 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         want |= APR_POLLIN;
     }
     watch(L, wc, want);
-    wsock_buf_release(&wc->obuf);   /* an idle connection keeps no buffer */
-    if (wc->trimmed_rx != wc->last_rx && now - wc->last_rx >= LOOP_IDLE_TRIM) {
+    if (!wc->trimmed && now - wc->active_at >= LOOP_IDLE_TRIM) {
         trim_memory(wc);
     }
     t = wsock_conn_next_timeout(wc, now);
     due = t < 0 ? 0 : now + t;
-    if (wc->trimmed_rx != wc->last_rx) {
+    if (!wc->trimmed) {
         /* Served again once quiet, to give its memory back (a pong to
          * the server's ping must not keep a socket buffer until the next
          * ping). */
-        apr_time_t trim_at = wc->last_rx + LOOP_IDLE_TRIM;
+        apr_time_t trim_at = wc->active_at + LOOP_IDLE_TRIM;
         due = due && due < trim_at ? due : trim_at;
     }
     timer_set(L, wc, due);
@@ -516,14 +533,10 @@ static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     if (wc->phase != PHASE_RUN) {
         return;                     /* ending already (not freed: settle_at) */
     }
-    if (wc->set.log_at_upgrade && wc->r) {
+    if (wc->set.log_at_upgrade) {
         /* The access log line now, and the request's pool with it: the
          * handler's facts were copied into the connection's pool. */
-        ap_process_request_after_handler(wc->r);
-        wc->r = NULL;
-        if (wc->c->cs) {
-            wc->c->cs->state = CONN_STATE_SUSPENDED;
-        }
+        finish_request(wc);
     }
     trim_memory(wc);                /* the handshake's buffers */
 }
@@ -605,6 +618,7 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
         while (L->heap_n && L->heap[0]->due <= now) {
             wsock_conn *wc = L->heap[0];
             timer_remove(L, wc);
+            wc->timer_fired = 1;
             serve(L, wc, now);
         }
     }
