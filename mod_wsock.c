@@ -250,19 +250,20 @@ static const char *set_max_message(cmd_parms *cmd, void *conf, const char *arg)
     return parse_bytes(cmd, arg, 1, &((wsock_dir_conf *)conf)->max_message);
 }
 
+/* Which of two keywords arg is, case-insensitively: 0, 1, or -1 for neither. */
+static int keyword_of_two(const char *arg, const char *first, const char *second)
+{
+    return strcasecmp(arg, first) == 0 ? 0 : strcasecmp(arg, second) == 0 ? 1 : -1;
+}
+
 static const char *set_access_log(cmd_parms *cmd, void *conf, const char *arg)
 {
-    wsock_dir_conf *d = conf;
+    int upgrade = keyword_of_two(arg, "end", "upgrade");
 
-    if (strcasecmp(arg, "end") == 0) {
-        d->log_at_upgrade = 0;
-    }
-    else if (strcasecmp(arg, "upgrade") == 0) {
-        d->log_at_upgrade = 1;
-    }
-    else {
+    if (upgrade < 0) {
         return apr_psprintf(cmd->pool, "WSockAccessLog: '%s' is not end or upgrade", arg);
     }
+    ((wsock_dir_conf *)conf)->log_at_upgrade = upgrade;
     return NULL;
 }
 
@@ -287,18 +288,14 @@ static const char *set_send_queue(cmd_parms *cmd, void *conf, const char *msgs,
     if ((err = parse_bytes(cmd, bytes, 1, &d->queue_bytes)) != NULL) {
         return err;
     }
-    if (policy == NULL) {
-        /* the policy stays as inherited */
-    }
-    else if (strcasecmp(policy, "drop") == 0) {
-        d->queue_policy = WSOCK_QUEUE_DROP;
-    }
-    else if (strcasecmp(policy, "close") == 0) {
-        d->queue_policy = WSOCK_QUEUE_CLOSE;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "WSockSendQueue: '%s' is not a policy "
-                            "(drop or close)", policy);
+    if (policy != NULL) {           /* else the policy stays as inherited */
+        int close = keyword_of_two(policy, "drop", "close");
+
+        if (close < 0) {
+            return apr_psprintf(cmd->pool, "WSockSendQueue: '%s' is not a policy "
+                                "(drop or close)", policy);
+        }
+        d->queue_policy = close ? WSOCK_QUEUE_CLOSE : WSOCK_QUEUE_DROP;
     }
     d->queue_msgs = (apr_off_t)n;
     return NULL;
@@ -432,20 +429,16 @@ static int wsock_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 static const char *set_driver(cmd_parms *cmd, void *conf, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int blocking = keyword_of_two(arg, "auto", "blocking");
 
     (void)conf;
     if (err) {
         return err;
     }
-    if (strcasecmp(arg, "auto") == 0) {
-        driver_blocking_only = 0;
-    }
-    else if (strcasecmp(arg, "blocking") == 0) {
-        driver_blocking_only = 1;
-    }
-    else {
+    if (blocking < 0) {
         return apr_psprintf(cmd->pool, "WSockDriver: '%s' is not auto or blocking", arg);
     }
+    driver_blocking_only = blocking;
     return NULL;
 }
 

@@ -145,21 +145,25 @@ def redis():
     r.kill()
 
 
+def serve_pair(conf):
+    """Fixture body: two apache2 servers with conf (two event children;
+    prefork), yielded as (event, prefork); both stopped afterwards."""
+    gens = [serve(new_instance("event", conf, mpm_conf=TWO_EVENT_CHILDREN)),
+            serve(new_instance("prefork", conf, mpm_conf=PREFORK_FEW))]
+    insts = []
+    try:
+        for g in gens:
+            insts.append(next(g))
+        yield tuple(insts)
+    finally:
+        for g in gens[:len(insts)]:
+            next(g, None)
+
+
 @pytest.fixture(scope="module")
 def pair(redis):
     """Two apache2 servers (two event children; prefork) sharing one Redis."""
-    a = new_instance("event", redis_conf(redis), mpm_conf=TWO_EVENT_CHILDREN)
-    b = new_instance("prefork", redis_conf(redis), mpm_conf=PREFORK_FEW)
-    gen_a, gen_b = serve(a), serve(b)
-    next(gen_a)
-    try:
-        next(gen_b)
-        try:
-            yield a, b
-        finally:
-            next(gen_b, None)
-    finally:
-        next(gen_a, None)
+    yield from serve_pair(redis_conf(redis))
 
 
 async def join(url, up=True):

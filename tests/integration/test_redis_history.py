@@ -10,9 +10,9 @@ import re
 import pytest
 import websockets
 
-from conftest import new_instance, run, serve
-from test_redis import (PREFORK_FEW, TWO_EVENT_CHILDREN, RedisServer, close_all, fresh_room,
-                        join, nothing_more, recv_json)
+from conftest import run
+from test_redis import (RedisServer, close_all, fresh_room, join, nothing_more, recv_json,
+                        serve_pair)
 
 ID_RE = re.compile(r"^\d+-\d+$")
 
@@ -52,14 +52,7 @@ def redis():
 def pair(redis):
     conf = "WSockRedis 127.0.0.1:%d\nWSockRedisTimeout 5\n%s" % (redis.port,
                                                                  HISTORY_LOCATIONS)
-    gens = [serve(new_instance("event", conf, mpm_conf=TWO_EVENT_CHILDREN)),
-            serve(new_instance("prefork", conf, mpm_conf=PREFORK_FEW))]
-    insts = [next(g) for g in gens]
-    try:
-        yield insts
-    finally:
-        for g in gens:
-            next(g, None)
+    yield from serve_pair(conf)
 
 
 async def resume(url):
