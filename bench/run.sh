@@ -8,8 +8,13 @@
 # Same settings via the environment: CONNS=50 SIZE=16 DURATION=10 WARMUP=2
 # THREADS=1 ROUNDS=3 TEXT=0 PIN=0 (options win; -T = text messages, else
 # binary; -p = pin: servers on the last CPU, wsbench on the others).
-# SERVERS="mod_wsock node limit proxy" (-S) picks the servers:
-#   mod_wsock  the echo handler in apache2 (event MPM)
+# SERVERS="mod_wsock mod_wsock2 node limit proxy" (-S) picks the servers:
+#   mod_wsock  the echo handler in apache2 (event MPM), one child with one
+#              loop thread: one thread serves the WebSockets, as in Node and
+#              the limit (wsbench needs the other core)
+#   mod_wsock2 the same with the module's default sizing for this machine:
+#              2 children, the CPUs shared out as loop threads (1 each on
+#              2 cores)
 #   node       node/echo-server.js on `ws`
 #   limit      limit-echo, a single-threaded C epoll echo server: the limit
 #   proxy      apache2 + mod_proxy_wstunnel in front of the Node server
@@ -30,7 +35,7 @@ PROG=run.sh
 
 CONNS=${CONNS:-50} SIZE=${SIZE:-16} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-1} ROUNDS=${ROUNDS:-3} TEXT=${TEXT:-0} PIN=${PIN:-0}
-SERVERS=${SERVERS:-mod_wsock node limit proxy}
+SERVERS=${SERVERS:-mod_wsock mod_wsock2 node limit proxy}
 while getopts "c:s:d:w:t:r:TpS:h" opt; do
     case $opt in
     c) CONNS=$OPTARG ;;
@@ -49,34 +54,45 @@ check_numbers CONNS SIZE DURATION WARMUP THREADS ROUNDS
 ((ROUNDS >= 1 && ROUNDS <= 20)) || die "ROUNDS must be 1..20"
 read -r -a NAMES <<<"$SERVERS"
 for name in "${NAMES[@]}"; do
-    [[ $name =~ ^(mod_wsock|node|limit|proxy)$ ]] || die "unknown server '$name'"
+    [[ $name =~ ^(mod_wsock|mod_wsock2|node|limit|proxy)$ ]] || die "unknown server '$name'"
 done
 has() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
 
 setup wsbench limit-echo
 set_pinning
 
-# apache2, event MPM sized for 2 cores: 2 children, all started up front so
-# no child is spawned during a run, with 64 threads each, or more if CONNS
-# needs them (a driver that keeps a thread per WebSocket, and the proxy,
-# which keeps one per tunnel unless it can go asynchronous, must not run out;
-# 32 spare for the harness's probe and slack).  LogLevel warn: nothing is
-# logged per connection.  64M = Node's maxPayload.
-TPC=$(( (CONNS + 32 + 1) / 2 )); ((TPC >= 64)) || TPC=64
-SIZING="ServerLimit 2
-StartServers 2
-ThreadLimit $TPC
-ThreadsPerChild $TPC
+# sizing CHILDREN: apache2's event MPM with CHILDREN children, all started
+# up front so no child is spawned during a run, with 64 threads each, or
+# more if CONNS needs them (a driver that keeps a thread per WebSocket, and
+# the proxy, which keeps one per tunnel unless it can go asynchronous, must
+# not run out; 32 spare for the harness's probe and slack).  LogLevel warn:
+# nothing is logged per connection.  64M = Node's maxPayload.
+sizing() {
+    local tpc=$(( (CONNS + 32 + $1 - 1) / $1 ))
+    ((tpc >= 64)) || tpc=64
+    echo "ServerLimit $1
+StartServers $1
+ThreadLimit $tpc
+ThreadsPerChild $tpc
 MinSpareThreads 16
-MaxSpareThreads $((2 * TPC))
-MaxRequestWorkers $((2 * TPC))"
-if has mod_wsock; then
-    start_apache mod_wsock "$SIZING
-<Location /echo>
+MaxSpareThreads $(($1 * tpc))
+MaxRequestWorkers $(($1 * tpc))"
+}
+SIZING=$(sizing 2)   # sized for 2 cores: mod_wsock2 and the proxy
+ECHO_LOCATION="<Location /echo>
     WSockHandler echo
     WSockMaxMessageSize 64M
-</Location>" || true
-fi
+    ${WSOCK_CONF:-}
+</Location>"
+# WSOCK_CONF: more directives for the echo location of both mod_wsock runs.
+# mod_wsock: the WebSockets get one thread, as Node and the limit have; on 2
+# cores wsbench takes the other, and a second loop thread would only take
+# turns with the first and with wsbench (the p99 shows it).
+has mod_wsock && { start_apache mod_wsock "$(sizing 1)
+WSockLoopThreads 1
+$ECHO_LOCATION" || true; }
+has mod_wsock2 && { start_apache mod_wsock2 "$SIZING
+$ECHO_LOCATION" || true; }
 # Node runs for the proxy too.
 if has node || has proxy; then
     start_server node node "$BENCH/node/echo-server.js"
@@ -115,12 +131,14 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 apache_log_check mod_wsock
+apache_log_check mod_wsock2
 apache_log_check proxy
 
 # ----------------------------------------------------------------- report
 label() {
     case $1 in
-    mod_wsock) echo mod_wsock ;;
+    mod_wsock) echo "mod_wsock, 1 loop" ;;
+    mod_wsock2) echo "mod_wsock, 2 children" ;;
     node) echo "Node ws" ;;
     limit) echo "limit (C epoll)" ;;
     proxy) echo "Apache proxy->Node" ;;

@@ -20,8 +20,6 @@
 
 APLOG_USE_MODULE(wsock);
 
-/* How much one non-blocking read asks the filters for. */
-#define WSOCK_READ_CHUNK (256 * 1024)
 /* Reads per wsock_conn_read() call before the driver gets to flush output:
  * keeps a fast sender from starving its own echoes. */
 #define WSOCK_READS_PER_TURN 8
@@ -283,6 +281,41 @@ static void feed(wsock_conn *wc, uint8_t *p, apr_size_t len)
     }
 }
 
+/* Points *p at what bb_in holds, *len bytes, contiguous.  A lone heap
+ * bucket nobody else refers to (what WSOCK_NETIN hands up: one recv) is
+ * used where it lies, and unmasked in place, for its buffer is ours alone;
+ * anything else is copied into rb.  1 with bytes, 0 with none (the end of
+ * the stream, say), -1 when out of memory. */
+static int input_bytes(wsock_conn *wc, wsock_buf *rb, uint8_t **p, apr_size_t *len)
+{
+    apr_bucket *b = APR_BRIGADE_FIRST(wc->bb_in);
+    apr_off_t avail = 0;
+
+    if (b != APR_BRIGADE_SENTINEL(wc->bb_in)
+        && APR_BUCKET_NEXT(b) == APR_BRIGADE_SENTINEL(wc->bb_in)
+        && APR_BUCKET_IS_HEAP(b)
+        && ((apr_bucket_heap *)b->data)->refcount.refcount == 1) {
+        const char *data;
+
+        if (apr_bucket_read(b, &data, len, APR_NONBLOCK_READ) == APR_SUCCESS && *len > 0) {
+            *p = (uint8_t *)data;
+            return 1;
+        }
+    }
+    apr_brigade_length(wc->bb_in, 1, &avail);
+    *len = (apr_size_t)avail;
+    rb->len = 0;
+    if (*len == 0) {
+        return 0;
+    }
+    if (!wsock_buf_reserve(rb, *len)) {
+        return -1;
+    }
+    apr_brigade_flatten(wc->bb_in, (char *)rb->data, len);
+    *p = rb->data;
+    return 1;
+}
+
 apr_status_t wsock_conn_read(wsock_conn *wc)
 {
     /* What is read is consumed before this returns (the parser keeps its
@@ -291,9 +324,10 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
     wsock_buf *rb = wc->shared_rbuf ? wc->shared_rbuf : &wc->rbuf;
 
     for (int turn = 0; turn < WSOCK_READS_PER_TURN; turn++) {
-        apr_off_t avail = 0;
-        apr_size_t len;
+        apr_size_t len = 0;
         apr_status_t rv;
+        uint8_t *p = NULL;
+        int got;
 
         if (wc->state == WSOCK_STATE_DONE) {
             return APR_SUCCESS;
@@ -309,10 +343,8 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
             peer_gone(wc, rv);
             return rv;
         }
-        apr_brigade_length(wc->bb_in, 1, &avail);
-        len = (apr_size_t)avail;
-        rb->len = 0;
-        if (len == 0 || !wsock_buf_reserve(rb, len)) {
+        got = input_bytes(wc, rb, &p, &len);
+        if (got <= 0) {
             int eos = !APR_BRIGADE_EMPTY(wc->bb_in)
                       && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(wc->bb_in));
             apr_brigade_cleanup(wc->bb_in);
@@ -320,19 +352,19 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
                 peer_gone(wc, APR_EOF);
                 return APR_EOF;
             }
-            if (len == 0) {
+            if (got == 0) {
                 return APR_SUCCESS;
             }
             fail_connection(wc, WSOCK_CLOSE_INTERNAL_ERROR, "out of memory");
             return APR_ENOMEM;
         }
-        apr_brigade_flatten(wc->bb_in, (char *)rb->data, &len);
-        apr_brigade_cleanup(wc->bb_in);
         wc->last_rx = apr_time_now();
         if (wc->state == WSOCK_STATE_OPEN && !within_rate(wc, &wc->rl_bytes, len, "bytes")) {
+            apr_brigade_cleanup(wc->bb_in);
             return APR_SUCCESS;     /* refused before the codec sees it */
         }
-        feed(wc, rb->data, len);
+        feed(wc, p, len);
+        apr_brigade_cleanup(wc->bb_in);
         note_partial(wc, wc->last_rx);
         /* The core input filter already read the socket again, greedily,
          * when it returned less than asked: it is drained, and one more

@@ -27,6 +27,11 @@
 #include "wsock_log.h"
 #include "wsock_ratelimit.h"
 
+/* How much one non-blocking read asks the filters for.  On plain
+ * connections WSOCK_NETIN takes a buffer of this size from the
+ * connection's allocator for each read (see trim_memory in wsock_loop.c). */
+#define WSOCK_READ_CHUNK (256 * 1024)
+
 typedef enum {
     WSOCK_STATE_OPEN = 0, /* messages flow both ways */
     WSOCK_STATE_CLOSING,  /* we sent a close, waiting for the peer's */

@@ -62,12 +62,11 @@ APLOG_USE_MODULE(wsock);
  * trim_memory). */
 #define LOOP_IDLE_TRIM (apr_time_from_sec(2))
 
-/* Free blocks an allocator may hold: the core input filter's socket buffer
- * from the handshake (12 KB: 8000 bytes and the block's header, rounded up
- * to 4 KB), the loop's read buffer (64 KB + 4 KB), the request pool's (8 KB)
- * once the request ended at the upgrade (WSockAccessLog upgrade), and one
- * to spare.  Taking one that was not kept costs an mmap and a munmap, once
- * per quiet spell. */
+/* Small free blocks an allocator may hold: the core input filter's socket
+ * buffer from the handshake (12 KB: 8000 bytes and the block's header,
+ * rounded up to 4 KB), the request pool's (8 KB) once the request ended at
+ * the upgrade (WSockAccessLog upgrade), and two to spare.  Taking one that
+ * was not kept costs an mmap and a munmap, once per quiet spell. */
 #define LOOP_TRIM_NODES 4
 
 enum { PHASE_HANDED = 0, PHASE_RUN, PHASE_DRAIN, PHASE_LINGER, PHASE_DEAD };
@@ -152,7 +151,8 @@ static void timer_remove(wsock_loop *L, wsock_conn *wc)
     }
 }
 
-/* Arms wc's timer for due (0: none). */
+/* Arms wc's timer for due (0: none).  It may fire before due (see below),
+ * so every phase's step checks the time itself. */
 static void timer_set(wsock_loop *L, wsock_conn *wc, apr_time_t due)
 {
     if (due == 0) {
@@ -161,12 +161,14 @@ static void timer_set(wsock_loop *L, wsock_conn *wc, apr_time_t due)
     }
     if (wc->heap_idx >= 0) {
         apr_time_t old = wc->due;
-        wc->due = due;
+
+        /* A later time leaves the timer where it is: it then fires early,
+         * and run() sets it again.  An active connection moves its time
+         * on with every message; sifting the heap each time cost more
+         * than one early wake-up per quiet spell. */
         if (due < old) {
+            wc->due = due;
             heap_up(L, wc->heap_idx);
-        }
-        else if (due > old) {
-            heap_down(L, wc->heap_idx);
         }
         return;
     }
@@ -315,6 +317,7 @@ static void linger_step(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         apr_status_t rv = apr_socket_recv(sock, buf, &len);
 
         if (APR_STATUS_IS_EAGAIN(rv) && now < wc->phase_deadline) {
+            timer_set(L, wc, wc->phase_deadline);   /* it may have fired early */
             return;                 /* more may come: keep waiting */
         }
         if (rv != APR_SUCCESS || len == 0) {
@@ -382,17 +385,17 @@ static void begin_end(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 
 /* Each read borrows a socket buffer from the connection's allocator (the
  * event MPM gives each connection one of its own), which keeps it once
- * freed: 8 KB and more per idle WebSocket.  Making the allocator keep
- * nothing would cost an mmap and a munmap per read (Debian's APR maps each
- * block), and a munmap in a threaded process stalls every core's TLB: 3x
- * slower echo.  So an active connection keeps its blocks and its output
- * buffer from one message to the next, and one that has gone quiet hands
- * them back once: the buffers are freed, and the kept blocks are taken and
- * freed again while the allocator may keep nothing. */
+ * freed.  Making the allocator keep nothing would cost an mmap and a munmap
+ * per read (Debian's APR maps each block), and a munmap in a threaded
+ * process stalls every core's TLB: 3x slower echo.  So an active connection
+ * keeps its blocks and its output buffer from one message to the next, and
+ * one that has gone quiet hands them back once: the buffers are freed, and
+ * the kept blocks are taken and freed again while the allocator may keep
+ * nothing. */
 static void trim_memory(wsock_conn *wc)
 {
     apr_allocator_t *a = apr_pool_allocator_get(wc->c->pool);
-    apr_memnode_t *nodes[LOOP_TRIM_NODES];
+    apr_memnode_t *nodes[LOOP_TRIM_NODES + 1];
     int n;
 
     wc->trimmed = 1;
@@ -405,6 +408,12 @@ static void trim_memory(wsock_conn *wc)
         if ((nodes[n] = apr_allocator_alloc(a, 1)) == NULL) {
             break;
         }
+    }
+    /* The read buffer is larger than the allocator's size classes: it sits
+     * in the list of large blocks, which only a request as large searches.
+     * Kept, it held 4-8 KB of touched pages per idle connection. */
+    if (n == LOOP_TRIM_NODES && (nodes[n] = apr_allocator_alloc(a, WSOCK_READ_CHUNK)) != NULL) {
+        n++;
     }
     while (n > 0) {
         apr_allocator_free(a, nodes[--n]);
