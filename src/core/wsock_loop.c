@@ -35,6 +35,7 @@
 
 #include "wsock_live.h"
 #include "wsock_loop.h"
+#include "wsock_reqlog.h"
 #include "wsock_netin.h"
 #include "wsock_netout.h"
 #include "wsock_output.h"
@@ -332,7 +333,7 @@ static void linger_step(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 static void finish_request(wsock_conn *wc)
 {
     if (wc->r) {
-        ap_process_request_after_handler(wc->r);   /* logged; r is gone */
+        wsock_reqlog_finish(wc->r);     /* logged; r is gone */
         wc->r = NULL;
     }
     if (wc->c->cs) {
@@ -546,6 +547,9 @@ static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         /* The access log line now, and the request's pool with it: the
          * handler's facts were copied into the connection's pool. */
         finish_request(wc);
+    }
+    else if (wc->r) {
+        wc->r = wsock_reqlog_keep(wc);   /* the line at the end, 12 KiB less */
     }
     trim_memory(wc);                /* the handshake's buffers */
 }

@@ -165,6 +165,49 @@ def test_request_is_logged_when_the_websocket_ends(apache_factory):
     assert line is not None and re.search(r'" 101$', line.strip()), line
 
 
+FULL_LOG = """\
+LoadModule setenvif_module {mods}/mod_setenvif.so
+LoadModule remoteip_module {mods}/mod_remoteip.so
+SetEnvIf User-Agent "^probe/" WSOCK_PROBE=yes
+RemoteIPHeader X-Forwarded-For
+RemoteIPInternalProxy 127.0.0.1
+LogFormat "%a|%h|%r|%>s|%U|%q|%{{User-Agent}}i|%{{Sec-WebSocket-Key}}i|%{{WSOCK_PROBE}}e|%D|%I|%O" full
+CustomLog "{root}/logs/access.log" full
+"""
+
+
+def test_log_line_at_the_end_has_the_request_and_the_whole_websocket(apache_factory):
+    """WSockAccessLog end (the default): once a loop thread holds the
+    connection, the request's pool is freed and what its log line needs is
+    kept (wsock_reqlog.c).  The line, written at the end, still has the
+    request (the client address mod_remoteip gave it, the request line,
+    headers, the environment) and covers the whole WebSocket:
+    %D spans the quiet spell in which the freed memory was given back, and
+    %I counts what the client sent after the handshake."""
+    inst = few_threads(apache_factory, start=False)
+    inst.extra_conf += FULL_LOG.format(root=inst.root, mods="/usr/lib/apache2/modules")
+    inst.start()
+    key = rawws.make_key()
+    with rawws.RawWS.connect(inst.port, "/echo?kept=1", key=key,
+                             extra_headers=[("User-Agent", "probe/1"),
+                                            ("X-Forwarded-For", "203.0.113.7")]) as c:
+        echo_once(c, "before")
+        time.sleep(3)                       # quiet: the connection trims its memory
+        echo_once(c, "x" * 5000)
+        c.send_close(1000)
+        assert c.recv_frame(timeout=5).opcode == rawws.OP_CLOSE
+    line = access_log_line(inst, "/echo?kept=1")
+    assert line is not None
+    f = line.strip().split("|")
+    assert f[0] == "203.0.113.7" and f[1] == "203.0.113.7", f
+    assert f[2] == "GET /echo?kept=1 HTTP/1.1" and f[3] == "101", f
+    assert f[4] == "/echo" and f[5] == "?kept=1", f
+    assert f[6] == "probe/1" and f[7] == key and f[8] == "yes", f
+    assert int(f[9]) >= 3000000, f          # microseconds: the whole WebSocket
+    assert int(f[10]) > 5000, f             # the 5000-byte message came in
+    assert int(f[11]) > 0, f
+
+
 def test_access_log_at_upgrade(apache_factory):
     """WSockAccessLog upgrade: the line is written while the WebSocket is
     still open (its request's memory goes with it), and the connection
