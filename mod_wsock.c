@@ -549,6 +549,9 @@ static const command_rec wsock_cmds[] = {
                   "The aud a token must hold to be accepted here"),
     AP_INIT_TAKE1("WSockTokenLeeway", wsock_cmd_token_leeway, NULL, WSOCK_CTX,
                   "Seconds of clock skew allowed on exp and nbf; default 30"),
+    AP_INIT_TAKE1("WSockTokenExpiry", wsock_cmd_token_expiry, NULL, WSOCK_CTX,
+                  "When a WebSocket's token expires: close it with 1008 (default) "
+                  "or keep it open"),
     AP_INIT_TAKE1("WSockMaxConnectionsPerIP", wsock_cmd_max_conns_per_ip, NULL, WSOCK_CTX,
                   "Most WebSockets one client address may hold open (429 beyond); "
                   "0 = no limit (default)"),

@@ -428,6 +428,9 @@ apr_interval_time_t wsock_conn_next_timeout(const wsock_conn *wc, apr_time_t now
             && (!due || wc->partial_since + wc->set.frame_timeout < due)) {
             due = wc->partial_since + wc->set.frame_timeout;
         }
+        if (wc->token_expires && (!due || wc->token_expires < due)) {
+            due = wc->token_expires;
+        }
     }
     if (!due) {
         return -1;
@@ -465,6 +468,15 @@ void wsock_conn_tick(wsock_conn *wc, apr_time_t now)
                       "closing with 1008", wc->f_uri, apr_time_as_msec(now - wc->partial_since));
         wsock_conn_start_close(wc, WSOCK_CLOSE_POLICY, "frame timeout");
         wc->state = WSOCK_STATE_DONE;
+        return;
+    }
+    if (wc->token_expires && now >= wc->token_expires) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                      WSOCKNO(0712) "WebSocket %s: its token expired; closing with 1008 "
+                      "(WSockTokenExpiry)", wc->f_uri);
+        /* An orderly close: the client is not at fault, and may come back
+         * with a new token. */
+        wsock_conn_start_close(wc, WSOCK_CLOSE_POLICY, "token expired");
         return;
     }
     if (wc->set.ping_interval && now >= ping_due(wc)) {

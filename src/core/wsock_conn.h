@@ -88,6 +88,8 @@ struct wsock_conn {
     apr_time_t last_rx;            /* last time the peer sent anything */
     apr_time_t last_ping;
     apr_time_t close_deadline;     /* when CLOSING gives up on the peer */
+    apr_time_t token_expires;      /* its token's exp (WSockTokenAuth): closed
+                                    * with 1008 then; 0 = never */
 
     /* abuse limits (WSockRateLimit, WSockFrameTimeout; docs/limits.md) */
     wsock_bucket rl_msgs, rl_bytes;

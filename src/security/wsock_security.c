@@ -47,9 +47,11 @@ int wsock_security_admit(request_rec *r, const wsock_dir_conf *d, const char **p
     int rc;
 
     adm->claims = NULL;
+    adm->token_expires = 0;
     adm->ip_hold = NULL;
     if ((rc = check_origin(r, d)) != OK
-        || (rc = wsock_token_check(r, d->token, protocol, &adm->claims)) != OK) {
+        || (rc = wsock_token_check(r, d->token, protocol, &adm->claims,
+                                   &adm->token_expires)) != OK) {
         return rc;
     }
     return wsock_ipcap_acquire(r, d->max_conns_per_ip == WSOCK_UNSET ? 0 : d->max_conns_per_ip,
@@ -58,7 +60,7 @@ int wsock_security_admit(request_rec *r, const wsock_dir_conf *d, const char **p
 
 void wsock_security_attach(wsock_conn *wc, const wsock_admission *adm)
 {
-    wsock_token_attach(wc, adm->claims);
+    wsock_token_attach(wc, adm->claims, adm->token_expires);
 }
 
 void wsock_security_refused(wsock_admission *adm)

@@ -22,6 +22,7 @@ extern "C" {
 /* What the checks found, for the connection once it exists. */
 typedef struct {
     apr_table_t *claims;        /* the verified token's claims, or NULL */
+    apr_time_t token_expires;   /* close the WebSocket then (1008); 0: never */
     struct wsock_ipcap_hold *ip_hold;   /* counted for WSockMaxConnectionsPerIP */
 } wsock_admission;
 

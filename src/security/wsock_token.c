@@ -47,6 +47,7 @@ struct wsock_token_conf {
     const char *name;               /* query argument or cookie; NULL: default */
     const char *audience;           /* NULL: unset (no aud accepted) */
     apr_int64_t leeway;             /* seconds, WSOCK_UNSET */
+    int keep_expired;               /* WSockTokenExpiry keep: 1, close: 0, WSOCK_UNSET */
 };
 
 static wsock_token_conf *token_conf(cmd_parms *cmd, void *conf)
@@ -58,6 +59,7 @@ static wsock_token_conf *token_conf(cmd_parms *cmd, void *conf)
         d->token->enabled = WSOCK_UNSET;
         d->token->source = WSOCK_UNSET;
         d->token->leeway = WSOCK_UNSET;
+        d->token->keep_expired = WSOCK_UNSET;
     }
     return d->token;
 }
@@ -193,6 +195,15 @@ const char *wsock_cmd_token_leeway(cmd_parms *cmd, void *conf, const char *arg)
     return NULL;
 }
 
+const char *wsock_cmd_token_expiry(cmd_parms *cmd, void *conf, const char *arg)
+{
+    if (strcasecmp(arg, "close") == 0 || strcasecmp(arg, "keep") == 0) {
+        token_conf(cmd, conf)->keep_expired = strcasecmp(arg, "keep") == 0;
+        return NULL;
+    }
+    return apr_psprintf(cmd->pool, "WSockTokenExpiry: '%s' is not close or keep", arg);
+}
+
 wsock_token_conf *wsock_token_conf_merge(apr_pool_t *pool, const wsock_token_conf *base,
                                          const wsock_token_conf *add)
 {
@@ -216,6 +227,9 @@ wsock_token_conf *wsock_token_conf_merge(apr_pool_t *pool, const wsock_token_con
     }
     if (add->leeway != WSOCK_UNSET) {
         t->leeway = add->leeway;
+    }
+    if (add->keep_expired != WSOCK_UNSET) {
+        t->keep_expired = add->keep_expired;
     }
     return t;
 }
@@ -251,8 +265,27 @@ static int refuse(request_rec *r, const char *why, int had_token)
     return HTTP_UNAUTHORIZED;
 }
 
+/* When a WebSocket opened with these claims must close: the token's exp
+ * plus the leeway, as when it was checked; 0 for never. */
+static apr_time_t expiry(const wsock_token_conf *t, const apr_table_t *claims,
+                         apr_int64_t leeway)
+{
+    const char *exp = apr_table_get(claims, "exp");
+    double sec;
+    char *end;
+
+    if (t->keep_expired == 1 || exp == NULL) {
+        return 0;
+    }
+    sec = strtod(exp, &end) + (double)leeway;
+    if (end == exp || !(sec > 0) || sec >= 9.2e12) {
+        return 0;                   /* verified already: out of apr_time_t's range */
+    }
+    return (apr_time_t)(sec * (double)APR_USEC_PER_SEC);
+}
+
 int wsock_token_check(request_rec *r, const wsock_token_conf *t, const char **protocol,
-                      apr_table_t **claims)
+                      apr_table_t **claims, apr_time_t *expires)
 {
     int source = t && t->source != WSOCK_UNSET ? t->source : DEFAULT_SOURCE;
     const char *name = t && t->name ? t->name : DEFAULT_NAME;
@@ -262,6 +295,7 @@ int wsock_token_check(request_rec *r, const wsock_token_conf *t, const char **pr
     wsock_jwt_status st;
 
     *claims = NULL;
+    *expires = 0;
     if (t == NULL || t->enabled != 1) {
         return OK;
     }
@@ -295,6 +329,7 @@ int wsock_token_check(request_rec *r, const wsock_token_conf *t, const char **pr
     if (st != WSOCK_JWT_OK) {
         return refuse(r, wsock_jwt_status_text(st), 1);
     }
+    *expires = expiry(t, *claims, params.leeway);
     if (source == TOKEN_FROM_PROTOCOL && *protocol == NULL) {
         *protocol = WSOCK_TOKEN_PROTOCOL;
     }
@@ -311,10 +346,11 @@ static int copy_claim(void *to, const char *name, const char *value)
     return 1;
 }
 
-void wsock_token_attach(wsock_conn *wc, const apr_table_t *claims)
+void wsock_token_attach(wsock_conn *wc, const apr_table_t *claims, apr_time_t expires)
 {
     apr_table_t *copy;
 
+    wc->token_expires = expires;
     if (claims == NULL) {
         return;
     }

@@ -27,6 +27,7 @@ const char *wsock_cmd_token_source(cmd_parms *cmd, void *conf, const char *where
                                    const char *name);
 const char *wsock_cmd_token_audience(cmd_parms *cmd, void *conf, const char *arg);
 const char *wsock_cmd_token_leeway(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_token_expiry(cmd_parms *cmd, void *conf, const char *arg);
 
 /* The per-directory merge: each setting inherited unless set in add. */
 wsock_token_conf *wsock_token_conf_merge(apr_pool_t *pool, const wsock_token_conf *base,
@@ -36,12 +37,15 @@ wsock_token_conf *wsock_token_conf_merge(apr_pool_t *pool, const wsock_token_con
  * WWW-Authenticate set and the reason logged.  When the token comes in the
  * subprotocol offer and no other subprotocol was chosen, *protocol becomes
  * "access_token" (browsers fail a handshake that offered subprotocols and
- * got none back); the token itself is never chosen. */
+ * got none back); the token itself is never chosen.  *expires: when the
+ * WebSocket must be closed because its token expired (exp plus the
+ * leeway; WSockTokenExpiry close), or 0 for never. */
 int wsock_token_check(request_rec *r, const wsock_token_conf *conf, const char **protocol,
-                      apr_table_t **claims);
+                      apr_table_t **claims, apr_time_t *expires);
 
-/* Keeps the claims with the connection, for wsock_token_claim(). */
-void wsock_token_attach(wsock_conn *wc, const apr_table_t *claims);
+/* Keeps the claims with the connection, for wsock_token_claim(), and when
+ * it must close (expires, from wsock_token_check). */
+void wsock_token_attach(wsock_conn *wc, const apr_table_t *claims, apr_time_t expires);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,8 @@ secret in a file; tokens are made here with hmac + base64 (no JWT library).
 Convention tested: the client offers "Sec-WebSocket-Protocol: access_token,
 <jwt>"; the server answers "access_token" (or a real subprotocol it
 chose), never the token.  Also: query argument and cookie sources,
-exp/nbf/aud/leeway, 401 with WWW-Authenticate: Bearer and a log line that
+exp/nbf/aud/leeway, an open WebSocket closed with 1008 when its token
+expires (WSockTokenExpiry), 401 with WWW-Authenticate: Bearer and a log line that
 says why without the token, claims read by a handler (tp_whoami), and the
 secret file's configtest errors and permission warning.
 """
@@ -70,6 +71,14 @@ WSockPlugin whoami {whoami}
 </Location>
 <Location /notok>
     WSockHandler whoami
+</Location>
+<Location /tok-expiring>
+    WSockHandler echo
+    WSockTokenAuth "{secret}"
+    WSockTokenLeeway 1
+</Location>
+<Location /tok-expiring/keep>
+    WSockTokenExpiry keep
 </Location>
 """
 
@@ -233,6 +242,41 @@ def test_leeway(tserver):
     refused(tserver, "/tok-strict", token=tok, why="expired")
 
 
+def open_expiring(inst, path, lifetime):
+    """A raw WebSocket on path whose token expires in lifetime seconds; it
+    echoes at once."""
+    tok = make_jwt(claims(exp=int(time.time()) + lifetime))
+    c = rawws.RawWS.connect(inst.port, path, protocols="access_token, " + tok)
+    c.send_text("fresh")
+    assert c.recv_message(timeout=5)[1] == b"fresh"
+    return c
+
+
+def test_websocket_is_closed_when_its_token_expires(tserver):
+    """Once exp plus the leeway (1 s here) has passed, the server closes
+    with 1008 "token expired", waits for the reply, and logs WSOCK0712; it
+    does not wait for the next message or ping."""
+    since = tserver.log_offset()
+    start = time.monotonic()
+    with open_expiring(tserver, "/tok-expiring", 2) as c:
+        code, reason, _, skipped = c.recv_close(timeout=10)
+        assert (code, reason) == (1008, "token expired"), (code, reason, skipped)
+        assert time.monotonic() - start >= 1.5          # not before exp (whole seconds)
+        c.send_close(1008)
+        assert c.wait_eof(timeout=5)
+    assert tserver.wait_log(r"WSOCK0712: WebSocket /tok-expiring: its token expired; "
+                            r"closing with 1008", since=since)
+
+
+def test_token_expiry_keep_leaves_the_websocket_open(tserver):
+    with open_expiring(tserver, "/tok-expiring/keep", 1) as c:
+        time.sleep(3.5)                                 # past exp plus the leeway
+        c.send_text("still here")
+        assert c.recv_message(timeout=5)[1] == b"still here"
+        c.send_close(1000)
+        assert c.recv_close(timeout=5)[0] == 1000
+
+
 @pytest.mark.parametrize("aud", ["chat", ["x", "chat"]])
 def test_audience(tserver, aud):
     tok = make_jwt(claims(aud=aud))
@@ -306,6 +350,7 @@ def test_configtest_world_readable_secret_warns():
     ("WSockTokenLeeway -1", "is not a number of seconds"),
     ("WSockTokenLeeway 3601", "is not a number of seconds"),
     ("WSockTokenLeeway soon", "is not a number of seconds"),
+    ("WSockTokenExpiry sometimes", "is not close or keep"),
 ])
 def test_configtest_directive_errors(line, message):
     inst = new_instance("event", "")
