@@ -19,7 +19,8 @@
 #   limit      limit-echo, a single-threaded C epoll echo server: the limit
 #   proxy      apache2 + mod_proxy_wstunnel in front of the Node server
 # WSOCK_MODULE=path/to/mod_wsock.so picks the module (default:
-# <repo>/.libs/mod_wsock.so, built with autotools if missing).
+# <repo>/.libs/mod_wsock.so, built with autotools if missing).  WSOCK_CONF:
+# more directives for the echo location of both mod_wsock servers.
 #
 # One command, from a fresh Debian bookworm as root: installs what is missing
 # (apt packages, `npm ci`), builds wsbench, starts the servers on free
@@ -47,7 +48,7 @@ while getopts "c:s:d:w:t:r:TpS:h" opt; do
     T) TEXT=1 ;;
     p) PIN=1 ;;
     S) SERVERS=$OPTARG ;;
-    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
     esac
 done
 check_numbers CONNS SIZE DURATION WARMUP THREADS ROUNDS
@@ -84,7 +85,6 @@ ECHO_LOCATION="<Location /echo>
     WSockMaxMessageSize 64M
     ${WSOCK_CONF:-}
 </Location>"
-# WSOCK_CONF: more directives for the echo location of both mod_wsock runs.
 # mod_wsock: the WebSockets get one thread, as Node and the limit have; on 2
 # cores wsbench takes the other, and a second loop thread would only take
 # turns with the first and with wsbench (the p99 shows it).
