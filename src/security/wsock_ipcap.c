@@ -73,21 +73,17 @@ const char *wsock_cmd_max_conns_per_ip(cmd_parms *cmd, void *conf, const char *a
     return NULL;
 }
 
-/* The client's address (mod_remoteip's, if any) as 16 bytes. */
+/* What the client's address (mod_remoteip's, if any) is counted under. */
 static void client_key(request_rec *r, unsigned char key[16])
 {
     const apr_sockaddr_t *sa = r->useragent_addr ? r->useragent_addr
                                                  : r->connection->client_addr;
+    int ipv6 = 0;
 
-    memset(key, 0, 16);
 #if APR_HAVE_IPV6
-    if (sa->family == APR_INET6) {
-        memcpy(key, sa->ipaddr_ptr, 16);
-        return;
-    }
+    ipv6 = sa->family == APR_INET6;
 #endif
-    key[10] = key[11] = 0xff;       /* ::ffff:a.b.c.d, as IPv6 maps it */
-    memcpy(key + 12, sa->ipaddr_ptr, 4);
+    wsock_iptable_key(key, (const unsigned char *)sa->ipaddr_ptr, ipv6);
 }
 
 static apr_status_t release_hold(void *data)

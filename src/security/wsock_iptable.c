@@ -52,6 +52,19 @@ apr_size_t wsock_iptable_size(apr_uint32_t conns)
            + conns * sizeof(conn_slot);
 }
 
+void wsock_iptable_key(unsigned char key[16], const unsigned char *addr, int ipv6)
+{
+    static const unsigned char v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+    if (ipv6 && memcmp(addr, v4_mapped, sizeof(v4_mapped)) != 0) {
+        memcpy(key, addr, 8);
+        memset(key + 8, 0, 8);
+        return;
+    }
+    memcpy(key, v4_mapped, sizeof(v4_mapped));
+    memcpy(key + 12, ipv6 ? addr + 12 : addr, 4);
+}
+
 wsock_iptable *wsock_iptable_init(void *mem, apr_uint32_t conns, apr_uint32_t seed)
 {
     wsock_iptable *t = mem;

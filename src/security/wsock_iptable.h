@@ -12,7 +12,8 @@
  *    address, so that the counts of a process that died without closing
  *    its connections (a crash, a kill) can be given back.
  *
- * Addresses are 16 bytes: IPv6, or IPv4 mapped (::ffff:a.b.c.d).
+ * Addresses are 16 bytes: IPv6, or IPv4 mapped (::ffff:a.b.c.d); what a
+ * client is counted under is wsock_iptable_key()'s.
  */
 #ifndef WSOCK_IPTABLE_H
 #define WSOCK_IPTABLE_H
@@ -27,6 +28,15 @@ typedef struct wsock_iptable wsock_iptable;
 
 #define WSOCK_IPTABLE_OVER (-1)     /* the address is at its limit */
 #define WSOCK_IPTABLE_FULL (-2)     /* no room to count one more connection */
+
+/* The key a client address is counted under, from the address's bytes
+ * (4 for IPv4, 16 for IPv6): an IPv4 address as itself, mapped
+ * (::ffff:a.b.c.d, as are IPv4-mapped IPv6 addresses), and an IPv6
+ * address by its /64 network, the least a site hands out: a client that
+ * owns a /64 could otherwise open the limit again from each of its 2^64
+ * addresses.  Like clients behind one IPv4 NAT, the devices of one /64
+ * share its count. */
+void wsock_iptable_key(unsigned char key[16], const unsigned char *addr, int ipv6);
 
 /* Bytes needed for a table of conns connection slots (and twice as many
  * address entries, so that probes stay short). */

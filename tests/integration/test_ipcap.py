@@ -6,7 +6,9 @@ held connections (the parent gives back what a killed child held).
 
 Prefork with 8 children: three open WebSockets are necessarily held by
 three processes (one connection each), so the count really crosses
-processes.  A second client address is 127.0.0.2 (still loopback).
+processes.  A second client address is 127.0.0.2 (still loopback).  IPv6
+clients, counted per /64 network, come through mod_remoteip from
+127.0.0.1 (X-Forwarded-For).
 """
 
 import asyncio
@@ -41,6 +43,17 @@ WSockPlugin facts {facts}
 <Location /cap-facts>
     WSockHandler facts
     WSockMaxConnectionsPerIP 1
+</Location>
+"""
+
+
+REMOTEIP_CONF = """\
+LoadModule remoteip_module /usr/lib/apache2/modules/mod_remoteip.so
+RemoteIPHeader X-Forwarded-For
+RemoteIPInternalProxy 127.0.0.1
+<Location /cap>
+    WSockHandler echo
+    WSockMaxConnectionsPerIP 2
 </Location>
 """
 
@@ -215,3 +228,35 @@ def test_configtest_rejects(value):
                                  "    WSockMaxConnectionsPerIP %s\n</Location>\n" % value)
     rc, out = inst.configtest()
     assert rc != 0 and "WSockMaxConnectionsPerIP: '%s' is not a number" % value in out, out
+
+
+def test_ipv6_clients_count_per_64(apache_factory):
+    """An IPv6 client owns a /64: its addresses share one count, so it
+    cannot open the limit again from each of them; another /64 and an IPv4
+    client have their own counts.  Addresses come from mod_remoteip."""
+    inst = apache_factory("event", REMOTEIP_CONF)
+
+    def connect(addr):
+        return rawws.RawWS.connect(inst.port, "/cap", extra_headers=[("X-Forwarded-For", addr)])
+
+    def status(addr):
+        req = rawws.handshake_request("/cap", host="127.0.0.1:%d" % inst.port,
+                                      extra_headers=[("X-Forwarded-For", addr)])
+        return rawws.http_exchange(inst.port, req).status
+
+    since = inst.log_offset()
+    held = [connect("2001:db8:1:2::1"), connect("2001:db8:1:2:abcd::7")]
+    try:
+        assert status("2001:db8:1:2:ffff:ffff:ffff:ffff") == 429
+        assert inst.wait_log(r"WSOCK0720: WebSocket handshake for /cap refused with 429: "
+                             r"client 2001:db8:1:2:ffff:ffff:ffff:ffff has 2 WebSockets open",
+                             since=since)
+        held.append(connect("2001:db8:1:3::1"))          # the next /64
+        held.append(connect("192.0.2.7"))
+        held.append(connect("192.0.2.8"))                 # IPv4: per address
+        for c in held:
+            c.send_text("ok")
+            assert c.recv_message(timeout=5)[1] == b"ok"
+    finally:
+        for c in held:
+            c.close_socket()

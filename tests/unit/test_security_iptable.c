@@ -1,8 +1,9 @@
 /*
  * test_security_iptable.c — Check unit tests for src/security/wsock_iptable.c
- * (per-address WebSocket counts shared by the server's children): limits,
- * release, a full table, reaping dead processes, and a long random run
- * against a simple model, on small tables where probes collide and wrap.
+ * (per-address WebSocket counts shared by the server's children): the key
+ * an address counts under (IPv6 per /64), limits, release, a full table,
+ * reaping dead processes, and a long random run against a simple model, on
+ * small tables where probes collide and wrap.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +30,46 @@ static wsock_iptable *new_table(apr_uint32_t conns, apr_uint32_t seed)
     ck_assert_ptr_nonnull(mem);
     return wsock_iptable_init(mem, conns, seed);
 }
+
+START_TEST(test_keys)
+{
+    static const unsigned char v4[4] = { 192, 0, 2, 7 };
+    static const unsigned char v4_mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+                                                 192, 0, 2, 7 };
+    static const unsigned char v4_other[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+                                                192, 0, 2, 8 };
+    static const unsigned char a1[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2,
+                                          0x12, 0x34, 0, 0, 0, 0, 0, 1 };
+    static const unsigned char a2[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2,
+                                          0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10 };
+    static const unsigned char b1[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 3,
+                                          0x12, 0x34, 0, 0, 0, 0, 0, 1 };
+    unsigned char k1[16], k2[16];
+    wsock_iptable *t = new_table(16, 3);
+
+    /* IPv4, plain or mapped into IPv6: the same key, per address */
+    wsock_iptable_key(k1, v4, 0);
+    wsock_iptable_key(k2, v4_mapped, 1);
+    ck_assert_mem_eq(k1, v4_mapped, 16);
+    ck_assert_mem_eq(k2, v4_mapped, 16);
+    wsock_iptable_key(k2, v4_other, 1);
+    ck_assert(memcmp(k1, k2, 16) != 0);
+    /* IPv6: two addresses of one /64 share a key, another /64 does not */
+    wsock_iptable_key(k1, a1, 1);
+    wsock_iptable_key(k2, a2, 1);
+    ck_assert_mem_eq(k1, k2, 16);
+    ck_assert_int_ge(wsock_iptable_acquire(t, k1, 2, 100), 0);
+    ck_assert_int_ge(wsock_iptable_acquire(t, k2, 2, 100), 0);
+    ck_assert_int_eq(wsock_iptable_acquire(t, k2, 2, 100), WSOCK_IPTABLE_OVER);
+    wsock_iptable_key(k2, b1, 1);
+    ck_assert(memcmp(k1, k2, 16) != 0);
+    ck_assert_int_ge(wsock_iptable_acquire(t, k2, 2, 100), 0);
+    /* an IPv6 key never collides with a mapped IPv4 one */
+    wsock_iptable_key(k1, v4, 0);
+    ck_assert(memcmp(k1, k2, 16) != 0);
+    free(t);
+}
+END_TEST
 
 START_TEST(test_limit_and_release)
 {
@@ -173,6 +214,7 @@ static Suite *iptable_suite(void)
     Suite *s = suite_create("iptable");
     TCase *tc = tcase_create("counts");
 
+    tcase_add_test(tc, test_keys);
     tcase_add_test(tc, test_limit_and_release);
     tcase_add_test(tc, test_full_table);
     tcase_add_test(tc, test_reap_dead_process);
