@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # idle.sh — many idle WebSockets (issue 7): memory and threads the server
 # needs to hold them, and whether every one still answers.  mod_wsock (echo
-# handler, event MPM) vs Node `ws` vs the C limit reference (limit-echo).
+# handler, event MPM) vs Node `ws` vs the C limit reference (limit-echo) vs
+# Apache + mod_proxy_wstunnel in front of Node (what Apache sites do today).
 #
 #   bench/idle.sh [-c CONNS] [-b BATCH] [-S "SERVER..."]
 #
 # Same settings via the environment: CONNS=10000 BATCH=200 SETTLE=3
-# CHILDREN=2 SERVERS="mod_wsock node limit" (options win).  WSOCK_MODULE as
+# CHILDREN=2 SERVERS="mod_wsock node limit proxy" (options win).  WSOCK_MODULE as
 # for run.sh.  WSOCK_CONF: more directives for mod_wsock's echo location,
 # e.g. WSOCK_CONF="WSockAccessLog upgrade" (the request ends at the 101).
 #
-# For each server in turn: its RSS (summed over all its processes: apache's
-# parent and children) and thread count; then `idle` opens CONNS connections
-# (BATCH handshakes at a time) and holds them; after SETTLE seconds the RSS
-# and threads again; then every connection sends one message at the same
-# moment and must get its echo within 5 s.  Prints RSS per connection and the
-# echo check.  Everything it starts is stopped on exit.  Exit status 0 only
-# if every connection opened and echoed.
+# For each server in turn: its memory (PSS, summed over all its processes:
+# apache's parent and children; the proxy's includes its own Node backend)
+# and thread count; then `idle` opens CONNS connections (BATCH handshakes at
+# a time) and holds them; after SETTLE seconds the memory and threads again;
+# then every connection sends one message at the same moment and must get
+# its echo within 5 s.  Prints memory per connection and the echo check.
+# Everything it starts is stopped on exit.  Exit status 0 only if every
+# connection opened and echoed.
 # shellcheck disable=SC2059  # printf formats in $FMT
 set -euo pipefail
 PROG=idle.sh
@@ -24,19 +26,19 @@ PROG=idle.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONNS=${CONNS:-10000} BATCH=${BATCH:-200} SETTLE=${SETTLE:-3} CHILDREN=${CHILDREN:-2}
-SERVERS=${SERVERS:-mod_wsock node limit}
+SERVERS=${SERVERS:-mod_wsock node limit proxy}
 while getopts "c:b:S:h" opt; do
     case $opt in
     c) CONNS=$OPTARG ;;
     b) BATCH=$OPTARG ;;
     S) SERVERS=$OPTARG ;;
-    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,21p' "$0" >&2; exit 2 ;;
     esac
 done
 check_numbers CONNS BATCH SETTLE CHILDREN
 read -r -a NAMES <<<"$SERVERS"
 for name in "${NAMES[@]}"; do
-    [[ $name =~ ^(mod_wsock|node|limit)$ ]] || die "unknown server '$name'"
+    [[ $name =~ ^(mod_wsock|node|limit|proxy)$ ]] || die "unknown server '$name'"
 done
 has() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
 
@@ -56,10 +58,28 @@ if has mod_wsock; then
 fi
 has node && start_server node node "$BENCH/node/echo-server.js"
 has limit && start_server limit "$BENCH/limit-echo"
+if has proxy; then
+    # What Apache sites do today, with Apache's defaults but for the
+    # numbers: mod_proxy_http tunnels each WebSocket to a Node backend of
+    # its own (not the one measured above) and keeps a worker thread per
+    # tunnel, so the server may grow to CONNS workers in children of 25
+    # threads, started as the connections come.  Its memory counts Node's.
+    start_server node_proxy node "$BENCH/node/echo-server.js"
+    PROXY_CHILDREN=$(( (CONNS + 64 + 250 + 24) / 25 ))   # + MinSpareThreads
+    start_apache proxy "ServerLimit $PROXY_CHILDREN
+StartServers 2
+ThreadLimit 25
+ThreadsPerChild 25
+MinSpareThreads 250
+MaxSpareThreads $((PROXY_CHILDREN * 25))
+MaxRequestWorkers $((PROXY_CHILDREN * 25))
+$(proxy_echo_conf "${PORT[node_proxy]}")" || true
+fi
 
 # measure NAME: one idle run against server NAME; figures into RES[NAME.1.*].
 measure() {
     local name=$1 pid=${PID[$1]} fifo=$WORK/go.$1 out=$WORK/idle.$1.out rc=0 _ kv kvs
+    [[ $name != proxy ]] || pid+=" ${PID[node_proxy]}"
     local before after
     say "$name: $CONNS idle connections"
     before=$(server_mem "$pid")
@@ -99,12 +119,14 @@ for name in "${NAMES[@]}"; do
     [[ -n ${PORT[$name]} ]] && measure "$name"
 done
 apache_log_check mod_wsock
+apache_log_check proxy
 
 label() {
     case $1 in
     mod_wsock) echo "mod_wsock (${CHILDREN}x25 thr)" ;;
     node) echo "Node ws" ;;
     limit) echo "limit (C epoll)" ;;
+    proxy) echo "Apache proxy->Node" ;;
     esac
 }
 say "results: $CONNS idle connections ($BATCH handshakes at a time), then one 16-byte echo" \
@@ -112,7 +134,7 @@ say "results: $CONNS idle connections ($BATCH handshakes at a time), then one 16
 machine_line
 FMT='%-24s %7s %9s %9s %8s %8s %9s %8s %8s %9s %7s\n'
 KEYS=(opened rss0 rss1 kib_per_conn threads0 threads1 echo_ok echo_failed p99_us connect_s)
-printf "$FMT" server opened "RSS0 KiB" "RSS1 KiB" "KiB/conn" "threads0" "threads1" "echo ok" \
+printf "$FMT" server opened "PSS0 KiB" "PSS1 KiB" "KiB/conn" "threads0" "threads1" "echo ok" \
     "echo bad" "echo p99us" "open s"
 TABLE="conns=$CONNS batch=$BATCH children=$CHILDREN"
 for name in "${NAMES[@]}"; do
@@ -130,8 +152,8 @@ for name in "${NAMES[@]}"; do
             "$(ratio "${RES[$name.1.kib_per_conn]:-}" "${RES[$ref.1.kib_per_conn]:-}")" "$ref"
     done
 done
-echo "RSS0/threads0: the server before the connections; RSS1/threads1: with all of them"
-echo "open and idle.  KiB/conn = (RSS1 - RSS0) / opened.  echo: one message per"
+echo "PSS0/threads0: the server before the connections; PSS1/threads1: with all of them"
+echo "open and idle.  KiB/conn = (PSS1 - PSS0) / opened.  echo: one message per"
 echo "connection, all sent at once, each due back within 5 s."
 echo "TABLE $TABLE load_before=\"$LOAD_BEFORE\""
 exit "$FAILED"

@@ -123,6 +123,21 @@ start_apache() {
     return 1
 }
 
+# proxy_echo_conf PORT: what Apache sites do today, for an apache2 of
+# start_apache: /echo tunnelled by mod_proxy_http (since 2.4.47 it does the
+# tunnelling for ws:// URLs; mod_proxy_wstunnel loaded as sites have it) to
+# the Node `ws` server on PORT.  mod_wsock is loaded too (the harness always
+# loads it) but serves no location: it only starts its idle loop threads.
+proxy_echo_conf() {
+    local m=/usr/lib/apache2/modules
+    echo "LoadModule proxy_module $m/mod_proxy.so
+LoadModule proxy_http_module $m/mod_proxy_http.so
+LoadModule proxy_wstunnel_module $m/mod_proxy_wstunnel.so
+<Location /echo>
+    ProxyPass ws://127.0.0.1:$1/echo
+</Location>"
+}
+
 # many_websockets_sizing CHILDREN: event MPM settings for thousands of
 # WebSockets: CHILDREN children, all started up front, of 25 threads each
 # (the default ThreadsPerChild).  The WebSockets live on mod_wsock's loop
@@ -200,15 +215,19 @@ cpu_ticks() {
     echo "$t"
 }
 
-# "RSS_KIB THREADS" of the servers $1, summed over all their processes.
+# server_mem PIDS: "PSS_KiB THREADS" of the servers' process trees, summed
+# over all their processes, with each page shared by n processes counted
+# 1/n in each (Pss in /proc/PID/smaps_rollup): summed RSS would count the
+# shared libraries and the scoreboard once per child, which with hundreds
+# of children is most of it.
 server_mem() {
     local p r=0 th=0 k v
     for p in $(server_pids "$1"); do
         while read -r k v _; do
-            case $k in
-            VmRSS:) r=$((r + v)) ;;
-            Threads:) th=$((th + v)) ;;
-            esac
+            [[ $k == Pss: ]] && r=$((r + v))
+        done <"/proc/$p/smaps_rollup" 2>/dev/null || true
+        while read -r k v _; do
+            [[ $k == Threads: ]] && th=$((th + v))
         done <"/proc/$p/status" 2>/dev/null || true
     done
     echo "$r $th"

@@ -98,20 +98,9 @@ if has node || has proxy; then
     start_server node node "$BENCH/node/echo-server.js"
 fi
 has limit && start_server limit "$BENCH/limit-echo"
-if has proxy; then
-    # What Apache sites do today: mod_proxy_wstunnel in front of a Node
-    # server, with Apache's defaults (since 2.4.47 mod_proxy_http does the
-    # tunnelling for ws:// URLs).  mod_wsock is loaded (the harness always
-    # loads it) but serves no location: it only starts its idle loop threads.
-    M=/usr/lib/apache2/modules
-    start_apache proxy "$SIZING
-LoadModule proxy_module $M/mod_proxy.so
-LoadModule proxy_http_module $M/mod_proxy_http.so
-LoadModule proxy_wstunnel_module $M/mod_proxy_wstunnel.so
-<Location /echo>
-    ProxyPass ws://127.0.0.1:${PORT[node]}/echo
-</Location>" || true
-fi
+# What Apache sites do today: Apache's defaults but for the sizing above.
+has proxy && { start_apache proxy "$SIZING
+$(proxy_echo_conf "${PORT[node]}")" || true; }
 
 ARGS=(-c "$CONNS" -s "$SIZE" -d "$DURATION" -w "$WARMUP" -t "$THREADS")
 ((TEXT)) && ARGS+=(-T)
