@@ -3,14 +3,19 @@
  *
  * Shared memory, made once by the parent and kept in its retained data:
  *
- *   [bus_shm: lock, wake-up word, counters][room table][message ring]
+ *   [bus_shm: lock, wake-up word, counters][wake-up words per child]
+ *   [room table][message ring]
  *
- * Publishing takes the lock once: it asks the room table whether any other
- * child has members in the room and, if so, appends to the ring and bumps
- * the wake-up word.  Each child's delivery thread sleeps on that word
- * (a futex), copies what is new under the lock, and delivers it outside
- * the lock to its own members through their outbound queues (so
- * WSockSendQueue applies to bus traffic as to any other).
+ * Publishing takes the lock once: it asks the room table which other
+ * children have members in the room and, if any, appends to the ring and
+ * marks and wakes those children only (wsock_wakers.h).  Each child's
+ * delivery thread sleeps on its own word (a futex); woken, it skips what
+ * was posted since it last caught up and was not for it, copies the rest
+ * under the lock, and delivers it outside the lock to its own members
+ * through their outbound queues (so WSockSendQueue applies to bus traffic
+ * as to any other).  A child that found no word of its own (more than
+ * WAKERS children) sleeps on the shared word, which every post bumps, and
+ * reads everything.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -33,6 +38,7 @@
 #include "wsock_roomtab.h"
 #include "wsock_rooms.h"
 #include "wsock_shmsync.h"
+#include "wsock_wakers.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -41,6 +47,8 @@ APLOG_USE_MODULE(wsock);
 #define BATCH_MIN (64 * 1024)       /* a delivery thread's copy buffer */
 #define BATCH_KEEP (1024 * 1024)    /* shrunk back to BATCH_MIN above this */
 #define WAIT_MS 1000                /* a missed wake-up costs at most this */
+#define WAKERS 1024                 /* children with a wake-up word of their own */
+#define TARGETS 64                  /* more children in one room: wake them all */
 #define RETAINED_KEY "mod_wsock.bus"
 
 typedef struct {
@@ -48,7 +56,7 @@ typedef struct {
     uint32_t gen;                   /* futex word: bumped by every post */
     uint32_t waiters;               /* delivery threads asleep on gen */
     uint64_t too_large;             /* messages the ring could not take */
-    size_t tab_off, ring_off;       /* from the start of this struct */
+    size_t wakers_off, tab_off, ring_off;   /* from the start of this struct */
 } bus_shm;
 
 typedef struct {
@@ -58,6 +66,7 @@ typedef struct {
 
 /* Set in the parent by post_config; children inherit them. */
 static bus_shm *bus;
+static wsock_waker *wakers;
 static wsock_roomtab *tab;
 static wsock_ring *ring;
 
@@ -65,6 +74,7 @@ static wsock_ring *ring;
 static apr_thread_t *deliverer;
 static volatile int stopping;
 static int32_t my_pid;
+static wsock_waker *my_waker;       /* NULL: this child sleeps on bus->gen */
 static server_rec *main_server;
 
 /* Takes the bus lock; says so once if a process died holding it. */
@@ -96,14 +106,15 @@ apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size)
         }
     }
     else {
-        head = APR_ALIGN(sizeof(bus_shm), 64);
+        head = APR_ALIGN(sizeof(bus_shm), 64) + APR_ALIGN(WAKERS * sizeof(wsock_waker), 64);
         total = head + APR_ALIGN(wsock_roomtab_bytes(ROOM_SLOTS), 64) + size;
         /* The process pool: the bus outlives every generation of children. */
         rv = apr_shm_create(&kept->shm, total, NULL, s->process->pool);
         if (rv == APR_SUCCESS) {
             bus_shm *b = apr_shm_baseaddr_get(kept->shm);
-            memset(b, 0, sizeof(*b));
+            memset(b, 0, head);     /* the header and the wake-up words */
             rv = wsock_shmlock_init(&b->lock);
+            b->wakers_off = APR_ALIGN(sizeof(bus_shm), 64);
             b->tab_off = head;
             b->ring_off = head + APR_ALIGN(wsock_roomtab_bytes(ROOM_SLOTS), 64);
             wsock_roomtab_init((wsock_roomtab *)((char *)b + b->tab_off), ROOM_SLOTS);
@@ -124,6 +135,7 @@ apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size)
         kept->ring_size = size;
     }
     bus = apr_shm_baseaddr_get(kept->shm);
+    wakers = (wsock_waker *)((char *)bus + bus->wakers_off);
     tab = (wsock_roomtab *)((char *)bus + bus->tab_off);
     ring = (wsock_ring *)((char *)bus + bus->ring_off);
     return APR_SUCCESS;
@@ -131,22 +143,58 @@ apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size)
 
 /* ---- posting ----------------------------------------------------------- */
 
+/* Bumps a wake-up word, and wakes whoever sleeps on it. */
+static void wake(uint32_t *gen, uint32_t *asleep)
+{
+    __atomic_add_fetch(gen, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(asleep, __ATOMIC_SEQ_CST)) {
+        wsock_futex_wake_all(gen);
+    }
+}
+
+/* Under the lock, for a record just put at pos with number seq: marks the
+ * children that hold the room (all of them when the room table cannot
+ * say), and lists them in targets; returns how many (-1: all). */
+static int mark_targets(uint64_t hash, uint64_t pos, uint32_t seq, wsock_waker **targets)
+{
+    int32_t pids[TARGETS];
+    int holders = wsock_roomtab_holders(tab, hash, my_pid, pids, TARGETS), n = 0;
+
+    if (tab->overflow || holders > TARGETS) {
+        for (uint32_t i = 0; i < WAKERS; i++) {
+            if (wakers[i].pid != 0 && wakers[i].pid != my_pid) {
+                wsock_wakers_mark(&wakers[i], pos, seq);
+            }
+        }
+        return -1;
+    }
+    for (int i = 0; i < holders; i++) {
+        if ((targets[n] = wsock_wakers_find(wakers, WAKERS, pids[i])) != NULL) {
+            wsock_wakers_mark(targets[n++], pos, seq);
+        }
+    }
+    return n;
+}
+
 void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t len)
 {
     size_t room_len = strlen(room);
-    uint64_t hash = wsock_roomtab_hash(room, room_len);
-    int elsewhere = 0, posted = 0, too_large = 0;
+    uint64_t hash = wsock_roomtab_hash(room, room_len), pos;
+    wsock_waker *targets[TARGETS];
+    uint32_t seq;
+    int n = 0, posted = 0, too_large = 0;
 
     if (bus == NULL || deliverer == NULL) {
         return;
     }
     bus_lock();
-    wsock_roomtab_count(tab, hash, my_pid, &elsewhere);
-    if (elsewhere > 0 || tab->overflow) {
+    if (wsock_roomtab_holders(tab, hash, my_pid, NULL, 0) > 0 || tab->overflow) {
+        pos = ring->head;           /* the record's, or a pad in front of it */
+        seq = (uint32_t)ring->records;
         if (wsock_ring_put(ring, (uint32_t)my_pid, is_text ? WSOCK_RING_TEXT : 0,
                            room, room_len, data, len) == 0) {
-            __atomic_add_fetch(&bus->gen, 1, __ATOMIC_SEQ_CST);
             posted = 1;
+            n = mark_targets(hash, pos, seq, targets);
         }
         else {
             too_large = 1;
@@ -154,8 +202,19 @@ void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t 
         }
     }
     wsock_shmlock_unlock(&bus->lock);
-    if (posted && __atomic_load_n(&bus->waiters, __ATOMIC_SEQ_CST)) {
-        wsock_futex_wake_all(&bus->gen);
+    if (posted) {
+        /* After the unlock: a woken thread goes straight for the lock. */
+        if (n < 0) {
+            for (uint32_t i = 0; i < WAKERS; i++) {
+                if (wakers[i].pid != 0 && wakers[i].pid != my_pid) {
+                    wake(&wakers[i].gen, &wakers[i].asleep);
+                }
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            wake(&targets[i]->gen, &targets[i]->asleep);
+        }
+        wake(&bus->gen, &bus->waiters);     /* children without a word */
     }
     if (too_large) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
@@ -203,6 +262,12 @@ int wsock_bus_room_count(const char *room)
 
 /* ---- delivery ---------------------------------------------------------- */
 
+static int process_alive(int32_t pid, void *baton)
+{
+    (void)baton;
+    return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
 static void deliver_batch(const unsigned char *batch, size_t len, uint32_t *next_seq)
 {
     wsock_ring_msg m;
@@ -234,6 +299,10 @@ static void *APR_THREAD_FUNC deliver_main(apr_thread_t *thd, void *data)
     uint32_t next_seq = (uint32_t)((uint64_t *)data)[1];
     size_t cap = BATCH_MIN;
     unsigned char *buf = malloc(cap);
+    wsock_waker *w = my_waker;
+    uint32_t *word = w ? &w->gen : &bus->gen;
+    uint32_t *asleep = w ? &w->asleep : &bus->waiters;
+    int caught_up = 1;              /* it starts at the head */
 
     while (!stopping && buf) {
         size_t len, need;
@@ -241,8 +310,22 @@ static void *APR_THREAD_FUNC deliver_main(apr_thread_t *thd, void *data)
         uint32_t gen;
 
         bus_lock();
+        if (w && caught_up) {
+            /* What was posted since it caught up and is not for it is
+             * skipped: it would be read for nothing, and delivered to
+             * members who joined after it was posted. */
+            if (w->pending && w->from_pos > pos) {
+                pos = w->from_pos;
+                next_seq = w->from_seq;
+            }
+            else if (!w->pending) {
+                pos = ring->head;
+                next_seq = (uint32_t)ring->records;
+            }
+            w->pending = 0;
+        }
         len = wsock_ring_copy(ring, &pos, buf, cap, &lapped, &need);
-        gen = __atomic_load_n(&bus->gen, __ATOMIC_SEQ_CST);
+        gen = __atomic_load_n(word, __ATOMIC_SEQ_CST);
         wsock_shmlock_unlock(&bus->lock);
         if (need) {                 /* one record larger than buf */
             unsigned char *bigger = realloc(buf, need);
@@ -252,12 +335,13 @@ static void *APR_THREAD_FUNC deliver_main(apr_thread_t *thd, void *data)
                 continue;
             }
         }
+        caught_up = len == 0 && !need;
         if (len == 0) {
-            __atomic_add_fetch(&bus->waiters, 1, __ATOMIC_SEQ_CST);
+            __atomic_add_fetch(asleep, 1, __ATOMIC_SEQ_CST);
             if (!stopping) {
-                wsock_futex_wait(&bus->gen, gen, WAIT_MS);
+                wsock_futex_wait(word, gen, WAIT_MS);
             }
-            __atomic_sub_fetch(&bus->waiters, 1, __ATOMIC_SEQ_CST);
+            __atomic_sub_fetch(asleep, 1, __ATOMIC_SEQ_CST);
             continue;
         }
         deliver_batch(buf, len, &next_seq);
@@ -281,7 +365,7 @@ static apr_status_t bus_child_stop(void *data)
     (void)data;
     if (deliverer) {
         stopping = 1;
-        wsock_futex_wake_all(&bus->gen);
+        wsock_futex_wake_all(my_waker ? &my_waker->gen : &bus->gen);
         apr_thread_join(&rv, deliverer);
         deliverer = NULL;
     }
@@ -305,6 +389,7 @@ void wsock_bus_child_init(apr_pool_t *pchild, server_rec *s)
     start = apr_palloc(pchild, 2 * sizeof(*start));
     bus_lock();
     wsock_roomtab_forget(tab, my_pid);  /* a dead child's pid, reused */
+    my_waker = wsock_wakers_claim(wakers, WAKERS, my_pid, process_alive, NULL);
     start[0] = ring->head;              /* only what is posted from now on */
     start[1] = ring->records;
     wsock_shmlock_unlock(&bus->lock);
@@ -321,12 +406,6 @@ void wsock_bus_child_init(apr_pool_t *pchild, server_rec *s)
 }
 
 /* ---- the parent ---------------------------------------------------- */
-
-static int process_alive(int32_t pid, void *baton)
-{
-    (void)baton;
-    return kill(pid, 0) == 0 || errno != ESRCH;
-}
 
 void wsock_bus_monitor(server_rec *s)
 {

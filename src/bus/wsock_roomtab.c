@@ -92,6 +92,28 @@ int wsock_roomtab_count(const wsock_roomtab *t, uint64_t hash, int32_t pid, int 
     return total;
 }
 
+int wsock_roomtab_holders(const wsock_roomtab *t, uint64_t hash, int32_t except, int32_t *pids,
+                          int max)
+{
+    uint32_t mask = t->nslots - 1, n = probe_len(t);
+    int found = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        const wsock_roomtab_slot *s = &t->slots[(hash + i) & mask];
+
+        if (s->hash == 0) {
+            break;
+        }
+        if (s->hash == hash && s->pid != except && s->count > 0) {
+            if (found < max) {
+                pids[found] = s->pid;
+            }
+            found++;
+        }
+    }
+    return found;
+}
+
 int wsock_roomtab_sweep(wsock_roomtab *t, int (*alive)(int32_t pid, void *baton), void *baton)
 {
     int cleared = 0;

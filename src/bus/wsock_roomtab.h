@@ -43,6 +43,12 @@ int wsock_roomtab_add(wsock_roomtab *t, uint64_t hash, int32_t pid, int delta);
 /* Members of the room in every process; *elsewhere gets those outside pid. */
 int wsock_roomtab_count(const wsock_roomtab *t, uint64_t hash, int32_t pid, int *elsewhere);
 
+/* The processes other than except that have members in the room: up to
+ * max of them into pids; returns how many there are (more than max: the
+ * list is cut). */
+int wsock_roomtab_holders(const wsock_roomtab *t, uint64_t hash, int32_t except, int32_t *pids,
+                          int max);
+
 /* Sets to 0 every count held by a process for which alive(pid) is false
  * (alive is asked once per slot).  Returns how many slots it cleared. */
 int wsock_roomtab_sweep(wsock_roomtab *t, int (*alive)(int32_t pid, void *baton), void *baton);

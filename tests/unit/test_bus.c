@@ -15,6 +15,7 @@
 #include "test_util.h"
 #include "wsock_ring.h"
 #include "wsock_roomtab.h"
+#include "wsock_wakers.h"
 #include "wsock_shmsync.h"
 
 /* ---- ring -------------------------------------------------------------- */
@@ -235,6 +236,85 @@ START_TEST(test_roomtab_counts)
 }
 END_TEST
 
+/* Who holds a room: every other process with members, listed up to max,
+ * counted beyond it. */
+START_TEST(test_roomtab_holders)
+{
+    wsock_roomtab *t = (wsock_roomtab *)tab_mem;
+    uint64_t a = wsock_roomtab_hash("a", 1), b = wsock_roomtab_hash("b", 1);
+    int32_t pids[2];
+
+    wsock_roomtab_init(t, 256);
+    wsock_roomtab_add(t, a, 101, 2);
+    wsock_roomtab_add(t, a, 102, 1);
+    wsock_roomtab_add(t, a, 103, 1);
+    wsock_roomtab_add(t, b, 104, 1);
+    ck_assert_int_eq(wsock_roomtab_holders(t, a, 101, pids, 2), 2);
+    ck_assert((pids[0] == 102 && pids[1] == 103) || (pids[0] == 103 && pids[1] == 102));
+    ck_assert_int_eq(wsock_roomtab_holders(t, a, 0, pids, 2), 3);     /* cut at 2 */
+    ck_assert_int_eq(wsock_roomtab_holders(t, a, 0, NULL, 0), 3);     /* only counted */
+    wsock_roomtab_add(t, a, 103, -1);                                   /* left */
+    ck_assert_int_eq(wsock_roomtab_holders(t, a, 101, pids, 2), 1);
+    ck_assert_int_eq(pids[0], 102);
+    ck_assert_int_eq(wsock_roomtab_holders(t, b, 104, pids, 2), 0);
+    ck_assert_int_eq(wsock_roomtab_holders(t, wsock_roomtab_hash("c", 1), 0, pids, 2), 0);
+}
+END_TEST
+
+/* alive for the wake-up words: every pid but the one baton points to. */
+static int alive_but(int32_t pid, void *baton)
+{
+    return pid != *(int32_t *)baton;
+}
+
+/* Wake-up words: one slot per pid, found again; a slot of a process that
+ * is gone is taken over, and the chain past it still leads to the others;
+ * the first message marked says where to read from. */
+START_TEST(test_wakers)
+{
+    wsock_waker w[8];
+    wsock_waker *s1, *s9, *s17, *s25;
+    int32_t dead = 0;
+
+    memset(w, 0, sizeof(w));
+    s1 = wsock_wakers_claim(w, 8, 1, alive_but, &dead);
+    s9 = wsock_wakers_claim(w, 8, 9, alive_but, &dead);     /* same home as 1 */
+    s17 = wsock_wakers_claim(w, 8, 17, alive_but, &dead);
+    ck_assert_ptr_nonnull(s1);
+    ck_assert(s1 != s9 && s9 != s17 && s1 != s17);
+    ck_assert_ptr_eq(wsock_wakers_find(w, 8, 9), s9);
+    ck_assert_ptr_eq(wsock_wakers_find(w, 8, 17), s17);
+    ck_assert_ptr_null(wsock_wakers_find(w, 8, 25));
+    ck_assert_ptr_eq(wsock_wakers_claim(w, 8, 9, alive_but, &dead), s9);  /* its own */
+    /* the first mark wins until the child has read */
+    wsock_wakers_mark(s17, 640, 10);
+    wsock_wakers_mark(s17, 704, 11);
+    ck_assert_uint_eq(s17->pending, 1);
+    ck_assert_uint_eq(s17->from_pos, 640);
+    ck_assert_uint_eq(s17->from_seq, 10);
+    /* 9 dies asleep with a mark: 25 takes its slot, fresh; 17, further
+     * along, is still found. */
+    s9->asleep = 1;
+    wsock_wakers_mark(s9, 64, 1);
+    dead = 9;
+    s25 = wsock_wakers_claim(w, 8, 25, alive_but, &dead);
+    ck_assert_ptr_eq(s25, s9);
+    ck_assert_int_eq(s25->pid, 25);
+    ck_assert_uint_eq(s25->asleep, 0);
+    ck_assert_uint_eq(s25->pending, 0);
+    ck_assert_ptr_null(wsock_wakers_find(w, 8, 9));
+    ck_assert_ptr_eq(wsock_wakers_find(w, 8, 17), s17);
+    ck_assert_ptr_eq(wsock_wakers_find(w, 8, 25), s25);
+    /* Full of live processes: none. */
+    dead = 0;
+    for (int32_t pid = 2; pid < 7; pid++) {
+        ck_assert_ptr_nonnull(wsock_wakers_claim(w, 8, pid, alive_but, &dead));
+    }
+    ck_assert_ptr_null(wsock_wakers_claim(w, 8, 41, alive_but, &dead));
+    ck_assert_ptr_eq(wsock_wakers_find(w, 8, 17), s17);
+}
+END_TEST
+
 /* Colliding chains and a full table: counts stay exact as long as there
  * is room, and an insert that finds none is counted, not lost silently. */
 START_TEST(test_roomtab_full)
@@ -367,6 +447,8 @@ static Suite *bus_suite(void)
     tc = tcase_create("room table");
     tcase_add_test(tc, test_roomtab_counts);
     tcase_add_test(tc, test_roomtab_full);
+    tcase_add_test(tc, test_roomtab_holders);
+    tcase_add_test(tc, test_wakers);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("processes");
