@@ -49,7 +49,10 @@ APLOG_USE_MODULE(wsock);
 #define WAIT_MS 1000                /* a missed wake-up costs at most this */
 #define WAKERS 1024                 /* children with a wake-up word of their own */
 #define TARGETS 64                  /* more children in one room: wake them all */
-#define RETAINED_KEY "mod_wsock.bus"
+/* Named for the layout of the shared memory: after an upgrade, a graceful
+ * restart must not hand the new code memory laid out by the old one (a new
+ * bus is made; the old one goes at the next full restart). */
+#define RETAINED_KEY "mod_wsock.bus.2"
 
 typedef struct {
     pthread_mutex_t lock;
