@@ -156,12 +156,13 @@ static void wake(uint32_t *gen, uint32_t *asleep)
 }
 
 /* Under the lock, for a record just put at pos with number seq: marks the
- * children that hold the room (all of them when the room table cannot
- * say), and lists them in targets; returns how many (-1: all). */
-static int mark_targets(uint64_t hash, uint64_t pos, uint32_t seq, wsock_waker **targets)
+ * children that hold the room (pids, holders of them: all children when
+ * the list was cut or the room table cannot say), and lists them in
+ * targets; returns how many (-1: all). */
+static int mark_targets(const int32_t *pids, int holders, uint64_t pos, uint32_t seq,
+                        wsock_waker **targets)
 {
-    int32_t pids[TARGETS];
-    int holders = wsock_roomtab_holders(tab, hash, my_pid, pids, TARGETS), n = 0;
+    int n = 0;
 
     if (tab->overflow || holders > TARGETS) {
         for (uint32_t i = 0; i < WAKERS; i++) {
@@ -184,20 +185,22 @@ void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t 
     size_t room_len = strlen(room);
     uint64_t hash = wsock_roomtab_hash(room, room_len), pos;
     wsock_waker *targets[TARGETS];
+    int32_t pids[TARGETS];
     uint32_t seq;
-    int n = 0, posted = 0, too_large = 0;
+    int holders, n = 0, posted = 0, too_large = 0;
 
     if (bus == NULL || deliverer == NULL) {
         return;
     }
     bus_lock();
-    if (wsock_roomtab_holders(tab, hash, my_pid, NULL, 0) > 0 || tab->overflow) {
+    holders = wsock_roomtab_holders(tab, hash, my_pid, pids, TARGETS);
+    if (holders > 0 || tab->overflow) {
         pos = ring->head;           /* the record's, or a pad in front of it */
         seq = (uint32_t)ring->records;
         if (wsock_ring_put(ring, (uint32_t)my_pid, is_text ? WSOCK_RING_TEXT : 0,
                            room, room_len, data, len) == 0) {
             posted = 1;
-            n = mark_targets(hash, pos, seq, targets);
+            n = mark_targets(pids, holders, pos, seq, targets);
         }
         else {
             too_large = 1;

@@ -23,7 +23,6 @@
 #include <http_config.h>
 #include <http_request.h>
 #include <stddef.h>
-#include <string.h>
 
 #include <apr_strings.h>
 
@@ -89,13 +88,6 @@ static const size_t request_strings[] = {
     offsetof(request_rec, useragent_host),
 };
 
-/* What the connection's facts (wsock_facts.c) already hold in the same pool
- * is shared, not copied again: they never change. */
-static char *fact_or_dup(apr_pool_t *p, const char *fact, const char *s)
-{
-    return fact && s && strcmp(fact, s) == 0 ? (char *)fact : dup_or_null(p, s);
-}
-
 request_rec *wsock_reqlog_keep(wsock_conn *wc)
 {
     request_rec *r = wc->r;
@@ -127,16 +119,19 @@ request_rec *wsock_reqlog_keep(wsock_conn *wc)
     k->double_reverse = r->double_reverse;
     k->bnotes = r->bnotes;
     dup_strings(p, k, r, request_strings, sizeof(request_strings) / sizeof(request_strings[0]));
-    k->user = fact_or_dup(p, wc->f_user, r->user);
-    k->uri = fact_or_dup(p, wc->f_uri, r->uri);
-    k->args = fact_or_dup(p, wc->f_query, r->args);
-    k->useragent_ip = fact_or_dup(p, wc->f_remote_ip, r->useragent_ip);
+    /* The connection's facts (wsock_facts.c) are copies of these, made at
+     * the handshake in the same pool and never changed: shared, not copied
+     * again. */
+    k->user = (char *)wc->f_user;
+    k->uri = (char *)wc->f_uri;
+    k->args = (char *)wc->f_query;
+    k->useragent_ip = (char *)wc->f_remote_ip;
+    k->headers_in = wc->f_headers;
     k->useragent_addr = copy_addr(p, r);
     k->parsed_uri = r->parsed_uri;
     dup_strings(p, &k->parsed_uri, &r->parsed_uri, uri_strings,
                 sizeof(uri_strings) / sizeof(uri_strings[0]));
     k->parsed_uri.hostent = NULL;
-    k->headers_in = wc->f_headers ? wc->f_headers : clone_or_new(p, r->headers_in);
     k->headers_out = clone_or_new(p, r->headers_out);
     k->err_headers_out = clone_or_new(p, r->err_headers_out);
     k->subprocess_env = clone_or_new(p, r->subprocess_env);
