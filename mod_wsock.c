@@ -587,6 +587,7 @@ static int wsock_upgrade_handler(request_rec *r)
     wsock_conn *wc;
     int open_rc, rc;
 
+    wsock_loop_worker_visit();      /* back from a hand-off (wsock_loop.c) */
     if (d->handler == NULL || r->main) {
         return DECLINED;
     }
@@ -622,6 +623,7 @@ static int wsock_upgrade_handler(request_rec *r)
      * (A close code means: upgrade, then close at once; already started.) */
     open_rc = wsock_conn_open(wc);
     if (WSOCK_IS_HTTP_STATUS(open_rc)) {
+        wsock_conn_refused(wc);     /* its rooms, its queue, its references */
         wsock_security_refused(&adm);
         return open_rc;
     }
@@ -667,10 +669,28 @@ static void wsock_suspend_connection(conn_rec *c, request_rec *r)
     wsock_conn *wc = ap_get_module_config(c->conn_config, &wsock_module);
 
     (void)r;
+    wsock_loop_worker_visit();
     if (wc && c->cs && c->cs->state == CONN_STATE_SUSPENDED) {
         ap_set_module_config(c->conn_config, &wsock_module, NULL);
         wsock_loop_adopt(wc);
     }
+}
+
+/* A worker thread picks up a connection again, or starts a new one: it is
+ * back from its last hand-off. */
+static void wsock_resume_connection(conn_rec *c, request_rec *r)
+{
+    (void)c;
+    (void)r;
+    wsock_loop_worker_visit();
+}
+
+static int wsock_pre_connection(conn_rec *c, void *csd)
+{
+    (void)c;
+    (void)csd;
+    wsock_loop_worker_visit();
+    return OK;
 }
 
 /* ---- process life -------------------------------------------------- */
@@ -702,6 +722,7 @@ static void wsock_child_stopping(apr_pool_t *pchild, int graceful)
     (void)pchild;
     (void)graceful;
     wsock_live_going_away();
+    wsock_loop_workers_release();
 }
 
 static void wsock_register_hooks(apr_pool_t *p)
@@ -714,6 +735,8 @@ static void wsock_register_hooks(apr_pool_t *p)
     ap_hook_post_config(wsock_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_monitor(wsock_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_suspend_connection(wsock_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_resume_connection(wsock_resume_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_connection(wsock_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);
     wsock_netout_register();
     wsock_netin_register();
     wsock_security_register_hooks();

@@ -57,6 +57,14 @@ extern "C" {
  * whose api_version differs: rebuild plugins against the new header. */
 #define WSOCK_API_VERSION 2
 
+/* Additions within one WSOCK_API_VERSION: a plugin built for an older
+ * minor keeps working; one that uses a newer call needs a mod_wsock that
+ * has it (#if WSOCK_API_MINOR >= n).
+ *   1: wsock_send_try(), wsock_on_writable(), wsock_ref()/wsock_unref();
+ *      wsock_join()/wsock_leave() from any thread; a connection holds at
+ *      most WSOCK_MAX_ROOMS rooms. */
+#define WSOCK_API_MINOR 1
+
 /* The symbol mod_wsock looks up in a plugin .so. */
 #define WSOCK_PLUGIN_SYMBOL "wsock_plugin"
 
@@ -123,6 +131,39 @@ apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_
 /* Starts the close handshake with code and reason (reason may be NULL). */
 void wsock_close(wsock_conn *wc, int code, const char *reason);
 
+/* ---- flow control (any thread) ---------------------------------------- */
+
+/* wsock_send() for a producer that can wait, such as a catch-up from a
+ * history: when the connection has no room for the message now (its
+ * outbound queue is at WSockSendQueue's bound, or what it has not written
+ * yet is at its high-water mark), nothing is sent and nothing else happens
+ * (no drop is counted, the "close" policy does not apply): APR_EAGAIN.
+ * Then wait for wsock_on_writable().  Other results as wsock_send(). */
+apr_status_t wsock_send_try(wsock_conn *wc, int is_text, const void *data, apr_size_t len);
+
+/* Calls fn(wc, baton) once, on the connection's owning thread, when its
+ * outbound queue is empty and what it has not written yet is below the
+ * high-water mark (at once, if it is so now): wsock_send_try() then takes
+ * a message.  One callback at a time: a later call replaces an earlier
+ * one that has not run.  APR_EOF if the connection is closing; a callback
+ * still armed when it ends is dropped (on_close tells the handler).  fn
+ * must not block. */
+apr_status_t wsock_on_writable(wsock_conn *wc, void (*fn)(wsock_conn *wc, void *baton),
+                               void *baton);
+
+/* ---- keeping a connection object (any thread) -------------------------- */
+
+/* wsock_ref() keeps wc's memory valid until the matching wsock_unref(),
+ * even after the connection has ended: another thread may then still call
+ * wsock_send*(), wsock_close() or wsock_on_writable() on it safely (they
+ * return APR_EOF, or do nothing, once it is closing).  Take the reference
+ * while the connection is open (in a callback, or under a lock that
+ * on_close also takes), and drop it soon after the connection ends: the
+ * connection's memory (and, for a refused on_open, the HTTP connection)
+ * is only given back once every reference is dropped. */
+void wsock_ref(wsock_conn *wc);
+void wsock_unref(wsock_conn *wc);
+
 /* ---- rooms ------------------------------------------------------------- */
 
 /* A room is a name (1-128 bytes, no NUL) for a group of connections that
@@ -130,12 +171,18 @@ void wsock_close(wsock_conn *wc, int code, const char *reason);
  * process of the server holds them (the in-server bus: docs/bus.md).  Each
  * receiver sees one publisher's messages in the order they were published. */
 
-/* Adds the connection to room (no effect if already in it).  Call it from
- * the connection's callbacks.  APR_SUCCESS, APR_EINVAL for a bad name. */
+/* The most rooms one connection may be in at once. */
+#define WSOCK_MAX_ROOMS 1024
+
+/* Adds the connection to room (no effect if already in it), from any
+ * thread while the connection is open.  APR_SUCCESS; APR_EINVAL for a bad
+ * name; APR_ENOSPC when it is in WSOCK_MAX_ROOMS rooms already; APR_EOF
+ * once it is ending (or its on_open refused it). */
 apr_status_t wsock_join(wsock_conn *wc, const char *room);
 
-/* Takes the connection out of room.  Connections leave all their rooms by
- * themselves when they end. */
+/* Takes the connection out of room (any thread).  Connections leave all
+ * their rooms by themselves when they end, and when on_open refuses them
+ * after joining. */
 void wsock_leave(wsock_conn *wc, const char *room);
 
 /* Sends a message to every connection in room, in every child process of

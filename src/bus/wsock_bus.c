@@ -36,7 +36,6 @@
 #include "wsock_log.h"
 #include "wsock_ring.h"
 #include "wsock_roomtab.h"
-#include "wsock_rooms.h"
 #include "wsock_shmsync.h"
 #include "wsock_wakers.h"
 
@@ -79,6 +78,13 @@ static volatile int stopping;
 static int32_t my_pid;
 static wsock_waker *my_waker;       /* NULL: this child sleeps on bus->gen */
 static server_rec *main_server;
+static void (*deliver_fn)(const char *room, int is_text, const void *data, apr_size_t len);
+
+void wsock_bus_on_deliver(void (*deliver)(const char *room, int is_text, const void *data,
+                                          apr_size_t len))
+{
+    deliver_fn = deliver;
+}
 
 /* Takes the bus lock; says so once if a process died holding it. */
 static void bus_lock(void)
@@ -290,7 +296,9 @@ static void deliver_batch(const unsigned char *batch, size_t len, uint32_t *next
         }
         memcpy(room, m.room, m.room_len);
         room[m.room_len] = '\0';
-        wsock_rooms_deliver(room, (m.flags & WSOCK_RING_TEXT) != 0, m.payload, m.len);
+        if (deliver_fn) {
+            deliver_fn(room, (m.flags & WSOCK_RING_TEXT) != 0, m.payload, m.len);
+        }
     }
     if (lost) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,

@@ -23,6 +23,12 @@
  * talking).  size: WSockBusSize. */
 apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size);
 
+/* Child, before wsock_bus_child_init: what the delivery thread calls for
+ * each message another child posted (pubsub registers its rooms' delivery
+ * here; the bus knows nothing of rooms beyond their names). */
+void wsock_bus_on_deliver(void (*deliver)(const char *room, int is_text, const void *data,
+                                          apr_size_t len));
+
 /* Child: starts this child's delivery thread. */
 void wsock_bus_child_init(apr_pool_t *pchild, server_rec *s);
 

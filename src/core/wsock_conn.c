@@ -11,11 +11,13 @@
 #include <http_log.h>
 #include <http_ssl.h>
 #include <util_filter.h>
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include "wsock_conn.h"
 #include "wsock_output.h"
 #include "wsock_rooms.h"
+#include "wsock_security.h"
 #include "wsock_slow.h"
 
 APLOG_USE_MODULE(wsock);
@@ -27,6 +29,11 @@ APLOG_USE_MODULE(wsock);
 static void noop_wake(void *baton)
 {
     (void)baton;
+}
+
+static void noop_released(wsock_conn *wc)
+{
+    (void)wc;
 }
 
 wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set)
@@ -51,11 +58,90 @@ wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set)
     wsock_bucket_init(&wc->rl_msgs, set->msg_rate, set->msg_burst, wc->last_rx);
     wsock_bucket_init(&wc->rl_bytes, set->byte_rate, set->byte_burst, wc->last_rx);
     wc->wake = noop_wake;
+    wc->refs = 1;                   /* the owner's */
     if (apr_thread_mutex_create(&wc->mutex, APR_THREAD_MUTEX_DEFAULT, c->pool) != APR_SUCCESS) {
         return NULL;
     }
     wsock_output_queue_init(wc);
     return wc;
+}
+
+void wsock_conn_set_wake(wsock_conn *wc, void (*wake)(void *baton), void *baton)
+{
+    apr_thread_mutex_lock(wc->mutex);
+    wc->wake = wake;
+    wc->wake_baton = baton;
+    apr_thread_mutex_unlock(wc->mutex);
+}
+
+void wsock_conn_wake(wsock_conn *wc)
+{
+    void (*wake)(void *baton);
+    void *baton;
+
+    apr_thread_mutex_lock(wc->mutex);
+    wake = wc->wake;
+    baton = wc->wake_baton;
+    apr_thread_mutex_unlock(wc->mutex);
+    wake(baton);
+}
+
+/* ---- references --------------------------------------------------------
+ * refs counts the owner (until it lets go) and every holder.  The owner's
+ * reference keeps the count above 0 while the connection is live, so a
+ * holder that brings it to 0 knows the owner has let go, and that nobody
+ * but itself can reach wc: it hands wc back (on_released, stored before
+ * the owner's decrement, which is a full barrier, as every one is). */
+
+void wsock_ref(wsock_conn *wc)
+{
+    apr_atomic_inc32(&wc->refs);
+}
+
+void wsock_unref(wsock_conn *wc)
+{
+    if (apr_atomic_dec32(&wc->refs) == 0) {
+        wc->on_released(wc);
+    }
+}
+
+int wsock_conn_let_go(wsock_conn *wc, void (*released)(wsock_conn *wc))
+{
+    wc->let_go = 1;
+    wc->on_released = released;
+    return apr_atomic_dec32(&wc->refs) == 0;
+}
+
+/* The last holder of a connection whose owner waits. */
+static void signal_released(wsock_conn *wc)
+{
+    apr_thread_mutex_lock(wc->mutex);
+    wc->released = 1;
+    apr_thread_cond_signal(wc->released_cond);
+    apr_thread_mutex_unlock(wc->mutex);     /* its last touch of wc */
+}
+
+void wsock_conn_let_go_wait(wsock_conn *wc)
+{
+    /* Made before the count can reach 0: the last holder signals it. */
+    if (wc->released_cond == NULL
+        && apr_thread_cond_create(&wc->released_cond, wc->pool) != APR_SUCCESS) {
+        /* Cannot wait without it (out of memory): yield until the
+         * holders are gone. */
+        wsock_conn_let_go(wc, noop_released);
+        while (apr_atomic_read32(&wc->refs) != 0) {
+            apr_thread_yield();
+        }
+        return;
+    }
+    if (wsock_conn_let_go(wc, signal_released)) {
+        return;
+    }
+    apr_thread_mutex_lock(wc->mutex);
+    while (!wc->released) {
+        apr_thread_cond_wait(wc->released_cond, wc->mutex);
+    }
+    apr_thread_mutex_unlock(wc->mutex);
 }
 
 void wsock_set_user_data(wsock_conn *wc, void *data)
@@ -485,6 +571,21 @@ void wsock_conn_tick(wsock_conn *wc, apr_time_t now)
     }
 }
 
+void wsock_conn_refused(wsock_conn *wc)
+{
+    wc->state = WSOCK_STATE_DONE;
+    wsock_rooms_leave_all(wc);      /* what on_open joined */
+    wsock_output_close_queue(wc, 0);    /* what was published to it meanwhile */
+    wc->obuf.len = 0;               /* what on_open sent never goes out */
+    wsock_buf_release(&wc->obuf);
+    wsock_security_conn_end(wc);
+    wsock_conn_let_go_wait(wc);
+    /* The attempt's memory (the request's facts, its buffers) lives in the
+     * connection's pool: a client must not pile up refused attempts on one
+     * keep-alive connection. */
+    wc->c->keepalive = AP_CONN_CLOSE;
+}
+
 void wsock_conn_finish(wsock_conn *wc)
 {
     const wsock_handler *h = wc->set.handler;
@@ -497,6 +598,7 @@ void wsock_conn_finish(wsock_conn *wc)
         set_close(wc, WSOCK_CLOSE_ABNORMAL, "connection lost");
     }
     wsock_slow_report(wc);          /* dropped totals; 1008 for a slow consumer */
+    wsock_security_conn_end(wc);    /* its per-IP count */
     if (wc->opened && h->on_close) {
         h->on_close(wc, wc->close_code, wc->close_reason);
     }

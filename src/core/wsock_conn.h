@@ -16,6 +16,7 @@
 #define WSOCK_CONN_H
 
 #include <httpd.h>
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
 #include <apr_portable.h>
 #include <apr_thread_proc.h>
@@ -31,6 +32,14 @@
  * connections WSOCK_NETIN takes a buffer of this size from the
  * connection's allocator for each read (see trim_memory in wsock_loop.c). */
 #define WSOCK_READ_CHUNK (256 * 1024)
+
+/* The high-water mark of what a connection has produced but the socket
+ * has not taken yet (its output buffer and the network filter's backlog):
+ * at or above it the connection is not read (its echoes would pile up),
+ * its outbound queue is not taken, and wsock_send_try() says APR_EAGAIN.
+ * What one read can add on top (a read's worth of echoes, or one message
+ * up to WSockMaxMessageSize) bounds a connection's output memory. */
+#define WSOCK_OUT_HIGH (256 * 1024)
 
 typedef enum {
     WSOCK_STATE_OPEN = 0, /* messages flow both ways */
@@ -66,6 +75,7 @@ struct wsock_conn {
     /* facts of the opening request (wsock_facts.c), immutable once set */
     const char *f_uri, *f_query, *f_remote_ip, *f_user, *f_protocol, *f_conn_id;
     const char *f_location;        /* section of the WSockHandler line */
+    apr_table_t *f_claims;         /* the verified token's claims, or NULL */
     server_rec *f_server;          /* for log lines from other threads */
     apr_table_t *f_query_args, *f_headers;         /* the thread that runs the driver */
 
@@ -90,6 +100,8 @@ struct wsock_conn {
     apr_time_t close_deadline;     /* when CLOSING gives up on the peer */
     apr_time_t token_expires;      /* its token's exp (WSockTokenAuth): closed
                                     * with 1008 then; 0 = never */
+    struct wsock_ipcap_hold *ip_hold; /* its WSockMaxConnectionsPerIP count,
+                                    * given back when it ends */
 
     /* abuse limits (WSockRateLimit, WSockFrameTimeout; docs/limits.md) */
     wsock_bucket rl_msgs, rl_bytes;
@@ -117,8 +129,12 @@ struct wsock_conn {
     int pending_code;
     char pending_reason[WSOCK_MAX_CONTROL_PAYLOAD];
 
-    /* names of the rooms joined (wsock_rooms.c, under its mutex) */
-    apr_array_header_t *rooms;
+    /* the rooms joined (src/pubsub/wsock_rooms.c, under its mutex):
+     * malloc'ed, at most WSOCK_MAX_ROOMS; rooms_closed once it left them
+     * all for good */
+    struct wsock_membership *joined;
+    int joined_n, joined_cap;
+    int rooms_closed;
 
     /* membership of this child's list of live connections (wsock_live.c) */
     struct wsock_conn *live_prev, *live_next;
@@ -136,18 +152,54 @@ struct wsock_conn {
     apr_time_t due;                /* when its timer fires */
     int heap_idx;                  /* its place in the timer heap, -1: none */
     apr_time_t phase_deadline;     /* end of draining or lingering */
-    apr_time_t settle_at;          /* not freed before (wsock_loop.c) */
+    struct wsock_conn *release_next; /* handed back to the loop to be freed */
     apr_time_t active_at;          /* last served for I/O, not by its timer */
     int trimmed;                   /* memory given back since then */
     int timer_fired;               /* this serve comes from its timer */
 
-    /* the driver's wake-up, callable from any thread */
+    /* the driver's wake-up, callable from any thread; set and read under
+     * mutex (a driver sets it once it takes the connection) */
     void (*wake)(void *baton);
     void *wake_baton;
+
+    /* wsock_on_writable(), under mutex */
+    void (*writable_fn)(struct wsock_conn *wc, void *baton);
+    void *writable_baton;
+
+    /* references (wsock_ref): 1 for the owner until it lets go, and one per
+     * holder; the last one out hands the connection back to its owner,
+     * which frees it (wsock_conn_let_go) */
+    apr_uint32_t refs;
+    void (*on_released)(struct wsock_conn *wc);
+    apr_thread_cond_t *released_cond;  /* a blocking owner waits on it */
+    int released;                      /* under mutex */
+    int let_go;                        /* the owner has let go */
 };
 
 /* Creates the connection state in pool (the request's connection pool). */
 wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set);
+
+/* Sets the owner's wake-up (any thread may call it from then on). */
+void wsock_conn_set_wake(wsock_conn *wc, void (*wake)(void *baton), void *baton);
+
+/* Calls the owner's wake-up as set now. */
+void wsock_conn_wake(wsock_conn *wc);
+
+/* The owner is done with wc (it has left its rooms and refuses new
+ * messages) and drops its own reference.  1: nobody else holds wc, free
+ * it now.  0: released(wc) is called by the last wsock_unref(), from
+ * that thread; free it then (not in released itself). */
+int wsock_conn_let_go(wsock_conn *wc, void (*released)(wsock_conn *wc));
+
+/* wsock_conn_let_go() for an owner that can wait: returns once nobody
+ * holds wc any more. */
+void wsock_conn_let_go_wait(wsock_conn *wc);
+
+/* on_open refused wc with an HTTP status: undoes what accepting did
+ * (rooms joined, messages queued), waits for every reference to go, and
+ * makes the HTTP connection close after the answer, so that what the
+ * attempt took from the connection's pool goes with it. */
+void wsock_conn_refused(wsock_conn *wc);
 
 /* Copies what handlers may read about the request into the connection. */
 void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,

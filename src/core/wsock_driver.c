@@ -19,6 +19,7 @@
 
 #include "wsock_driver.h"
 #include "wsock_live.h"
+#include "wsock_output.h"
 #include "wsock_socket.h"
 
 APLOG_USE_MODULE(wsock);
@@ -81,11 +82,11 @@ void wsock_drive_blocking(wsock_conn *wc)
                       WSOCKNO(0106) "cannot create the connection's pollset");
         wsock_conn_start_close(wc, WSOCK_CLOSE_INTERNAL_ERROR, "server error");
         wsock_conn_finish(wc);
+        wsock_conn_let_go_wait(wc);
         wsock_socket_restore(sock_swap);
         return;
     }
-    wc->wake_baton = ps;
-    wc->wake = pollset_wake;
+    wsock_conn_set_wake(wc, pollset_wake, ps);
     if (!threaded) {
         term_requested = 0;
         old_term = apr_signal(SIGTERM, note_sigterm);
@@ -109,6 +110,7 @@ void wsock_drive_blocking(wsock_conn *wc)
         if (wc->state == WSOCK_STATE_DONE) {
             break;
         }
+        wsock_output_writable_check(wc);
 
         timeout = read_now ? 0 : wsock_conn_next_timeout(wc, apr_time_now());
         rv = apr_pollset_poll(ps, timeout, &n, &out);
@@ -132,6 +134,7 @@ void wsock_drive_blocking(wsock_conn *wc)
 
     wsock_live_remove(wc);
     wsock_conn_finish(wc);
+    wsock_conn_let_go_wait(wc);     /* no other thread holds it from here on */
     wsock_socket_restore(sock_swap);
     if (!threaded) {
         apr_signal(SIGTERM, old_term);

@@ -19,6 +19,24 @@
  * pool, whose cleanups close the socket and give the MPM back its
  * connection slot.  The event MPM counts a suspended connection until its
  * pool goes, in the state CONN_STATE_SUSPENDED, which is restored for that.
+ * (httpd 2.4 has no call that hands a suspended connection back to the
+ * MPM: destroying its pool is how the MPM's own cleanups run for it.)
+ *
+ * The hand-off from the MPM.  The worker thread that ran the handler calls
+ * the suspend_connection hook, which puts the connection on a loop's inbox
+ * under the loop's mutex: everything the handshake wrote is the loop's to
+ * read.  After the hook returns, the MPM still writes to its own state in
+ * the connection's pool (it marks it suspended) and forgets the socket;
+ * the pool must not be destroyed before that.  httpd 2.4 signals nothing
+ * when it is done, so the worker thread takes a reference on the
+ * connection in the hook (wsock_ref) and drops it the next time it runs
+ * any of mod_wsock's hooks (its next request, connection, suspend or
+ * resume: wsock_loop_worker_visit): by then, in program order, it is done
+ * with the connection, and the drop publishes that.  A worker that never
+ * comes back before the child stops has its reference dropped by the
+ * child_stopping hook (wsock_loop_workers_release).  Until then a finished
+ * connection waits, its socket closed, like any connection still held by
+ * a reference: at most one per worker thread.
  */
 #include <unistd.h>
 
@@ -44,19 +62,10 @@ APLOG_USE_MODULE(wsock);
 
 #define LOOP_MAX_THREADS 8
 #define LOOP_POLL_EVENTS 256
-/* Above this much unwritten output a connection is not read (its echoes
- * would pile up) and its queue is not taken (the queue's own bound and
- * policy apply to a slow reader). */
-#define LOOP_OUT_HIGH (256 * 1024)
 /* Turns of reading per service before others get theirs (TLS may hold
  * more decrypted input than the socket signals). */
 #define LOOP_READ_TURNS 4
 #define LOOP_LINGER (apr_time_from_sec(2))
-
-/* The event MPM still writes to the connection's state for a moment after
- * the suspend_connection hook returned (see wsock_loop_adopt); nothing of
- * it may be freed that soon. */
-#define LOOP_SETTLE (apr_time_from_msec(50))
 
 /* A connection that has been quiet (no input, no output, no wake-up) for
  * this long gives back its buffers and the blocks its allocator keeps (see
@@ -79,9 +88,10 @@ typedef struct wsock_loop {
     apr_pollset_t *ps;
     server_rec *s;
 
-    apr_thread_mutex_t *mutex;     /* guards inbox, ready, stopping */
+    apr_thread_mutex_t *mutex;     /* guards inbox, ready, released, stopping */
     wsock_conn *inbox;             /* handed over, not adopted yet */
     wsock_conn *ready;             /* woken by other threads */
+    wsock_conn *released;          /* let go of, and now held by nobody */
     int stopping;
 
     /* the loop thread only */
@@ -96,6 +106,20 @@ typedef struct wsock_loop {
 static wsock_loop *loops;
 static int nloops;
 static apr_uint32_t next_loop;
+
+/* The reference each worker thread keeps on the last connection it handed
+ * over (see the top of this file).  One per worker thread, made on its
+ * first hand-off and kept for the child's life; all listed for the stop. */
+typedef struct worker_hold {
+    struct worker_hold *next;
+    wsock_conn *wc;                /* atomic; NULL: none */
+} worker_hold;
+
+static apr_thread_mutex_t *holds_mutex;
+static apr_pool_t *holds_pool;
+static worker_hold *holds;
+static int holds_off;              /* the child stops: hand-offs hold nothing */
+static __thread worker_hold *my_hold;
 
 /* ---- timers: a binary min-heap of connections keyed by wc->due ------- */
 
@@ -227,7 +251,7 @@ int wsock_loop_must_queue(wsock_conn *wc)
     if (wc->loop == NULL || wc == wc->loop->current || wc->netout == NULL) {
         return 0;
     }
-    if (wsock_netout_pending(wc->netout) + wc->obuf.len >= LOOP_OUT_HIGH) {
+    if (wsock_output_backlog(wc) >= WSOCK_OUT_HIGH) {
         return 1;
     }
     apr_thread_mutex_lock(wc->mutex);
@@ -284,15 +308,50 @@ static void watch(wsock_loop *L, wsock_conn *wc, apr_int16_t events)
 
 /* ---- the life of one connection on the loop --------------------------- */
 
+/* The last wsock_unref() of a connection the loop has let go of, on the
+ * holder's thread: hands it back, and the loop frees it (free_conn).
+ * Through a list of its own, not the ready list: the hand-back must not be
+ * lost to a wake-up already pending. */
+static void released_to_loop(wsock_conn *wc)
+{
+    wsock_loop *L = wc->loop;
+    int was_empty;
+
+    apr_thread_mutex_lock(L->mutex);
+    was_empty = L->released == NULL;
+    wc->release_next = L->released;
+    L->released = wc;
+    apr_thread_mutex_unlock(L->mutex);   /* the holder's last touch of wc */
+    if (was_empty && !apr_os_thread_equal(L->tid, apr_os_thread_current())) {
+        apr_pollset_wakeup(L->ps);
+    }
+}
+
+static void free_conn(wsock_loop *L, wsock_conn *wc);
+
+/* The connection is over: once nobody holds it any more, it is freed. */
 static void destroy(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
+    (void)now;
     watch(L, wc, 0);
-    if (now < wc->settle_at) {
-        wc->phase = PHASE_DEAD;     /* served again by its timer */
-        timer_set(L, wc, wc->settle_at);
+    timer_remove(L, wc);
+    wc->phase = PHASE_DEAD;
+    if (wc->let_go || !wsock_conn_let_go(wc, released_to_loop)) {
+        /* Held (a delivery in progress, a handler's wsock_ref, the worker
+         * thread of the hand-off): the socket goes now, the memory when the
+         * last holder hands it back. */
+        apr_socket_t *sock = ap_get_conn_socket(wc->c);
+        if (sock && !wc->c->aborted) {
+            apr_socket_shutdown(sock, APR_SHUTDOWN_READWRITE);
+        }
         return;
     }
-    timer_remove(L, wc);
+    free_conn(L, wc);
+}
+
+static void free_conn(wsock_loop *L, wsock_conn *wc)
+{
+    ready_unlink(L, wc);            /* a holder may have woken it meanwhile */
     if (wc->loop_prev) {
         wc->loop_prev->loop_next = wc->loop_next;
     }
@@ -312,6 +371,9 @@ static void linger_step(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
     apr_socket_t *sock = ap_get_conn_socket(wc->c);
 
+    /* What the client still sends is read and dropped until it closes its
+     * side or LOOP_LINGER passes: closing with unread input would reset the
+     * connection, and the client could lose our close frame. */
     for (int i = 0; i < 16; i++) {
         char buf[512];
         apr_size_t len = sizeof(buf);
@@ -322,8 +384,13 @@ static void linger_step(wsock_loop *L, wsock_conn *wc, apr_time_t now)
             return;                 /* more may come: keep waiting */
         }
         if (rv != APR_SUCCESS || len == 0) {
-            break;
+            destroy(L, wc, now);
+            return;
         }
+    }
+    if (now < wc->phase_deadline) {
+        wake_loop(wc);              /* more to read: after the others' turns */
+        return;
     }
     destroy(L, wc, now);
 }
@@ -441,7 +508,7 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         wc->can_write = 0;
         wsock_netout_drain(wc->netout);
     }
-    if (wc->can_read && wsock_netout_pending(wc->netout) < LOOP_OUT_HIGH) {
+    if (wc->can_read && wsock_netout_pending(wc->netout) < WSOCK_OUT_HIGH) {
         wc->can_read = 0;
         for (int turn = 0; turn < LOOP_READ_TURNS; turn++) {
             rv = wsock_conn_read(wc);
@@ -458,8 +525,11 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     if (wc->state != WSOCK_STATE_DONE) {
         wsock_conn_tick(wc, now);   /* cheap when nothing is due */
     }
-    if (wsock_netout_pending(wc->netout) < LOOP_OUT_HIGH || wc->state == WSOCK_STATE_DONE) {
+    if (wsock_netout_pending(wc->netout) < WSOCK_OUT_HIGH || wc->state == WSOCK_STATE_DONE) {
         wsock_conn_flush(wc);
+    }
+    if (wc->state != WSOCK_STATE_DONE) {
+        wsock_output_writable_check(wc);
     }
     if (wc->c->aborted && wc->state != WSOCK_STATE_DONE) {
         wc->state = WSOCK_STATE_DONE;
@@ -472,7 +542,7 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         return;
     }
     want = wsock_netout_pending(wc->netout) ? APR_POLLOUT : 0;
-    if (wsock_netout_pending(wc->netout) < LOOP_OUT_HIGH) {
+    if (wsock_netout_pending(wc->netout) < WSOCK_OUT_HIGH) {
         want |= APR_POLLIN;
     }
     watch(L, wc, want);
@@ -513,18 +583,10 @@ static void serve(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     L->current = NULL;
 }
 
-/* True once the worker thread that suspended wc is done with it.  The
- * event MPM runs the suspend_connection hook and then clears c->sbh and
- * marks its own state "suspended"; the first store is what we can see, the
- * second follows it at once, and destroy() waits LOOP_SETTLE besides. */
-static int settled(const wsock_conn *wc)
-{
-    return *(void *volatile *)&wc->c->sbh == NULL;
-}
+static void adopted(wsock_conn *wc);
 
 static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
-    wc->settle_at = now + LOOP_SETTLE;
     wc->phase = PHASE_RUN;
     wc->loop_prev = NULL;
     wc->loop_next = L->conns;
@@ -539,10 +601,17 @@ static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     wc->can_read = 1;               /* input may have come with the handshake */
     wc->shared_rbuf = &L->rbuf;
     wsock_buf_release(&wc->rbuf);
+    wsock_ref(wc);                  /* serving may end it: still to be looked at */
     serve(L, wc, now);
-    if (wc->phase != PHASE_RUN) {
-        return;                     /* ending already (not freed: settle_at) */
+    if (wc->phase == PHASE_RUN) {
+        adopted(wc);
     }
+    wsock_unref(wc);                /* freed now if it ended (free_conn) */
+}
+
+/* The connection runs on its loop: what the handshake left behind goes. */
+static void adopted(wsock_conn *wc)
+{
     if (wc->set.log_at_upgrade) {
         /* The access log line now, and the request's pool with it: the
          * handler's facts were copied into the connection's pool. */
@@ -574,13 +643,13 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
     while (!stopping) {
         apr_interval_time_t timeout = -1;
         apr_int32_t n = 0;
-        wsock_conn *inbox, *ready, *local;
+        wsock_conn *inbox, *ready, *local, *released;
         apr_time_t now = apr_time_now();
         apr_status_t rv;
 
         apr_thread_mutex_lock(L->mutex);
         stopping = L->stopping;
-        if (L->ready || L->inbox || L->local || stopping) {
+        if (L->ready || L->inbox || L->local || L->released || stopping) {
             timeout = 0;
         }
         apr_thread_mutex_unlock(L->mutex);
@@ -615,18 +684,20 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
         L->local = NULL;
         for (wsock_conn *wc = inbox, *next; wc; wc = next) {
             next = wc->inbox_next;
-            if (settled(wc)) {
-                adopt(L, wc, now);
-            }
-            else {                  /* a moment more: poll without waiting */
-                apr_thread_mutex_lock(L->mutex);
-                wc->inbox_next = L->inbox;
-                L->inbox = wc;
-                apr_thread_mutex_unlock(L->mutex);
-            }
+            adopt(L, wc, now);
         }
         serve_list(L, ready, now);
         serve_list(L, local, now);
+
+        /* Last: what was served above may have been handed back. */
+        apr_thread_mutex_lock(L->mutex);
+        released = L->released;
+        L->released = NULL;
+        apr_thread_mutex_unlock(L->mutex);
+        for (wsock_conn *wc = released, *next; wc; wc = next) {
+            next = wc->release_next;
+            free_conn(L, wc);
+        }
 
         while (L->heap_n && L->heap[0]->due <= now) {
             wsock_conn *wc = L->heap[0];
@@ -697,6 +768,12 @@ int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
         n = cpus > LOOP_MAX_THREADS ? LOOP_MAX_THREADS : (int)cpus;
     }
     apr_pool_create(&pool, pchild);
+    holds = NULL;
+    holds_off = 0;
+    holds_pool = pool;
+    if (apr_thread_mutex_create(&holds_mutex, APR_THREAD_MUTEX_DEFAULT, pool) != APR_SUCCESS) {
+        holds_mutex = NULL;         /* hand-offs then hold nothing */
+    }
     loops = apr_pcalloc(pool, (apr_size_t)n * sizeof(*loops));
     for (int i = 0; i < n; i++) {
         wsock_loop *L = &loops[i];
@@ -752,10 +829,72 @@ apr_status_t wsock_loop_prepare(wsock_conn *wc)
     /* Set before anyone can send to it: wake-ups that come before the
      * loop adopts it only put it on the ready list, which waits for that. */
     wc->loop = L;
-    wc->wake = wake_loop;
-    wc->wake_baton = wc;
+    wsock_conn_set_wake(wc, wake_loop, wc);
     wsock_live_add(wc);
     return APR_SUCCESS;
+}
+
+/* ---- the worker threads' references ------------------------------------- */
+
+void wsock_loop_worker_visit(void)
+{
+    wsock_conn *wc;
+
+    if (my_hold == NULL || __atomic_load_n(&my_hold->wc, __ATOMIC_RELAXED) == NULL) {
+        return;
+    }
+    /* This thread returned to the MPM after its last hand-off and came
+     * back: the MPM is done with that connection. */
+    wc = __atomic_exchange_n(&my_hold->wc, NULL, __ATOMIC_ACQ_REL);
+    if (wc) {
+        wsock_unref(wc);
+    }
+}
+
+/* On the worker thread, in the suspend_connection hook. */
+static void worker_hold_take(wsock_conn *wc)
+{
+    wsock_conn *prev;
+
+    if (holds_mutex == NULL || __atomic_load_n(&holds_off, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    if (my_hold == NULL) {
+        apr_thread_mutex_lock(holds_mutex);
+        my_hold = apr_pcalloc(holds_pool, sizeof(*my_hold));
+        my_hold->next = holds;
+        holds = my_hold;
+        apr_thread_mutex_unlock(holds_mutex);
+    }
+    wsock_ref(wc);
+    prev = __atomic_exchange_n(&my_hold->wc, wc, __ATOMIC_ACQ_REL);
+    if (prev) {
+        wsock_unref(prev);          /* (the hook visits first: not expected) */
+    }
+}
+
+void wsock_loop_workers_release(void)
+{
+    worker_hold *h;
+
+    if (holds_mutex == NULL) {
+        return;
+    }
+    /* The child stops: connections a worker thread handed over and has
+     * not come back from since must be freed for the MPM to count its
+     * connections down to none.  A worker has had the whole life of such a
+     * connection to finish the few stores after the hook; from now on a
+     * hand-off holds nothing. */
+    __atomic_store_n(&holds_off, 1, __ATOMIC_RELEASE);
+    apr_thread_mutex_lock(holds_mutex);
+    h = holds;
+    apr_thread_mutex_unlock(holds_mutex);
+    for (; h; h = h->next) {
+        wsock_conn *wc = __atomic_exchange_n(&h->wc, NULL, __ATOMIC_ACQ_REL);
+        if (wc) {
+            wsock_unref(wc);
+        }
+    }
 }
 
 void wsock_loop_adopt(wsock_conn *wc)
@@ -763,6 +902,11 @@ void wsock_loop_adopt(wsock_conn *wc)
     wsock_loop *L = wc->loop;
     int was_empty;
 
+    /* Held for the MPM's own last stores, until this thread comes back. */
+    worker_hold_take(wc);
+    /* The MPM clears this after the hook; nothing on the loop thread may
+     * update this worker's scoreboard slot meanwhile. */
+    wc->c->sbh = NULL;
     /* From now on the loop's thread is the owner: a send from this worker
      * thread (serving another request later) must queue, not write. */
     wc->owner = L->tid;

@@ -22,6 +22,14 @@ apr_status_t wsock_loop_prepare(wsock_conn *wc);
 /* suspend_connection hook: the MPM let go of the connection. */
 void wsock_loop_adopt(wsock_conn *wc);
 
+/* Every hook of mod_wsock that a worker thread runs calls this first: the
+ * thread is back from its last hand-off (see wsock_loop.c). */
+void wsock_loop_worker_visit(void);
+
+/* child_stopping: drops the references of worker threads that have not
+ * come back since their last hand-off. */
+void wsock_loop_workers_release(void);
+
 /* The owning loop wrote to wc's output outside of wc's own turn (another
  * connection's callback sent to it): make sure the loop flushes it. */
 void wsock_loop_touch(wsock_conn *wc);

@@ -20,6 +20,7 @@
 
 #include "wsock_conn.h"
 #include "wsock_loop.h"
+#include "wsock_netout.h"
 #include "wsock_output.h"
 #include "wsock_slow.h"
 
@@ -281,13 +282,17 @@ static apr_size_t queue_swap_locked(wsock_conn *wc)
     return n;
 }
 
-/* Takes the whole queue, and a close another thread asked for. */
-static apr_size_t queue_take(wsock_conn *wc, int *pending_close, int *code, char *reason)
+/* Takes the whole queue (unless the client is behind: then it stays
+ * where WSockSendQueue bounds it), and a close another thread asked for. */
+static apr_size_t queue_take(wsock_conn *wc, int take, int *pending_close, int *code,
+                             char *reason)
 {
-    apr_size_t n;
+    apr_size_t n = 0;
 
     apr_thread_mutex_lock(wc->mutex);
-    n = queue_swap_locked(wc);
+    if (take) {
+        n = queue_swap_locked(wc);
+    }
     *pending_close = wc->pending_close;
     if (wc->pending_close) {
         *code = wc->pending_code;
@@ -342,7 +347,8 @@ apr_status_t wsock_conn_flush(wsock_conn *wc)
     if (!wc->upgraded) {
         return APR_SUCCESS;         /* nothing goes out before the 101 */
     }
-    n = queue_take(wc, &pending_close, &code, reason);
+    n = queue_take(wc, wsock_output_backlog(wc) < WSOCK_OUT_HIGH, &pending_close, &code,
+                   reason);
     if ((wc->state != WSOCK_STATE_DONE || wc->obuf.len) && (wc->obuf.len || n)) {
         /* Everything pending in one brigade: one write per wake-up. */
         obuf_to_brigade(wc);
@@ -384,6 +390,8 @@ apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_
     return wsock_output_send(wc, is_text, data, len);
 }
 
+static int queue_has_room_locked(const wsock_conn *wc, const wsock_frames *f);
+
 /* Appends f to the queue (under wc->mutex): 0, or why not. */
 static apr_status_t queue_put_locked(wsock_conn *wc, wsock_frames *f, wsock_slow_action *slow)
 {
@@ -391,10 +399,7 @@ static apr_status_t queue_put_locked(wsock_conn *wc, wsock_frames *f, wsock_slow
         wsock_slow_refused_locked(wc, slow);
         return APR_EOF;
     }
-    if (wc->q_msgs + 1 > wc->set.queue_max_msgs
-        || (wc->q_msgs && wc->q_bytes + f->len > wc->set.queue_max_bytes)) {
-        /* (A message larger than the whole queue still goes into an empty
-         * one: its size says nothing about the client's speed.) */
+    if (!queue_has_room_locked(wc, f)) {
         wsock_slow_full_locked(wc, slow);   /* WSockSendQueue's policy */
         return APR_ENOSPC;
     }
@@ -412,25 +417,43 @@ static apr_status_t queue_put_locked(wsock_conn *wc, wsock_frames *f, wsock_slow
     return APR_SUCCESS;
 }
 
+/* Under wc->mutex: whether f fits into the queue now. */
+static int queue_has_room_locked(const wsock_conn *wc, const wsock_frames *f)
+{
+    /* (A message larger than the whole queue still goes into an empty
+     * one: its size says nothing about the client's speed.) */
+    return wc->q_msgs + 1 <= wc->set.queue_max_msgs
+           && (wc->q_msgs == 0 || wc->q_bytes + f->len <= wc->set.queue_max_bytes);
+}
+
 /* Queues f, which holds one reference for this connection (given back if
- * it is not queued). */
-static apr_status_t queue_frames(wsock_conn *wc, wsock_frames *f)
+ * it is not queued).  try: a full queue is APR_EAGAIN, nothing more. */
+static apr_status_t queue_frames(wsock_conn *wc, wsock_frames *f, int try)
 {
     wsock_slow_action slow = { 0 };
+    void (*wake)(void *baton);
+    void *baton;
     apr_status_t rv;
 
     apr_thread_mutex_lock(wc->mutex);
-    rv = queue_put_locked(wc, f, &slow);
+    if (try && !wc->q_closed && !queue_has_room_locked(wc, f)) {
+        rv = APR_EAGAIN;
+    }
+    else {
+        rv = queue_put_locked(wc, f, &slow);
+    }
+    wake = wc->wake;
+    baton = wc->wake_baton;
     apr_thread_mutex_unlock(wc->mutex);
     if (rv != APR_SUCCESS) {
         wsock_frames_release(f);
         wsock_slow_act(wc, &slow);
         if (slow.cut) {
-            wc->wake(wc->wake_baton);   /* the close is pending */
+            wake(baton);            /* the close is pending */
         }
         return rv;
     }
-    wc->wake(wc->wake_baton);
+    wake(baton);
     return APR_SUCCESS;
 }
 
@@ -465,7 +488,7 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
         return owner_send(wc, is_text, data, len);
     }
     f = wsock_frames_make(is_text, data, len, wc->set.fragment_size);
-    return f ? queue_frames(wc, f) : APR_ENOMEM;
+    return f ? queue_frames(wc, f, 0) : APR_ENOMEM;
 }
 
 apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_frames **shared, int is_text,
@@ -483,11 +506,13 @@ apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_frames **shared, int
         return wsock_output_send(wc, is_text, data, len);   /* cut differently */
     }
     apr_atomic_inc32(&(*shared)->refs);
-    return queue_frames(wc, *shared);
+    return queue_frames(wc, *shared, 0);
 }
 
 void wsock_close(wsock_conn *wc, int code, const char *reason)
 {
+    int asked = 0;
+
     if (on_owner_thread(wc)) {
         wsock_conn_start_close(wc, code, reason);
         wsock_loop_touch(wc);
@@ -495,10 +520,76 @@ void wsock_close(wsock_conn *wc, int code, const char *reason)
     }
     apr_thread_mutex_lock(wc->mutex);
     if (!wc->q_closed && !wc->pending_close) {
-        wc->pending_close = 1;
+        wc->pending_close = asked = 1;
         wc->pending_code = code;
         apr_cpystrn(wc->pending_reason, reason ? reason : "", sizeof(wc->pending_reason));
     }
     apr_thread_mutex_unlock(wc->mutex);
-    wc->wake(wc->wake_baton);
+    if (asked) {
+        wsock_conn_wake(wc);
+    }
+}
+
+/* ---- flow control ---------------------------------------------------- */
+
+apr_size_t wsock_output_backlog(const wsock_conn *wc)
+{
+    return wc->obuf.len + (wc->netout ? wsock_netout_pending(wc->netout) : 0);
+}
+
+apr_status_t wsock_send_try(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
+{
+    wsock_frames *f;
+
+    if (is_text && !(on_owner_thread(wc) && data == wc->delivering
+                     && len == wc->delivering_len)
+        && !wsock_utf8_valid(data, len)) {
+        return APR_EINVAL;
+    }
+    if (writes_itself(wc)) {
+        return wsock_output_backlog(wc) >= WSOCK_OUT_HIGH
+               ? APR_EAGAIN : owner_send(wc, is_text, data, len);
+    }
+    f = wsock_frames_make(is_text, data, len, wc->set.fragment_size);
+    return f ? queue_frames(wc, f, 1) : APR_ENOMEM;
+}
+
+apr_status_t wsock_on_writable(wsock_conn *wc, void (*fn)(wsock_conn *wc, void *baton),
+                               void *baton)
+{
+    apr_thread_mutex_lock(wc->mutex);
+    if (wc->q_closed) {
+        apr_thread_mutex_unlock(wc->mutex);
+        return APR_EOF;
+    }
+    wc->writable_fn = fn;
+    wc->writable_baton = baton;
+    apr_thread_mutex_unlock(wc->mutex);
+    if (on_owner_thread(wc)) {
+        wsock_loop_touch(wc);       /* checked when this turn ends */
+    }
+    else {
+        wsock_conn_wake(wc);
+    }
+    return APR_SUCCESS;
+}
+
+void wsock_output_writable_check(wsock_conn *wc)
+{
+    void (*fn)(wsock_conn *wc, void *baton) = NULL;
+    void *baton = NULL;
+
+    if (wsock_output_backlog(wc) >= WSOCK_OUT_HIGH) {
+        return;
+    }
+    apr_thread_mutex_lock(wc->mutex);
+    if (wc->writable_fn && wc->q_msgs == 0 && !wc->q_closed) {
+        fn = wc->writable_fn;
+        baton = wc->writable_baton;
+        wc->writable_fn = NULL;
+    }
+    apr_thread_mutex_unlock(wc->mutex);
+    if (fn) {
+        fn(wc, baton);
+    }
 }

@@ -53,4 +53,13 @@ apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t
  * queued now goes out ahead of whatever is written next, else it is dropped. */
 void wsock_output_close_queue(wsock_conn *wc, int copy_to_obuf);
 
+/* Owner thread: bytes produced that the socket has not taken yet (the
+ * output buffer and the network filter's backlog); compare with
+ * WSOCK_OUT_HIGH. */
+apr_size_t wsock_output_backlog(const wsock_conn *wc);
+
+/* Owner thread, after writing: runs a wsock_on_writable() callback whose
+ * moment has come. */
+void wsock_output_writable_check(wsock_conn *wc);
+
 #endif /* WSOCK_OUTPUT_H */

@@ -12,6 +12,7 @@
 #include <http_protocol.h>
 #include <apr_strings.h>
 
+#include "wsock_conn.h"
 #include "wsock_log.h"
 #include "wsock_origin.h"
 #include "wsock_security.h"
@@ -58,9 +59,19 @@ int wsock_security_admit(request_rec *r, const wsock_dir_conf *d, const char **p
                                &adm->ip_hold);
 }
 
-void wsock_security_attach(wsock_conn *wc, const wsock_admission *adm)
+void wsock_security_attach(wsock_conn *wc, wsock_admission *adm)
 {
     wsock_token_attach(wc, adm->claims, adm->token_expires);
+    wc->ip_hold = adm->ip_hold;     /* the connection gives it back now */
+    adm->ip_hold = NULL;
+}
+
+void wsock_security_conn_end(wsock_conn *wc)
+{
+    /* When it ends, not when its memory goes (which may wait for another
+     * thread to let go of it): the client may come back at once. */
+    wsock_ipcap_release(wc->ip_hold);
+    wc->ip_hold = NULL;
 }
 
 void wsock_security_refused(wsock_admission *adm)

@@ -31,8 +31,12 @@ typedef struct {
 int wsock_security_admit(request_rec *r, const wsock_dir_conf *d, const char **protocol,
                          wsock_admission *adm);
 
-/* The connection was created: hands it what the checks found. */
-void wsock_security_attach(wsock_conn *wc, const wsock_admission *adm);
+/* The connection was created: hands it what the checks found (the
+ * connection holds the per-IP count from now on). */
+void wsock_security_attach(wsock_conn *wc, wsock_admission *adm);
+
+/* The connection ended (or was refused): gives back what it holds. */
+void wsock_security_conn_end(wsock_conn *wc);
 
 /* Admitted, but refused later (the handler's on_open, an error): undoes
  * what admission holds. */

@@ -338,8 +338,6 @@ int wsock_token_check(request_rec *r, const wsock_token_conf *t, const char **pr
 
 /* ---- the claims, for the connection's life ---------------------------- */
 
-#define CLAIMS_KEY "wsock_token_claims"
-
 static int copy_claim(void *to, const char *name, const char *value)
 {
     apr_table_set(to, name, value);     /* copies both into to's pool */
@@ -348,26 +346,18 @@ static int copy_claim(void *to, const char *name, const char *value)
 
 void wsock_token_attach(wsock_conn *wc, const apr_table_t *claims, apr_time_t expires)
 {
-    apr_table_t *copy;
-
     wc->token_expires = expires;
     if (claims == NULL) {
         return;
     }
     /* Set before the connection is shared with any other thread, and never
-     * changed: readers on any thread only look it up. */
-    copy = apr_table_make(wc->pool, apr_table_elts(claims)->nelts);
-    apr_table_do(copy_claim, copy, claims, NULL);
-    apr_pool_userdata_setn(copy, CLAIMS_KEY, NULL, wc->pool);
+     * changed: readers on any thread only look it up (a field of its own:
+     * the pool's userdata is a hash other code may change meanwhile). */
+    wc->f_claims = apr_table_make(wc->pool, apr_table_elts(claims)->nelts);
+    apr_table_do(copy_claim, wc->f_claims, claims, NULL);
 }
 
 const char *wsock_token_claim(const wsock_conn *wc, const char *name)
 {
-    void *claims = NULL;
-
-    if (name == NULL || apr_pool_userdata_get(&claims, CLAIMS_KEY, wc->pool) != APR_SUCCESS
-        || claims == NULL) {
-        return NULL;
-    }
-    return apr_table_get(claims, name);
+    return name && wc->f_claims ? apr_table_get(wc->f_claims, name) : NULL;
 }

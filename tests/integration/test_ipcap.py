@@ -164,13 +164,13 @@ def test_nested_limits_share_the_count(cserver):
 
 
 def test_refusal_after_admission_gives_the_place_back(cserver):
-    """The handler refuses (403) after the count was taken: on a connection
-    kept open, the place is free again at once."""
+    """The handler refuses (403) after the count was taken: the place is free
+    again at once, before the refused connection's memory goes."""
     host = "127.0.0.1:%d" % cserver.port
     src = "127.0.0.3"
-    with socket.create_connection(("127.0.0.1", cserver.port), timeout=10,
-                                  source_address=(src, 0)) as s:
-        for _ in range(3):
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", cserver.port), timeout=10,
+                                      source_address=(src, 0)) as s:
             s.sendall(rawws.handshake_request("/cap-facts?refuse=403", host=host))
             resp, rest = rawws.read_http_response(s)
             assert resp.status == 403 and rest == b"", resp

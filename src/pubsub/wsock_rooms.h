@@ -1,0 +1,30 @@
+/*
+ * wsock_rooms.h — rooms: named groups of connections that wsock_publish()
+ * reaches together, in this child process and, through the bus
+ * (src/bus), in the others (see wsock.h).
+ */
+#ifndef WSOCK_ROOMS_H
+#define WSOCK_ROOMS_H
+
+#include "wsock_conn.h"
+
+/* One room a connection is in: the room, and the connection's place in
+ * its member array (so that leaving costs the same in any room size). */
+typedef struct wsock_membership {
+    struct wsock_room *room;
+    int slot;
+} wsock_membership;
+
+/* Once per child, before any connection. */
+apr_status_t wsock_rooms_child_init(apr_pool_t *pchild);
+
+/* Takes the connection out of every room, and refuses it any room from
+ * now on; called once when it ends (or on_open refused it), before
+ * anything of it is freed. */
+void wsock_rooms_leave_all(wsock_conn *wc);
+
+/* Hands a message another child process published (from the bus) to
+ * this child's members of room: no checks, the publisher made them. */
+void wsock_rooms_deliver(const char *room, int is_text, const void *data, apr_size_t len);
+
+#endif /* WSOCK_ROOMS_H */
