@@ -485,6 +485,10 @@ static int wsock_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
 {
     (void)pconf; (void)plog; (void)ptemp;
     wsock_bus_post_config(s, bus_size);     /* failure is logged; rooms stay per child */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
+        && !driver_blocking_only) {
+        wsock_loops_log_sizing(s, loop_threads);    /* once, not for the config check */
+    }
     return OK;
 }
 

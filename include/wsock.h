@@ -102,7 +102,9 @@ typedef struct wsock_handler {
      * facts are available and the connection can still be refused:
      *   0                      accept (messages sent here go out right
      *                          after the 101);
-     *   an HTTP status 400-599 refuse with that status, no upgrade;
+     *   an HTTP status 400-599 refuse with that status, no upgrade (the
+     *                          rooms it joined are left, what it sent is
+     *                          dropped, the HTTP connection closes);
      *   a close code 1000-4999 upgrade, then close at once with that code.
      * May be NULL (accept). */
     int (*on_open)(wsock_conn *wc);

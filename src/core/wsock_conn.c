@@ -22,9 +22,10 @@
 
 APLOG_USE_MODULE(wsock);
 
-/* Reads per wsock_conn_read() call before the driver gets to flush output:
- * keeps a fast sender from starving its own echoes. */
-#define WSOCK_READS_PER_TURN 8
+/* Input taken per wsock_conn_read() call: what one turn of a connection may
+ * cost the others its thread serves (one socket read; with TLS, the records
+ * that add up to as much). */
+#define WSOCK_TURN_INPUT WSOCK_READ_CHUNK
 
 static void noop_wake(void *baton)
 {
@@ -408,8 +409,9 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
      * own state, partial messages are copied to wc->msg), so a loop thread
      * lends all its connections one buffer. */
     wsock_buf *rb = wc->shared_rbuf ? wc->shared_rbuf : &wc->rbuf;
+    apr_size_t taken = 0;
 
-    for (int turn = 0; turn < WSOCK_READS_PER_TURN; turn++) {
+    for (;;) {
         apr_size_t len = 0;
         apr_status_t rv;
         uint8_t *p = NULL;
@@ -417,6 +419,12 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
 
         if (wc->state == WSOCK_STATE_DONE) {
             return APR_SUCCESS;
+        }
+        /* A client that does not read what its messages produce (echoes)
+         * is not read either: its output stays bounded by WSOCK_OUT_HIGH
+         * plus one turn, whatever it sends. */
+        if (wsock_output_backlog(wc) >= WSOCK_OUT_HIGH || taken >= WSOCK_TURN_INPUT) {
+            return APR_INCOMPLETE;
         }
         rv = ap_get_brigade(wc->c->input_filters, wc->bb_in, AP_MODE_READBYTES,
                             APR_NONBLOCK_READ, WSOCK_READ_CHUNK);
@@ -445,6 +453,7 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
             return APR_ENOMEM;
         }
         wc->last_rx = apr_time_now();
+        taken += len;
         if (wc->state == WSOCK_STATE_OPEN && !within_rate(wc, &wc->rl_bytes, len, "bytes")) {
             apr_brigade_cleanup(wc->bb_in);
             return APR_SUCCESS;     /* refused before the codec sees it */
@@ -460,7 +469,6 @@ apr_status_t wsock_conn_read(wsock_conn *wc)
             return APR_SUCCESS;
         }
     }
-    return APR_INCOMPLETE;
 }
 
 /* ---- open, timers, end ---------------------------------------------- */

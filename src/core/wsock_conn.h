@@ -70,7 +70,7 @@ struct wsock_conn {
     wsock_settings set;
     void *user_data;
     void *handler_cfg;             /* the handler's per-location config */
-    apr_os_thread_t owner;
+    apr_os_thread_t owner;         /* atomic: wsock_conn_owner() */
 
     /* facts of the opening request (wsock_facts.c), immutable once set */
     const char *f_uri, *f_query, *f_remote_ip, *f_user, *f_protocol, *f_conn_id;
@@ -176,6 +176,18 @@ struct wsock_conn {
     int let_go;                        /* the owner has let go */
 };
 
+/* The thread that owns wc's I/O now (it changes once, when a loop thread
+ * takes the connection over, while other threads may be asking). */
+static inline apr_os_thread_t wsock_conn_owner(const wsock_conn *wc)
+{
+    return __atomic_load_n(&wc->owner, __ATOMIC_ACQUIRE);
+}
+
+static inline void wsock_conn_set_owner(wsock_conn *wc, apr_os_thread_t t)
+{
+    __atomic_store_n(&wc->owner, t, __ATOMIC_RELEASE);
+}
+
 /* Creates the connection state in pool (the request's connection pool). */
 wsock_conn *wsock_conn_create(request_rec *r, const wsock_settings *set);
 
@@ -211,10 +223,12 @@ void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,
 int wsock_conn_open(wsock_conn *wc);
 
 /* Reads what the input filters have now, without blocking, and runs it
- * through the codec.  Returns APR_SUCCESS when they are drained,
- * APR_INCOMPLETE when it stopped early to let output out (call again
- * without waiting: mod_ssl may hold decrypted bytes the socket won't
- * signal), or APR_EOF / an error when the peer is gone (state DONE). */
+ * through the codec, one turn's worth at most.  Returns APR_SUCCESS when
+ * they are drained, APR_INCOMPLETE when it stopped early (the turn's input
+ * was taken, or the output backlog reached WSOCK_OUT_HIGH): call again once
+ * the others had their turn, or once output drained below the mark, without
+ * waiting for the socket (mod_ssl may hold decrypted bytes the socket won't
+ * signal); APR_EOF or an error when the peer is gone (state DONE). */
 apr_status_t wsock_conn_read(wsock_conn *wc);
 
 /* Writes what the owner produced and what other threads queued, and

@@ -6,6 +6,8 @@
  * the mutex may safely ask any listed connection to close (wsock_close
  * only queues the request and wakes the owner).
  */
+#include <stdlib.h>
+
 #include "wsock_live.h"
 
 static apr_thread_mutex_t *live_mutex;
@@ -64,15 +66,37 @@ void wsock_live_remove(wsock_conn *wc)
 
 void wsock_live_going_away(void)
 {
+    wsock_conn **all = NULL;
+    apr_size_t n = 0, cap = 0;
+
     if (live_mutex == NULL) {
         return;
     }
+    /* Listed under the mutex, each with a reference; asked to close after
+     * it is released (a close wakes the owner: a syscall per connection). */
     apr_thread_mutex_lock(live_mutex);
     live_stopping = 1;
     for (wsock_conn *wc = live_head; wc; wc = wc->live_next) {
-        wsock_close(wc, WSOCK_CLOSE_GOING_AWAY, going_away_reason);
+        cap++;
+    }
+    if (cap && (all = malloc(cap * sizeof(*all))) != NULL) {
+        for (wsock_conn *wc = live_head; wc; wc = wc->live_next) {
+            wsock_ref(wc);
+            all[n++] = wc;
+        }
+    }
+    else {
+        /* Out of memory: ask them here, the slow way, rather than not at all. */
+        for (wsock_conn *wc = live_head; wc; wc = wc->live_next) {
+            wsock_close(wc, WSOCK_CLOSE_GOING_AWAY, going_away_reason);
+        }
     }
     apr_thread_mutex_unlock(live_mutex);
+    for (apr_size_t i = 0; i < n; i++) {
+        wsock_close(all[i], WSOCK_CLOSE_GOING_AWAY, going_away_reason);
+        wsock_unref(all[i]);
+    }
+    free(all);
 }
 
 int wsock_live_is_stopping(void)

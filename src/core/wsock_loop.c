@@ -51,6 +51,7 @@
 #include <apr_poll.h>
 #include <apr_portable.h>
 
+#include "wsock_cpus.h"
 #include "wsock_live.h"
 #include "wsock_loop.h"
 #include "wsock_reqlog.h"
@@ -62,9 +63,6 @@ APLOG_USE_MODULE(wsock);
 
 #define LOOP_MAX_THREADS 8
 #define LOOP_POLL_EVENTS 256
-/* Turns of reading per service before others get theirs (TLS may hold
- * more decrypted input than the socket signals). */
-#define LOOP_READ_TURNS 4
 #define LOOP_LINGER (apr_time_from_sec(2))
 
 /* A connection that has been quiet (no input, no output, no wake-up) for
@@ -95,7 +93,8 @@ typedef struct wsock_loop {
     int stopping;
 
     /* the loop thread only */
-    wsock_conn *local;             /* to serve again without polling */
+    wsock_conn *local;             /* woken by this thread: served next round */
+    wsock_conn *due;               /* this round's: last round's local ones */
     wsock_conn *conns;             /* every connection it owns */
     wsock_conn *current;           /* the one being served */
     wsock_buf rbuf;                /* lent to the one being read */
@@ -272,6 +271,10 @@ static void ready_unlink(wsock_loop *L, wsock_conn *wc)
     for (pp = &L->local; *pp && *pp != wc; pp = &(*pp)->ready_next) {
     }
     if (*pp == NULL) {
+        for (pp = &L->due; *pp && *pp != wc; pp = &(*pp)->ready_next) {
+        }
+    }
+    if (*pp == NULL) {
         apr_thread_mutex_lock(L->mutex);
         for (pp = &L->ready; *pp && *pp != wc; pp = &(*pp)->ready_next) {
         }
@@ -328,6 +331,18 @@ static void released_to_loop(wsock_conn *wc)
 }
 
 static void free_conn(wsock_loop *L, wsock_conn *wc);
+static void trim_memory(wsock_conn *wc);
+
+/* An ended connection that must wait for its last holder keeps no more
+ * than its pool's first blocks meanwhile: nothing will be written to it or
+ * read from it again (holders find it closing). */
+static void release_memory(wsock_conn *wc)
+{
+    wc->obuf.len = wc->msg.len = 0;
+    wsock_buf_release(&wc->msg);
+    wsock_netout_release(wc->netout);
+    trim_memory(wc);                /* the output buffer, queue arrays, blocks */
+}
 
 /* The connection is over: once nobody holds it any more, it is freed. */
 static void destroy(wsock_loop *L, wsock_conn *wc, apr_time_t now)
@@ -344,6 +359,7 @@ static void destroy(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         if (sock && !wc->c->aborted) {
             apr_socket_shutdown(sock, APR_SHUTDOWN_READWRITE);
         }
+        release_memory(wc);
         return;
     }
     free_conn(L, wc);
@@ -508,18 +524,14 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         wc->can_write = 0;
         wsock_netout_drain(wc->netout);
     }
-    if (wc->can_read && wsock_netout_pending(wc->netout) < WSOCK_OUT_HIGH) {
+    if (wc->can_read && wsock_output_backlog(wc) < WSOCK_OUT_HIGH) {
+        /* One turn's input at most: a client that floods waits for the
+         * others' turns (served again from the loop's own list), and one
+         * whose output backs up is not read until it drains (POLLOUT). */
         wc->can_read = 0;
-        for (int turn = 0; turn < LOOP_READ_TURNS; turn++) {
-            rv = wsock_conn_read(wc);
-            if (rv != APR_INCOMPLETE) {
-                break;
-            }
-            wsock_conn_flush(wc);
-        }
+        rv = wsock_conn_read(wc);
         if (rv == APR_INCOMPLETE) {
-            wc->can_read = 1;       /* more input held by the filters */
-            wake_loop(wc);
+            wc->can_read = 1;       /* more may be there, held by the filters */
         }
     }
     if (wc->state != WSOCK_STATE_DONE) {
@@ -542,8 +554,11 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         return;
     }
     want = wsock_netout_pending(wc->netout) ? APR_POLLOUT : 0;
-    if (wsock_netout_pending(wc->netout) < WSOCK_OUT_HIGH) {
+    if (wsock_output_backlog(wc) < WSOCK_OUT_HIGH) {
         want |= APR_POLLIN;
+        if (wc->can_read) {
+            wake_loop(wc);          /* its next turn, after the others' */
+        }
     }
     watch(L, wc, want);
     if (!wc->trimmed && now - wc->active_at >= LOOP_IDLE_TRIM) {
@@ -634,6 +649,18 @@ static void serve_list(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     }
 }
 
+/* Serves L->due, taking each off it first: a connection still on it may
+ * end (and be taken off it by ready_unlink) while others are served. */
+static void serve_due(wsock_loop *L, apr_time_t now)
+{
+    while (L->due) {
+        wsock_conn *wc = L->due;
+        L->due = wc->ready_next;
+        apr_atomic_set32(&wc->in_ready, 0);
+        serve(L, wc, now);
+    }
+}
+
 static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
 {
     wsock_loop *L = data;
@@ -643,13 +670,17 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
     while (!stopping) {
         apr_interval_time_t timeout = -1;
         apr_int32_t n = 0;
-        wsock_conn *inbox, *ready, *local, *released;
+        wsock_conn *inbox, *ready, *released;
         apr_time_t now = apr_time_now();
         apr_status_t rv;
 
+        /* Served this round: the connections this thread woke in the last
+         * one (a flooder's next turn comes after everyone else's). */
+        L->due = L->local;
+        L->local = NULL;
         apr_thread_mutex_lock(L->mutex);
         stopping = L->stopping;
-        if (L->ready || L->inbox || L->local || L->released || stopping) {
+        if (L->ready || L->inbox || L->due || L->released || stopping) {
             timeout = 0;
         }
         apr_thread_mutex_unlock(L->mutex);
@@ -680,14 +711,12 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
         ready = L->ready;
         L->inbox = L->ready = NULL;
         apr_thread_mutex_unlock(L->mutex);
-        local = L->local;
-        L->local = NULL;
         for (wsock_conn *wc = inbox, *next; wc; wc = next) {
             next = wc->inbox_next;
             adopt(L, wc, now);
         }
         serve_list(L, ready, now);
-        serve_list(L, local, now);
+        serve_due(L, now);
 
         /* Last: what was served above may have been handed back. */
         apr_thread_mutex_lock(L->mutex);
@@ -746,6 +775,45 @@ static int mpm_can_suspend(void)
     return ap_mpm_query(AP_MPMQ_IS_ASYNC, &async) == APR_SUCCESS && async;
 }
 
+/* The default loop-thread count: the CPUs this process may use, shared
+ * among the children the MPM may run (more loop threads than usable cores
+ * only add scheduler delay: on 2 cores, two children with two loops each
+ * had 5x the p99 of one loop each; and a server pinned to one core with
+ * the machine's count of loops had 6x the p99 of one loop). */
+static int default_threads(wsock_cpus *cpus, int *children)
+{
+    int n;
+
+    wsock_cpus_probe(cpus);
+    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, children) != APR_SUCCESS || *children < 1) {
+        *children = 1;
+    }
+    n = (cpus->usable + *children - 1) / *children;
+    return n > LOOP_MAX_THREADS ? LOOP_MAX_THREADS : n;
+}
+
+void wsock_loops_log_sizing(server_rec *s, int configured)
+{
+    wsock_cpus cpus;
+    int children, n;
+
+    if (!mpm_can_suspend()) {
+        return;
+    }
+    n = default_threads(&cpus, &children);
+    if (configured) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     WSOCKNO(0114) "%d WebSocket loop thread(s) per child (WSockLoopThreads); "
+                     "%d CPU(s) usable here", configured, cpus.usable);
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                 WSOCKNO(0115) "%d WebSocket loop thread(s) per child: %d CPU(s) usable "
+                 "(%d online, %d in the affinity mask, cgroup quota %s%d) shared by up to "
+                 "%d child process(es); WSockLoopThreads sets it", n, cpus.usable, cpus.online,
+                 cpus.affinity, cpus.quota ? "" : "none: ", cpus.quota, children);
+}
+
 int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
 {
     apr_pool_t *pool;
@@ -755,17 +823,10 @@ int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
         return 0;
     }
     if (n <= 0) {
-        /* The cores, shared among the children the MPM may run: more loop
-         * threads than cores only adds scheduler delay (on 2 cores, two
-         * children with two loops each had 5x the p99 of one loop each). */
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        int children = 1;
+        wsock_cpus cpus;
+        int children;
 
-        if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &children) != APR_SUCCESS || children < 1) {
-            children = 1;
-        }
-        cpus = cpus < 1 ? 1 : (cpus + children - 1) / children;
-        n = cpus > LOOP_MAX_THREADS ? LOOP_MAX_THREADS : (int)cpus;
+        n = default_threads(&cpus, &children);
     }
     apr_pool_create(&pool, pchild);
     holds = NULL;
@@ -828,7 +889,7 @@ apr_status_t wsock_loop_prepare(wsock_conn *wc)
     wc->heap_idx = -1;
     /* Set before anyone can send to it: wake-ups that come before the
      * loop adopts it only put it on the ready list, which waits for that. */
-    wc->loop = L;
+    __atomic_store_n(&wc->loop, L, __ATOMIC_RELEASE);  /* read by room deliveries */
     wsock_conn_set_wake(wc, wake_loop, wc);
     wsock_live_add(wc);
     return APR_SUCCESS;
@@ -909,7 +970,7 @@ void wsock_loop_adopt(wsock_conn *wc)
     wc->c->sbh = NULL;
     /* From now on the loop's thread is the owner: a send from this worker
      * thread (serving another request later) must queue, not write. */
-    wc->owner = L->tid;
+    wsock_conn_set_owner(wc, L->tid);
     apr_thread_mutex_lock(L->mutex);
     was_empty = (L->inbox == NULL);
     wc->inbox_next = L->inbox;

@@ -8,10 +8,15 @@
 
 #include "wsock_conn.h"
 
-/* child_init: starts n loop threads (n <= 0: one per CPU, at most 8) when
- * the MPM can suspend connections.  Returns how many run (0: the blocking
- * driver serves every connection). */
+/* child_init: starts n loop threads (n <= 0: the CPUs the process may use
+ * shared among the MPM's children, at most 8) when the MPM can suspend
+ * connections.  Returns how many run (0: the blocking driver serves every
+ * connection). */
 int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n);
+
+/* post_config: says in the error log how many loop threads each child
+ * runs and why (configured: WSockLoopThreads, 0 if unset). */
+void wsock_loops_log_sizing(server_rec *s, int configured);
 
 /* The handler, after the 101: prepares wc for a loop (non-blocking network
  * output, wake-up, the live list).  APR_SUCCESS: return SUSPENDED, and the

@@ -53,6 +53,14 @@ static apr_status_t abort_conn(wsock_netout *no, apr_status_t rv)
 
 static int keep(wsock_netout *no, const struct iovec *v, int n, apr_size_t skip)
 {
+    /* What was written already is dropped before more is kept: the buffer
+     * holds the backlog, not its history (the driver stops producing at
+     * WSOCK_OUT_HIGH, so the backlog, and this buffer, stay bounded). */
+    if (no->off) {
+        memmove(no->pending.data, no->pending.data + no->off, no->pending.len - no->off);
+        no->pending.len -= no->off;
+        no->off = 0;
+    }
     for (int i = 0; i < n; i++) {
         apr_size_t len = v[i].iov_len;
         const char *p = v[i].iov_base;
@@ -188,4 +196,10 @@ apr_status_t wsock_netout_drain(wsock_netout *no)
     no->pending.len = no->off = 0;
     wsock_buf_release(&no->pending);
     return APR_SUCCESS;
+}
+
+void wsock_netout_release(wsock_netout *no)
+{
+    no->pending.len = no->off = 0;
+    wsock_buf_release(&no->pending);
 }

@@ -24,4 +24,8 @@ apr_size_t wsock_netout_pending(const wsock_netout *no);
  * when the peer is gone. */
 apr_status_t wsock_netout_drain(wsock_netout *no);
 
+/* Drops what is pending and gives its buffer back (the connection is
+ * over). */
+void wsock_netout_release(wsock_netout *no);
+
 #endif /* WSOCK_NETOUT_H */

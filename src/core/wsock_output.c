@@ -373,7 +373,7 @@ apr_status_t wsock_conn_flush(wsock_conn *wc)
 
 static int on_owner_thread(const wsock_conn *wc)
 {
-    return apr_os_thread_equal(wc->owner, apr_os_thread_current());
+    return apr_os_thread_equal(wsock_conn_owner(wc), apr_os_thread_current());
 }
 
 apr_status_t wsock_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)

@@ -310,7 +310,8 @@ static int deliver_local(const char *room, const wsock_conn *except, int is_text
             /* With the blocking driver a thread owns at most one
              * connection, and its sends block: its own goes last.  A loop
              * thread owns many, and never blocks on them. */
-            if (apr_os_thread_equal(m->owner, self) && m->loop == NULL) {
+            if (apr_os_thread_equal(wsock_conn_owner(m), self)
+                && __atomic_load_n(&m->loop, __ATOMIC_ACQUIRE) == NULL) {
                 own = m;
             }
             else {

@@ -143,12 +143,13 @@ class ApacheInstance:
     root (ServerRoot directory; None: a new temp dir), keep (do not remove
     the temp dir on stop; also forced by env WSOCK_KEEP_DIRS=1),
     mpm_conf (replaces the default MPM sizing), load_module (False: no
-    LoadModule line for mod_wsock; extra_conf loads it, e.g. via wsock.load).
+    LoadModule line for mod_wsock; extra_conf loads it, e.g. via wsock.load),
+    launcher (a command prefix for apache2, e.g. ["taskset", "-c", "0"]).
     """
 
     def __init__(self, mpm="event", extra_conf="", reqtimeout=False, port=None,
                  loglevel="info", module=None, root=None, keep=False, mpm_conf=None,
-                 start_timeout=20.0, load_module=True):
+                 start_timeout=20.0, load_module=True, launcher=None):
         if mpm not in MPMS:
             raise ValueError("mpm must be one of %s" % (MPMS,))
         self.mpm = mpm
@@ -162,6 +163,7 @@ class ApacheInstance:
         self.keep = keep or os.environ.get("WSOCK_KEEP_DIRS") == "1"
         self.mpm_conf = mpm_conf if mpm_conf is not None else MPM_SIZING[mpm]
         self.start_timeout = start_timeout
+        self.launcher = list(launcher or [])
         self._own_root = root is None
         self.root = os.path.abspath(root) if root else tempfile.mkdtemp(prefix="wsock-apache-")
         self.proc = None
@@ -297,7 +299,7 @@ class ApacheInstance:
         out = open(self.stderr_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [APACHE_BIN, "-f", self.conf_path, "-DFOREGROUND"],
+                self.launcher + [APACHE_BIN, "-f", self.conf_path, "-DFOREGROUND"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                 start_new_session=True, env=self._env(), close_fds=True)
         finally:

@@ -227,6 +227,46 @@ def test_access_log_at_upgrade(apache_factory):
         assert sum("/echo?early=1" in x for x in f) == 1     # logged once
 
 
+def loop_threads_line(inst):
+    m = inst.wait_log(r"WSOCK011[45]: .*")
+    assert m, inst.error_log()
+    return m.group(0)
+
+
+def test_default_loop_threads_follow_the_affinity_mask(apache_factory):
+    # A server pinned to one core (taskset, cpusets, containers) gets one
+    # loop thread per child, not the machine's count: two loop threads on
+    # one allowed core only add scheduler delay.
+    inst = few_threads(apache_factory, launcher=["taskset", "-c", "0"])
+    line = loop_threads_line(inst)
+    assert re.search(r"WSOCK0115: 1 WebSocket loop thread\(s\) per child: 1 CPU\(s\) usable "
+                     r"\(\d+ online, 1 in the affinity mask, cgroup quota", line), line
+    c = rawws.RawWS.connect(inst.port, "/echo", timeout=10)
+    try:
+        echo_once(c, "pinned")
+    finally:
+        c.close_socket()
+
+
+def test_default_loop_threads_use_every_allowed_core(apache_factory):
+    inst = few_threads(apache_factory)
+    line = loop_threads_line(inst)
+    m = re.search(r"WSOCK0115: (\d+) WebSocket loop thread\(s\) per child: (\d+) CPU\(s\) "
+                  r"usable \((\d+) online, (\d+) in the affinity mask", line)
+    assert m, line
+    threads, usable, online, affinity = map(int, m.groups())
+    assert affinity == len(os.sched_getaffinity(0)), line
+    assert usable <= min(online, affinity), line
+    # one child (ServerLimit 1): every usable core, up to 8
+    assert threads == min(usable, 8), line
+
+
+def test_configured_loop_threads_are_logged(apache_factory):
+    inst = few_threads(apache_factory, "WSockLoopThreads 3\n")
+    line = loop_threads_line(inst)
+    assert "WSOCK0114: 3 WebSocket loop thread(s) per child (WSockLoopThreads)" in line, line
+
+
 def test_blocking_driver_can_be_chosen(apache_factory):
     inst = apache_factory("event", COMMON_CONF + "WSockDriver blocking\n")
     with rawws.RawWS.connect(inst.port, "/echo") as c:
