@@ -1,4 +1,4 @@
-"""The asynchronous driver (src/core/wsock_loop.c) under the event MPM.
+"""The asynchronous driver (src/transport/wsock_loop.c) under the event MPM.
 
 Upgraded connections are handed from the MPM's worker threads to the
 module's loop threads, so an open WebSocket holds no worker thread.  These

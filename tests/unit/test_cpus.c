@@ -1,6 +1,6 @@
 /*
  * test_cpus.c — Check unit tests for the parsers behind the default loop
- * thread count (src/core/wsock_cpus.c): cgroup v1 and v2 quotas, and which
+ * thread count (src/transport/wsock_cpus.c): cgroup v1 and v2 quotas, and which
  * cgroup of /proc/self/cgroup holds the cpu controller.
  */
 #include <string.h>

@@ -1,6 +1,6 @@
 /*
  * test_ratelimit.c — Check unit tests for the token buckets behind
- * WSockRateLimit (src/core/wsock_ratelimit.c).  The time is passed in, so
+ * WSockRateLimit (src/session/wsock_ratelimit.c).  The time is passed in, so
  * every case states exactly when each take happens.
  */
 #include <stdint.h>
