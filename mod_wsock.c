@@ -525,7 +525,7 @@ static const command_rec wsock_cmds[] = {
                   "Send messages larger than this as several frames; 0 = never; default 0"),
     AP_INIT_TAKE23("WSockSendQueue", set_send_queue, NULL, WSOCK_CTX,
                    "Outbound queue of a connection: messages, bytes (K/M/G) and what a "
-                   "full queue does (drop or close); default 1024 16M close"),
+                   "full queue does (drop or close); default 1024 1M close"),
     /* abuse limits */
     AP_INIT_TAKE_ARGV("WSockRateLimit", set_rate_limit, NULL, WSOCK_CTX,
                       "Per-connection input limits: messages=RATE[,burst=N] and/or "

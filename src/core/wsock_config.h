@@ -17,7 +17,7 @@
 #define WSOCK_DEFAULT_CLOSE_TIMEOUT apr_time_from_sec(5)
 #define WSOCK_DEFAULT_FRAGMENT      0
 #define WSOCK_DEFAULT_QUEUE_MSGS    1024
-#define WSOCK_DEFAULT_QUEUE_BYTES   (16 * 1024 * 1024)
+#define WSOCK_DEFAULT_QUEUE_BYTES   (1024 * 1024)
 #define WSOCK_DEFAULT_QUEUE_POLICY  WSOCK_QUEUE_CLOSE
 #define WSOCK_DEFAULT_LOG_AT_UPGRADE 0
 /* Abuse limits (docs/limits.md): no rate limit unless configured; a frame or
