@@ -146,10 +146,11 @@ apr_status_t wsock_send_try(wsock_conn *wc, int is_text, const void *data, apr_s
 /* Calls fn(wc, baton) once, on the connection's owning thread, when its
  * outbound queue is empty and what it has not written yet is below the
  * high-water mark (at once, if it is so now): wsock_send_try() then takes
- * a message.  One callback at a time: a later call replaces an earlier
- * one that has not run.  APR_EOF if the connection is closing; a callback
- * still armed when it ends is dropped (on_close tells the handler).  fn
- * must not block. */
+ * a message; or when the connection ends first (before on_close; a
+ * producer then learns from APR_EOF that it may stop).  One callback at a
+ * time: a later call replaces an earlier one that has not run.  APR_EOF if
+ * the connection is closing already (fn is not called).  fn must not
+ * block. */
 apr_status_t wsock_on_writable(wsock_conn *wc, void (*fn)(wsock_conn *wc, void *baton),
                                void *baton);
 

@@ -584,6 +584,7 @@ void wsock_conn_refused(wsock_conn *wc)
     wc->state = WSOCK_STATE_DONE;
     wsock_rooms_leave_all(wc);      /* what on_open joined */
     wsock_output_close_queue(wc, 0);    /* what was published to it meanwhile */
+    wsock_output_writable_check(wc);    /* a producer waiting: it is over */
     wc->obuf.len = 0;               /* what on_open sent never goes out */
     wsock_buf_release(&wc->obuf);
     wsock_security_conn_end(wc);
@@ -602,6 +603,7 @@ void wsock_conn_finish(wsock_conn *wc)
     wsock_rooms_leave_all(wc);      /* no publisher reaches it from here on */
     wsock_conn_flush(wc);           /* a close frame may still be buffered */
     wsock_output_close_queue(wc, 0);
+    wsock_output_writable_check(wc);    /* a producer waiting: it is over */
     if (wc->close_code == 0) {
         set_close(wc, WSOCK_CLOSE_ABNORMAL, "connection lost");
     }

@@ -579,11 +579,13 @@ void wsock_output_writable_check(wsock_conn *wc)
     void (*fn)(wsock_conn *wc, void *baton) = NULL;
     void *baton = NULL;
 
-    if (wsock_output_backlog(wc) >= WSOCK_OUT_HIGH) {
+    if (wsock_output_backlog(wc) >= WSOCK_OUT_HIGH && !wc->q_closed) {
         return;
     }
     apr_thread_mutex_lock(wc->mutex);
-    if (wc->writable_fn && wc->q_msgs == 0 && !wc->q_closed) {
+    /* Its moment: room again, or the end (the producer then learns from
+     * APR_EOF that it may stop waiting). */
+    if (wc->writable_fn && (wc->q_closed || wc->q_msgs == 0)) {
         fn = wc->writable_fn;
         baton = wc->writable_baton;
         wc->writable_fn = NULL;

@@ -59,7 +59,7 @@ void wsock_output_close_queue(wsock_conn *wc, int copy_to_obuf);
 apr_size_t wsock_output_backlog(const wsock_conn *wc);
 
 /* Owner thread, after writing: runs a wsock_on_writable() callback whose
- * moment has come. */
+ * moment has come (room again, or the connection closing). */
 void wsock_output_writable_check(wsock_conn *wc);
 
 #endif /* WSOCK_OUTPUT_H */
