@@ -4,6 +4,7 @@
  *
  *   WSockHandler redis [room=location|query] [echo=on|off] [history=N]
  *                      [history-age=SECONDS] [session=SECONDS]
+ *                      [resume=N] [resume-bytes=SIZE]
  *
  * Rooms are chosen as in chat (wsock_roomsel).  A client's text message is
  * wrapped as {"type":"message","from":ID,"data":TEXT} and queued for this
@@ -11,8 +12,9 @@
  * room's channel; every child of every server subscribed to that channel
  * hands it to its own members.  With history, the message is also kept in
  * a Redis Stream per room, every delivered message carries its stream id,
- * and a client that reconnects with ?last_id=ID is caught up first
- * (wsock_redis_history.c).  The wire format, the relay's states and what
+ * and a client that reconnects with ?last_id=ID is caught up after the
+ * 101, as it reads, within resume= messages and resume-bytes= bytes
+ * (wsock_redis_catchup.c).  The wire format, the relay's states and what
  * clients are told: docs/redis.md.
  *
  * Uses only wsock.h, plus httpd's logging and configuration types for the
@@ -38,7 +40,8 @@ static apr_uint32_t serials;        /* connections of this child so far */
 static int relay_started;
 
 static const char redis_usage[] = "room=location|query, echo=on|off, history=N, "
-                                  "history-age=SECONDS, session=SECONDS";
+                                  "history-age=SECONDS, session=SECONDS, resume=N, "
+                                  "resume-bytes=SIZE";
 
 /* A whole number from 1 to max, or 0. */
 static long parse_positive(const char *v, long max)
@@ -55,6 +58,8 @@ static const char *redis_create_config(apr_pool_t *pool, int argc, char *const a
     wsock_redis_cfg *cfg = apr_pcalloc(pool, sizeof(*cfg));
 
     cfg->echo = 1;
+    cfg->resume_max = WSOCK_REDIS_RESUME_DEFAULT;
+    cfg->resume_max_bytes = WSOCK_REDIS_RESUME_BYTES_DEFAULT;
     for (int i = 0; i < argc; i++) {
         int ok, room = wsock_roomsel_arg(argv[i], &cfg->room_from_query);
 
@@ -73,6 +78,13 @@ static const char *redis_create_config(apr_pool_t *pool, int argc, char *const a
         else if (strncasecmp(argv[i], "history-age=", 12) == 0) {
             /* seconds, up to a year */
             ok = (cfg->history_age_ms = parse_positive(argv[i] + 12, 366L * 86400) * 1000) > 0;
+        }
+        else if (strncasecmp(argv[i], "resume=", 7) == 0) {
+            ok = (cfg->resume_max = parse_positive(argv[i] + 7, 100000)) > 0;
+        }
+        else if (strncasecmp(argv[i], "resume-bytes=", 13) == 0) {
+            ok = wsock_redis_parse_size(argv[i] + 13, 1024, 256 * 1024 * 1024,
+                                        &cfg->resume_max_bytes);
         }
         else {
             return apr_psprintf(pool, "unknown argument '%s' (%s)", argv[i], redis_usage);
@@ -94,7 +106,7 @@ static void redis_child_init(apr_pool_t *pchild, server_rec *s)
         return;                     /* no location relays: no threads */
     }
     if ((rv = wsock_redis_local_init(pchild)) != APR_SUCCESS
-        || (rv = wsock_redis_history_init(pchild)) != APR_SUCCESS
+        || (rv = wsock_redis_session_init(pchild)) != APR_SUCCESS
         || (rv = wsock_redis_relay_start(pchild, s)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      WSOCKNO(0803) "redis relay: cannot start in this child; its "
@@ -106,6 +118,17 @@ static void redis_child_init(apr_pool_t *pchild, server_rec *s)
 
 static void redis_forget(wsock_conn *wc, wsock_redis_client *cl);
 
+/* Refused before it was registered. */
+static int refuse(wsock_redis_client *cl, int status)
+{
+    wsock_redis_client_release(cl);
+    return status;
+}
+
+/* Everything that may refuse the client is checked here, before it is
+ * registered; nothing here waits for Redis but a session's look-up
+ * (bounded: wsock_redis_session.c).  A resume happens after the 101, on
+ * the resumer thread (wsock_redis_catchup.c). */
 static int redis_open(wsock_conn *wc)
 {
     const wsock_redis_cfg *cfg = wsock_handler_config(wc);
@@ -113,7 +136,7 @@ static int redis_open(wsock_conn *wc)
     apr_uint64_t ms, seq;
     wsock_redis_client *cl;
     char last[48] = "";
-    int rc, restored;
+    int rc, flags;
 
     if (WSOCK_REDIS_HISTORY(cfg) && !last_id && wsock_query_names(wsock_query(wc), "last_id")) {
         last_id = "";               /* there, but not decodable: refused below */
@@ -124,42 +147,45 @@ static int redis_open(wsock_conn *wc)
                       "(MS-SEQ)", wsock_uri(wc));
         return HTTP_BAD_REQUEST;
     }
-    if (!relay_started || (cl = calloc(1, sizeof(*cl))) == NULL) {
+    if (!relay_started || (cl = wsock_redis_client_new(wc)) == NULL) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    cl->wc = wc;
     cl->serial = apr_atomic_inc32(&serials) + 1;
     /* A session brings back its room, member id, name and last id. */
-    restored = cfg->session_ttl ? wsock_redis_session_open(cl, cfg, last, sizeof(last)) : 0;
-    if (restored > 1) {
-        free(cl);
-        return restored;
+    rc = cfg->session_ttl ? wsock_redis_session_open(cl, cfg, last, sizeof(last)) : 0;
+    if (rc > 1) {
+        return refuse(cl, rc);
     }
     if (!last_id && *last && WSOCK_REDIS_HISTORY(cfg)) {
         last_id = last;
     }
-    /* A resuming client joins its room only once it has caught up. */
-    if (restored) {
-        rc = last_id || wsock_join(wc, cl->sel.room) == APR_SUCCESS
-             ? 0 : wsock_roomsel_too_long(wc, "redis", &cl->sel);
-    }
-    else {
-        rc = last_id ? wsock_roomsel_pick(wc, "redis", cfg->room_from_query, &cl->sel)
-                     : wsock_roomsel_join(wc, "redis", cfg->room_from_query, &cl->sel);
+    if (rc == 0) {
+        if ((rc = wsock_roomsel_pick(wc, "redis", cfg->room_from_query, &cl->sel)) != 0) {
+            return refuse(cl, rc);
+        }
         snprintf(cl->member, sizeof(cl->member), "%s-%x", wsock_redis_child_token,
                  (unsigned)cl->serial);
     }
-    if (rc != 0) {
-        free(cl);
-        return rc;
+    if (last_id) {
+        if ((rc = wsock_redis_catchup_start(cl, cfg, last_id)) != 0) {
+            return refuse(cl, rc);
+        }
+        cl->catching_up = 1;
+        snprintf(cl->seen, sizeof(cl->seen), "%s", last_id);
     }
-    cl->catching_up = last_id != NULL;
     wsock_set_user_data(wc, cl);
-    /* Welcomes it now, or once the subscriber has its room. */
-    if (wsock_redis_local_add(cl)) {
+    flags = wsock_redis_local_add(cl, cfg->resume_max, cfg->resume_max_bytes);
+    if (flags & WSOCK_REDIS_ROOMS_CHANGED) {
         wsock_redis_relay_rooms_changed();
     }
-    if (last_id && (rc = wsock_redis_history_resume(cl, last_id)) != 0) {
+    if (last_id) {
+        wsock_redis_catchup_go(cl);
+    }
+    /* Welcomed now (the welcome goes out right after the 101), or once
+     * the subscriber has its room. */
+    else if ((flags & WSOCK_REDIS_GREET_NOW)
+             && wsock_redis_local_greet(cl, 1) != APR_SUCCESS) {
+        rc = wsock_roomsel_too_long(wc, "redis", &cl->sel);
         redis_forget(wc, cl);       /* refused: on_close will not run */
         return rc;
     }
@@ -213,14 +239,18 @@ static int redis_message(wsock_conn *wc, int is_text, const char *data, apr_size
     return 0;
 }
 
-/* The client is gone (or refused): out of the relay's books. */
+/* The client is gone (or refused): out of the relay's books.  Threads
+ * that still hold it (a delivery, its catch-up) let go of it soon. */
 static void redis_forget(wsock_conn *wc, wsock_redis_client *cl)
 {
     if (wsock_redis_local_remove(cl)) {
         wsock_redis_relay_rooms_changed();
     }
+    if (cl->cu) {
+        wsock_redis_catchup_poke(cl);
+    }
     wsock_set_user_data(wc, NULL);
-    free(cl);
+    wsock_redis_client_release(cl);
 }
 
 static void redis_close(wsock_conn *wc, int code, const char *reason)

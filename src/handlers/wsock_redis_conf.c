@@ -19,7 +19,7 @@
 #include "wsock_redis.h"
 
 #define REDIS_DEFAULTS { "127.0.0.1:6379", "127.0.0.1", 6379, NULL, NULL, NULL, 0, \
-                         "wsock:", 5 * APR_USEC_PER_SEC, 4096, 0 }
+                         "wsock:", 5 * APR_USEC_PER_SEC, 4096, 16 * 1024 * 1024, 0 }
 
 wsock_redis_settings wsock_redis_conf = REDIS_DEFAULTS;
 
@@ -197,9 +197,42 @@ const char *wsock_redis_set_timeout(cmd_parms *cmd, void *conf, const char *arg)
     return NULL;
 }
 
-const char *wsock_redis_set_queue(cmd_parms *cmd, void *conf, const char *arg)
+int wsock_redis_parse_size(const char *s, apr_size_t min, apr_size_t max, apr_size_t *out)
 {
+    apr_uint64_t unit = 1, n;
+    char *end;
+
+    if (*s < '0' || *s > '9') {
+        return 0;
+    }
+    n = apr_strtoi64(s, &end, 10);
+    if (*end && end[1] == '\0') {
+        switch (*end) {
+        case 'k': case 'K': unit = 1024; end++; break;
+        case 'm': case 'M': unit = 1024 * 1024; end++; break;
+        case 'g': case 'G': unit = 1024 * 1024 * 1024; end++; break;
+        }
+    }
+    if (*end || n > max / unit || n * unit < min) {
+        return 0;
+    }
+    *out = (apr_size_t)(n * unit);
+    return 1;
+}
+
+const char *wsock_redis_set_queue(cmd_parms *cmd, void *conf, const char *msgs,
+                                  const char *bytes)
+{
+    const char *err;
+
     (void)conf;
-    return parse_count(cmd, arg, 1, 1000000, "a number of messages",
-                       &wsock_redis_conf.queue_max);
+    err = parse_count(cmd, msgs, 1, 1000000, "a number of messages",
+                      &wsock_redis_conf.queue_max);
+    if (err == NULL && bytes
+        && !wsock_redis_parse_size(bytes, 64 * 1024, (apr_size_t)4 * 1024 * 1024 * 1024,
+                                   &wsock_redis_conf.queue_max_bytes)) {
+        err = apr_psprintf(cmd->pool, "WSockRedisQueue: '%s' is not a size from 64K to 4G "
+                           "(bytes, or with K, M or G)", bytes);
+    }
+    return err;
 }

@@ -1,29 +1,18 @@
 /*
- * wsock_redis_history.c — catching a resuming client up from its room's
- * Redis Stream, then handing it over to live delivery with nothing missed
- * and nothing twice (docs/redis.md#resuming).
+ * wsock_redis_history.c — a room's Redis Stream as a resume reads it:
+ * what to send (the plan, within the caps), then the entries page by page.
+ * The resumer thread (wsock_redis_catchup.c) calls these on its own
+ * connection; nothing here waits for anything but Redis, within
+ * WSockRedisTimeout (the connection's socket timeout).
  *
- * Runs in on_open, on the worker thread that upgrades the connection
- * (before the 101, like any handler talking to a back-end), over one
- * Redis connection per child kept for this purpose and guarded by a
- * mutex.  Every wait is bounded by WSockRedisTimeout.
- *
- * The hand-over:
- *   1. the client is registered as catching up: from now on the
- *      subscriber keeps a copy of every message of its room for it;
- *   2. its room's channel is subscribed (wait for that), so every message
- *      published from then on reaches the subscriber;
- *   3. XRANGE (last_id +: everything after the client's last id that the
- *      stream holds — ids up to L;
- *   4. PUBLISH a sync marker on the channel and wait until the subscriber
- *      has seen it: every message published before the XRANGE (so every
- *      id up to L) has then passed the subscriber — into the copies, or
- *      before step 1, when it was already in the stream;
- *   5. under the relay's local mutex (which the subscriber holds while it
- *      delivers): send the copies with ids after L, join the room.
- * Messages the subscriber sees after step 5 reach the client through the
- * room and have ids after L, because the channel carries a room's
- * messages in stream order (XADD and PUBLISH run in one script).
+ * The plan runs as one script, so Redis does it in one step: it walks the
+ * stream back from its end to the client's last id, keeps the newest
+ * entries that fit in resume= messages and resume-bytes= bytes (as clients
+ * get them: the JSON with its id), and PUBLISHes the client's sync marker
+ * on the room's channel at that very moment.  Every message with an id up
+ * to the stream's end then was published before the marker, every later
+ * one after it: the hand-over to live delivery (wsock_redis_catchup.c)
+ * relies on exactly that.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,54 +20,35 @@
 
 #include <hiredis/hiredis.h>
 
-#include <httpd.h>
-#include <http_log.h>
-#include <apr_thread_mutex.h>
-
-#include "wsock_log.h"
 #include "wsock_redis.h"
 
-APLOG_USE_MODULE(wsock);
-
-#define XRANGE_PAGE 500
-#define XRANGE_PAGES 2000           /* a million messages at the most */
-
-static apr_thread_mutex_t *mutex;
-static redisContext *hc;            /* under mutex; NULL until needed */
-
-static apr_status_t close_history(void *data)
-{
-    (void)data;
-    if (hc) {
-        redisFree(hc);
-        hc = NULL;
-    }
-    return APR_SUCCESS;
-}
-
-apr_status_t wsock_redis_history_init(apr_pool_t *pchild)
-{
-    apr_pool_cleanup_register(pchild, NULL, close_history, apr_pool_cleanup_null);
-    return apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
-}
-
-redisContext *wsock_redis_sync_begin(char *why, apr_size_t n)
-{
-    apr_thread_mutex_lock(mutex);
-    if (hc == NULL && (hc = wsock_redis_connect(1, why, n)) == NULL) {
-        apr_thread_mutex_unlock(mutex);
-    }
-    return hc;
-}
-
-void wsock_redis_sync_end(int broken)
-{
-    if (broken && hc) {
-        redisFree(hc);
-        hc = NULL;
-    }
-    apr_thread_mutex_unlock(mutex);
-}
+/* KEYS[1]: the stream (and channel); ARGV: the client's last id, most
+ * entries, most bytes, the sync marker.  Returns {first, newest, count,
+ * bytes, cut}.  A stream of foreign entries (no field j) is walked for a
+ * bounded number of steps only. */
+static const char plan_script[] =
+    "local key, after = KEYS[1], '(' .. ARGV[1] "
+    "local maxn, maxb = tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local n, bytes, first, newest, cut, walked = 0, 0, '', '', 0, 0 "
+    "local hi = '+' "
+    "while cut == 0 do "
+    "  local page = redis.call('XREVRANGE', key, hi, after, 'COUNT', 8) "
+    "  for _, e in ipairs(page) do "
+    "    if newest == '' then newest = e[1] end "
+    "    walked = walked + 1 "
+    "    local f, j = e[2], nil "
+    "    for k = 1, #f - 1, 2 do if f[k] == 'j' then j = f[k + 1] end end "
+    "    if j then "
+    "      local size = #j + #e[1] + 8 "
+    "      if n >= maxn or bytes + size > maxb then cut = 1 break end "
+    "      n, bytes, first = n + 1, bytes + size, e[1] "
+    "    elseif walked > maxn + 1000 then cut = 1 break end "
+    "  end "
+    "  if #page < 8 then break end "
+    "  hi = '(' .. page[#page][1] "
+    "end "
+    "redis.call('PUBLISH', key, ARGV[4]) "
+    "return {first, newest, n, bytes, cut}";
 
 /* The value of field name in a flat array of name/value pairs. */
 static const redisReply *field(const redisReply *r, const char *name)
@@ -91,151 +61,100 @@ static const redisReply *field(const redisReply *r, const char *name)
     return NULL;
 }
 
-/* Sends every entry after *last (updated) to the client; 0 on a failure. */
-static int send_after(wsock_redis_client *cl, const char *key, char *last, apr_size_t lastsz,
-                      int *count)
+/* From XINFO STREAM: whether every message after after is still in the
+ * stream: nothing was ever trimmed, or the oldest entry kept is not newer
+ * than after.  (The oldest entry only ever gets newer: true at the time of
+ * the plan means true before it.) */
+static int nothing_trimmed_after(const redisReply *r, const char *after)
 {
-    for (int page = 0; page < XRANGE_PAGES; page++) {
-        char start[64];
-        redisReply *r;
-        size_t n;
-
-        snprintf(start, sizeof(start), "(%s", last);
-        r = redisCommand(hc, "XRANGE %s %s + COUNT %d", key, start, XRANGE_PAGE);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-            if (r) {
-                freeReplyObject(r);
-            }
-            return 0;
-        }
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *e = r->element[i], *j;
-            apr_size_t len;
-            char *msg;
-
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
-                || e->element[0]->type != REDIS_REPLY_STRING
-                || (j = field(e->element[1], "j")) == NULL || j->type != REDIS_REPLY_STRING) {
-                continue;
-            }
-            if ((msg = wsock_redis_with_id(j->str, j->len, e->element[0]->str, &len)) != NULL) {
-                wsock_send(cl->wc, 1, msg, len);
-                free(msg);
-                (*count)++;
-            }
-            snprintf(last, lastsz, "%s", e->element[0]->str);
-        }
-        n = r->elements;
-        freeReplyObject(r);
-        if (n < XRANGE_PAGE) {
-            return 1;
-        }
-    }
-    return 1;
-}
-
-/* Whether every message after after is still in the stream: nothing was
- * ever trimmed, or the oldest entry kept is not newer than after. */
-static int nothing_trimmed_after(const char *key, const char *after)
-{
-    redisReply *r = redisCommand(hc, "XINFO STREAM %s", key);
     const redisReply *len, *added, *first;
-    int complete = 0;
 
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        complete = strcmp(after, "0-0") == 0;      /* no stream: none kept, none lost */
+    if (r->type == REDIS_REPLY_ERROR) {
+        return strcmp(after, "0-0") == 0;      /* no stream: none kept, none lost */
     }
-    else if (r && (len = field(r, "length")) && (added = field(r, "entries-added"))
-             && len->type == REDIS_REPLY_INTEGER && added->type == REDIS_REPLY_INTEGER) {
-        first = field(r, "recorded-first-entry-id");
-        complete = len->integer == added->integer
-                   || (first && first->type == REDIS_REPLY_STRING
-                       && wsock_redis_id_cmp(first->str, after) <= 0);
-    }
-    if (r) {
-        freeReplyObject(r);
-    }
-    return complete;
-}
-
-static int publish_sync(const char *key, apr_uint32_t serial)
-{
-    char marker[48];
-    redisReply *r;
-    int ok;
-
-    snprintf(marker, sizeof(marker), "%s %u sync\n", wsock_redis_child_token, (unsigned)serial);
-    r = redisCommand(hc, "PUBLISH %s %s", key, marker);
-    ok = r && r->type == REDIS_REPLY_INTEGER;
-
-    if (r) {
-        freeReplyObject(r);
-    }
-    return ok;
-}
-
-/* Catches up from after last (updated to the last id sent): 1, or 0 with
- * why. */
-static int catch_up(wsock_redis_client *cl, const char *key, char *last, apr_size_t lastsz,
-                    int *count, int *complete, char *why, apr_size_t n)
-{
-    char from[48];
-    int ok;
-
-    if (wsock_redis_sync_begin(why, n) == NULL) {
+    if ((len = field(r, "length")) == NULL || (added = field(r, "entries-added")) == NULL
+        || len->type != REDIS_REPLY_INTEGER || added->type != REDIS_REPLY_INTEGER) {
         return 0;
     }
-    snprintf(from, sizeof(from), "%s", last);
-    /* After the XRANGE: the oldest entry only ever gets newer. */
-    ok = send_after(cl, key, last, lastsz, count) && publish_sync(key, cl->serial);
-    if (ok) {
-        *complete = nothing_trimmed_after(key, from);
+    first = field(r, "recorded-first-entry-id");
+    return len->integer == added->integer
+           || (first && first->type == REDIS_REPLY_STRING
+               && wsock_redis_id_cmp(first->str, after) <= 0);
+}
+
+static void copy_str(char *out, apr_size_t n, const redisReply *r)
+{
+    snprintf(out, n, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+}
+
+int wsock_redis_history_plan(redisContext *c, const char *key, const char *after,
+                             long max_n, apr_size_t max_bytes, const char *marker,
+                             wsock_redis_plan *plan, char *why, apr_size_t n)
+{
+    redisReply *r = NULL, *info = NULL;
+    int ok = 0;
+
+    redisAppendCommand(c, "EVAL %s 1 %s %s %ld %lu %s", plan_script, key, after, max_n,
+                       (unsigned long)max_bytes, marker);
+    redisAppendCommand(c, "XINFO STREAM %s", key);
+    if (redisGetReply(c, (void **)&r) != REDIS_OK
+        || redisGetReply(c, (void **)&info) != REDIS_OK) {
+        snprintf(why, n, "%s", c->errstr[0] ? c->errstr : "no reply");
+    }
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements != 5
+             || r->element[2]->type != REDIS_REPLY_INTEGER
+             || r->element[3]->type != REDIS_REPLY_INTEGER
+             || r->element[4]->type != REDIS_REPLY_INTEGER) {
+        snprintf(why, n, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     }
     else {
-        snprintf(why, n, "%s", hc->errstr[0] ? hc->errstr : "unexpected reply");
+        copy_str(plan->first, sizeof(plan->first), r->element[0]);
+        copy_str(plan->newest, sizeof(plan->newest), r->element[1]);
+        plan->count = (long)r->element[2]->integer;
+        plan->bytes = (apr_size_t)r->element[3]->integer;
+        plan->cut = r->element[4]->integer != 0;
+        plan->complete = !plan->cut && nothing_trimmed_after(info, after);
+        ok = 1;
     }
-    wsock_redis_sync_end(!ok);
+    if (r) {
+        freeReplyObject(r);
+    }
+    if (info) {
+        freeReplyObject(info);
+    }
     return ok;
 }
 
-int wsock_redis_history_resume(wsock_redis_client *cl, const char *last_id)
+redisReply *wsock_redis_history_page(redisContext *c, const char *key, const char *start,
+                                     const char *upto, long count, char *why, apr_size_t n)
 {
-    apr_interval_time_t timeout = wsock_redis_conf.timeout;
-    char key[256];
-    apr_uint64_t ms = 0, seq = 0;
-    char last[48], why[256] = "the relay is unavailable";
-    int count = 0, complete = 0, lost;
-    char notice[160];
+    redisReply *r = redisCommand(c, "XRANGE %s %s %s COUNT %ld", key, start, upto, count);
 
-    snprintf(key, sizeof(key), "%s%s", wsock_redis_conf.prefix, cl->sel.room);
-    wsock_redis_parse_id(last_id, &ms, &seq);
-    snprintf(last, sizeof(last), "%" APR_UINT64_T_FMT "-%" APR_UINT64_T_FMT, ms, seq);
-    if (wsock_redis_local_wait_ready(cl->sel.room, timeout)) {
-        int ok;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(why, n, "%s", r == NULL ? (c->errstr[0] ? c->errstr : "no reply")
+                               : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        if (r) {
+            freeReplyObject(r);
+        }
+        return NULL;
+    }
+    return r;
+}
 
-        wsock_redis_local_welcome(cl);
-        ok = catch_up(cl, key, last, sizeof(last), &count, &complete, why, sizeof(why));
-        if (ok && !wsock_redis_local_wait_synced(cl, timeout)) {
-            snprintf(why, sizeof(why), "no sync from the subscriber in time");
-            ok = 0;
-        }
-        if (!ok) {
-            complete = 0;
-            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wsock_connection(cl->wc),
-                          WSOCKNO(0805) "redis %s: resuming after %s may have missed "
-                          "messages (%s)", wsock_uri(cl->wc), last_id, why);
-        }
+int wsock_redis_history_entry(const redisReply *page, size_t i, const char **id,
+                              const char **json, apr_size_t *len)
+{
+    const redisReply *e = page->element[i], *j;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+        || e->element[0]->type != REDIS_REPLY_STRING) {
+        return -1;
     }
-    else {
-        wsock_redis_local_welcome(cl);      /* says the relay is down */
+    *id = e->element[0]->str;
+    if ((j = field(e->element[1], "j")) == NULL || j->type != REDIS_REPLY_STRING) {
+        return 0;
     }
-    snprintf(cl->seen, sizeof(cl->seen), "%s", last);
-    if ((lost = wsock_redis_local_catch_finish(cl, last, &count)) < 0) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    snprintf(notice, sizeof(notice),
-             "{\"type\":\"resumed\",\"count\":%d,\"complete\":%s}", count,
-             complete && lost == 0 ? "true" : "false");
-    wsock_send(cl->wc, 1, notice, strlen(notice));
-    return 0;
+    *json = j->str;
+    *len = j->len;
+    return 1;
 }

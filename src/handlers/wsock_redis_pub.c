@@ -1,10 +1,11 @@
 /*
  * wsock_redis_pub.c — the publisher thread of a child's Redis relay.
  *
- * It owns one Redis connection and a bounded queue: client messages are
- * queued by on_message (which never waits for Redis) and sent as
- * pipelined PUBLISHes (with history: one EVAL each, see history_script);
- * session records go the same way.  When the connection fails, what is
+ * It owns one Redis connection and a queue bounded in messages and bytes
+ * (WSockRedisQueue; what the thread has taken but Redis not yet answered
+ * still counts): client messages are queued by on_message (which never
+ * waits for Redis) and sent as pipelined PUBLISHes (with history: one
+ * EVAL each, see history_script); session records go the same way.  When the connection fails, what is
  * queued is dropped (clients were told the relay is down, and stale
  * messages must not pop up after a restart) and the thread reconnects
  * with back-off.
@@ -27,9 +28,11 @@
 APLOG_USE_MODULE(wsock);
 
 #define PUBLISH_BATCH 256
+#define PUBLISH_BATCH_BYTES (1024 * 1024)   /* (at least one message) */
 
 typedef struct pub_item {
     struct pub_item *next;
+    apr_size_t size;                    /* what it costs the queue */
     long session_ttl;                   /* > 0: a session record, not a message */
     long history_max, history_age_ms;   /* both 0: no history */
     apr_size_t chan_len, head_len, len;
@@ -61,13 +64,17 @@ static const char history_script[] =
 static apr_thread_mutex_t *q_mutex;
 static apr_thread_cond_t *q_cond;
 static pub_item *q_head, *q_tail;
-static int q_len;
+static int q_len;                       /* queued and in flight */
+static apr_size_t q_bytes;
 static int pub_reconnect;               /* drop the connection: it is stale */
 
-static void free_items(pub_item *it)
+/* Frees a list; under q_mutex, what it counted is given back. */
+static void free_items_locked(pub_item *it)
 {
     while (it) {
         pub_item *next = it->next;
+        q_len--;
+        q_bytes -= it->size;
         free(it);
         it = next;
     }
@@ -156,13 +163,15 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
     (void)data;
     while (!wsock_redis_stopping()) {
         pub_item *batch = NULL, **tail = &batch;
-        int reconnect;
+        apr_size_t batch_bytes = 0;
+        int reconnect, failed;
 
         if (c == NULL) {
             apr_thread_mutex_lock(q_mutex);
             pub_reconnect = 0;          /* this is the reconnect */
             apr_thread_mutex_unlock(q_mutex);
-            if ((c = wsock_redis_connect(1, why, sizeof(why))) == NULL) {
+            if ((c = wsock_redis_connect(1, wsock_redis_conf.timeout, why, sizeof(why)))
+                == NULL) {
                 wsock_redis_state(WSOCK_REDIS_PUB, 0, why);
                 apr_thread_mutex_lock(q_mutex);
                 publisher_wait(apr_time_now() + wsock_redis_backoff(&backoff));
@@ -178,32 +187,35 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
         }
         reconnect = pub_reconnect;
         pub_reconnect = 0;
-        for (int k = 0; q_head && k < PUBLISH_BATCH; k++) {
+        /* (taken items still count against the queue's bounds) */
+        for (int k = 0; q_head && k < PUBLISH_BATCH && batch_bytes < PUBLISH_BATCH_BYTES; k++) {
+            batch_bytes += q_head->size;
             *tail = q_head;
             q_head = q_head->next;
             tail = &(*tail)->next;
             *tail = NULL;
-            q_len--;
         }
         if (q_head == NULL) {
             q_tail = NULL;
         }
         apr_thread_mutex_unlock(q_mutex);
 
-        if (reconnect || (batch && !publish_batch(c, batch, why, sizeof(why)))) {
-            /* Queued messages are lost with the connection: clients were
-             * told the relay is down, and stale messages must not pop up
-             * minutes later after a restart. */
+        failed = reconnect || (batch && !publish_batch(c, batch, why, sizeof(why)));
+        if (failed) {
             redisFree(c);
             c = NULL;
             wsock_redis_state(WSOCK_REDIS_PUB, 0, reconnect ? "the subscriber lost its connection" : why);
-            apr_thread_mutex_lock(q_mutex);
-            free_items(q_head);
-            q_head = q_tail = NULL;
-            q_len = 0;
-            apr_thread_mutex_unlock(q_mutex);
         }
-        free_items(batch);
+        apr_thread_mutex_lock(q_mutex);
+        free_items_locked(batch);
+        if (failed) {
+            /* Queued messages are lost with the connection: clients were
+             * told the relay is down, and stale messages must not pop up
+             * minutes later after a restart. */
+            free_items_locked(q_head);
+            q_head = q_tail = NULL;
+        }
+        apr_thread_mutex_unlock(q_mutex);
     }
     if (c) {
         redisFree(c);
@@ -212,11 +224,14 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
     return NULL;
 }
 
-/* Puts it on the publisher's queue, or frees it: APR_ENOSPC if full. */
-static apr_status_t enqueue(pub_item *it)
+/* Puts it on the publisher's queue, or frees it: APR_ENOSPC if full (an
+ * empty queue takes a message of any size). */
+static apr_status_t enqueue(pub_item *it, apr_size_t size)
 {
+    it->size = size;
     apr_thread_mutex_lock(q_mutex);
-    if (q_len >= wsock_redis_conf.queue_max) {
+    if (q_len >= wsock_redis_conf.queue_max
+        || (q_len > 0 && q_bytes + size > wsock_redis_conf.queue_max_bytes)) {
         apr_thread_mutex_unlock(q_mutex);
         free(it);
         return APR_ENOSPC;
@@ -229,6 +244,7 @@ static apr_status_t enqueue(pub_item *it)
     }
     q_tail = it;
     q_len++;
+    q_bytes += size;
     apr_thread_cond_signal(q_cond);
     apr_thread_mutex_unlock(q_mutex);
     return APR_SUCCESS;
@@ -240,6 +256,7 @@ apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *r
 {
     const char *prefix = wsock_redis_conf.prefix;
     apr_size_t plen = strlen(prefix), rlen = strlen(room);
+    apr_size_t size;
     char head[32];
     int hl;
     pub_item *it;
@@ -251,7 +268,8 @@ apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *r
      * when it must not get it back), then the JSON for the clients. */
     hl = snprintf(head, sizeof(head), "%s %u\n", wsock_redis_child_token,
                   (unsigned)except_serial);
-    if ((it = malloc(sizeof(*it) + plen + rlen + (apr_size_t)hl + len)) == NULL) {
+    size = sizeof(*it) + plen + rlen + (apr_size_t)hl + len;
+    if ((it = malloc(size)) == NULL) {
         return APR_ENOMEM;
     }
     it->next = NULL;
@@ -265,7 +283,7 @@ apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *r
     memcpy(it->data + plen, room, rlen);
     memcpy(it->data + it->chan_len, head, (apr_size_t)hl);
     memcpy(it->data + it->chan_len + hl, json, len);
-    return enqueue(it);
+    return enqueue(it, size);
 }
 
 apr_status_t wsock_redis_relay_save(const char *key, long ttl, const char *const values[4])
@@ -280,6 +298,7 @@ apr_status_t wsock_redis_relay_save(const char *key, long ttl, const char *const
     if ((it = calloc(1, sizeof(*it) + len)) == NULL) {
         return APR_ENOMEM;
     }
+    len += sizeof(*it);
     it->session_ttl = ttl;
     it->chan_len = klen;
     p = it->data;
@@ -290,7 +309,7 @@ apr_status_t wsock_redis_relay_save(const char *key, long ttl, const char *const
         memcpy(p, values[k], n);
         p += n;
     }
-    return enqueue(it);
+    return enqueue(it, len);
 }
 
 apr_status_t wsock_redis_pub_init(apr_pool_t *pchild)
@@ -313,8 +332,9 @@ void wsock_redis_pub_wake(int reconnect)
 void wsock_redis_pub_discard(void)
 {
     if (q_mutex) {
-        free_items(q_head);
+        apr_thread_mutex_lock(q_mutex);
+        free_items_locked(q_head);
         q_head = q_tail = NULL;
-        q_len = 0;
+        apr_thread_mutex_unlock(q_mutex);
     }
 }

@@ -1,8 +1,9 @@
 /*
  * wsock_redis_relay.c — what a child's Redis relay shares: its state as
  * clients and the log see it, connecting to Redis, back-off, and the life
- * of its two threads (wsock_redis_pub.c publishes, wsock_redis_sub.c
- * subscribes and delivers).
+ * of its three threads (wsock_redis_pub.c publishes, wsock_redis_sub.c
+ * subscribes and delivers, wsock_redis_catchup.c catches resuming clients
+ * up).
  *
  * Every message, also to the sender's own room-mates here, goes through
  * Redis: all receivers in the cluster see a room's messages in the one
@@ -38,7 +39,7 @@ APLOG_USE_MODULE(wsock);
 char wsock_redis_child_token[9];
 server_rec *wsock_redis_server;
 
-static apr_thread_t *sub_thread, *pub_thread;
+static apr_thread_t *sub_thread, *pub_thread, *catchup_thread;
 static volatile apr_uint32_t stopping;
 static volatile apr_uint32_t up_flag;           /* mirrors the relay state */
 static unsigned int jitter_seed;
@@ -51,27 +52,33 @@ static int announced = -1;                      /* what was logged last */
 
 void wsock_redis_state(wsock_redis_part part, int ok, const char *why)
 {
-    int up;
+    int up, changed, announce = 0;
 
+    /* The state changes in order under the mutex; clients are told and
+     * the line is logged after it (tell_all sends the state as it is
+     * then, so a late teller cannot undo a newer change). */
     apr_thread_mutex_lock(state_mutex);
     parts_ok[part] = ok;
     up = parts_ok[WSOCK_REDIS_SUB] && parts_ok[WSOCK_REDIS_PUB];
     apr_atomic_set32(&up_flag, (apr_uint32_t)up);
-    wsock_redis_local_set_up(up);
+    changed = wsock_redis_local_set_up(up);
     if (up != announced && (up || why)) {
-        if (up) {
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, wsock_redis_server,
-                         WSOCKNO(0801) "redis relay: connected to %s",
-                         wsock_redis_conf.address);
-        }
-        else {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, wsock_redis_server,
-                         WSOCKNO(0802) "redis relay: %s unavailable (%s); clients are told, "
-                         "retrying with back-off", wsock_redis_conf.address, why);
-        }
+        announce = 1;
         announced = up;
     }
     apr_thread_mutex_unlock(state_mutex);
+    if (changed) {
+        wsock_redis_local_tell_all();
+    }
+    if (announce && up) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, wsock_redis_server,
+                     WSOCKNO(0801) "redis relay: connected to %s", wsock_redis_conf.address);
+    }
+    else if (announce) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, wsock_redis_server,
+                     WSOCKNO(0802) "redis relay: %s unavailable (%s); clients are told, "
+                     "retrying with back-off", wsock_redis_conf.address, why);
+    }
 }
 
 int wsock_redis_relay_up(void)
@@ -111,11 +118,23 @@ static redisReply *expect_ok(redisContext *c, redisReply *r, const char *cmd, ch
     return r;
 }
 
-redisContext *wsock_redis_connect(int select_db, char *why, apr_size_t n)
+static struct timeval timeval_of(apr_interval_time_t t)
+{
+    struct timeval tv = { (time_t)(t / APR_USEC_PER_SEC), (suseconds_t)(t % APR_USEC_PER_SEC) };
+
+    return tv;
+}
+
+int wsock_redis_socket_timeout(redisContext *c, apr_interval_time_t timeout)
+{
+    return redisSetTimeout(c, timeval_of(timeout)) == REDIS_OK;
+}
+
+redisContext *wsock_redis_connect(int select_db, apr_interval_time_t timeout, char *why,
+                                  apr_size_t n)
 {
     const wsock_redis_settings *cf = &wsock_redis_conf;
-    struct timeval tv = { (time_t)(cf->timeout / APR_USEC_PER_SEC),
-                          (suseconds_t)(cf->timeout % APR_USEC_PER_SEC) };
+    struct timeval tv = timeval_of(timeout);
     redisContext *c = cf->unix_path ? redisConnectUnixWithTimeout(cf->unix_path, tv)
                                     : redisConnectWithTimeout(cf->host, cf->port, tv);
     redisReply *r;
@@ -191,6 +210,7 @@ apr_status_t wsock_redis_relay_start(apr_pool_t *pchild, server_rec *s)
     apr_pool_pre_cleanup_register(pchild, NULL, stop_cleanup);
     if ((rv = wsock_redis_sub_init()) != APR_SUCCESS
         || (rv = wsock_redis_pub_init(pchild)) != APR_SUCCESS
+        || (rv = wsock_redis_catchup_init(pchild)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&state_mutex, APR_THREAD_MUTEX_DEFAULT, pchild))
            != APR_SUCCESS) {
         return rv;
@@ -205,6 +225,9 @@ apr_status_t wsock_redis_relay_start(apr_pool_t *pchild, server_rec *s)
     if (rv == APR_SUCCESS) {
         rv = apr_thread_create(&sub_thread, NULL, wsock_redis_sub_main, NULL, pchild);
     }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&catchup_thread, NULL, wsock_redis_catchup_main, NULL, pchild);
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rv;
 }
@@ -217,13 +240,17 @@ void wsock_redis_relay_stop(void)
     apr_atomic_set32(&up_flag, 0);
     wsock_redis_pub_wake(0);
     wsock_redis_relay_rooms_changed();
+    wsock_redis_catchup_recheck();
     if (pub_thread) {
         apr_thread_join(&rv, pub_thread);
     }
     if (sub_thread) {
         apr_thread_join(&rv, sub_thread);
     }
-    pub_thread = sub_thread = NULL;
+    if (catchup_thread) {
+        apr_thread_join(&rv, catchup_thread);
+    }
+    pub_thread = sub_thread = catchup_thread = NULL;
     wsock_redis_pub_discard();
     wsock_redis_sub_close();
 }

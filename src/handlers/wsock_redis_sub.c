@@ -23,6 +23,7 @@
 
 #include <httpd.h>
 #include <http_log.h>
+#include <apr_atomic.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
@@ -47,13 +48,26 @@ typedef struct {
     int pings;                  /* PINGs without their PONG yet */
 } subscriber;
 
-void wsock_redis_relay_rooms_changed(void)
+static volatile apr_uint32_t rooms_dirty;  /* the set of local rooms changed */
+
+static void wake(void)
 {
     if (wake_fds[1] >= 0) {
         /* Non-blocking: a full pipe already holds a wake-up. */
-        ssize_t rc = write(wake_fds[1], "r", 1);
+        ssize_t rc = write(wake_fds[1], "w", 1);
         (void)rc;
     }
+}
+
+void wsock_redis_relay_rooms_changed(void)
+{
+    apr_atomic_set32(&rooms_dirty, 1);
+    wake();
+}
+
+void wsock_redis_sub_wake(void)
+{
+    wake();
 }
 
 static void drain_wake(void)
@@ -74,6 +88,7 @@ static void subscriber_pause(apr_time_t deadline)
 
         if (poll(&pf, 1, (int)((deadline - now) / 1000) + 1) > 0) {
             drain_wake();
+            wsock_redis_local_run_handovers();      /* no delivery meanwhile */
         }
     }
 }
@@ -247,7 +262,7 @@ static void subscriber_drop(subscriber *sb, const char *why)
  * of them are in place.  0 with why on a failure. */
 static int subscriber_connect(subscriber *sb, char *why, apr_size_t n)
 {
-    if ((sb->c = wsock_redis_connect(0, why, n)) == NULL) {
+    if ((sb->c = wsock_redis_connect(0, wsock_redis_conf.timeout, why, n)) == NULL) {
         return 0;
     }
     reconcile(sb);
@@ -338,7 +353,11 @@ void *APR_THREAD_FUNC wsock_redis_sub_main(apr_thread_t *t, void *data)
             if (wsock_redis_stopping()) {
                 break;
             }
-            reconcile(&sb);
+            if (apr_atomic_xchg32(&rooms_dirty, 0)) {
+                reconcile(&sb);
+            }
+            /* Between two deliveries: resuming clients go live here. */
+            wsock_redis_local_run_handovers();
         }
         if (!wsock_redis_flush(sb.c)) {
             snprintf(why, sizeof(why), "subscriber: %s", sb.c->errstr);
@@ -353,6 +372,7 @@ void *APR_THREAD_FUNC wsock_redis_sub_main(apr_thread_t *t, void *data)
         redisFree(sb.c);
     }
     forget_subs(&sb);
+    wsock_redis_local_drop_handovers();
     apr_thread_exit(t, APR_SUCCESS);
     return NULL;
 }

@@ -215,6 +215,10 @@ async def nothing_more(ws, wait=0.5):
     ("WSockRedisTimeout soon", "WSockRedisTimeout: 'soon' is not a number of seconds"),
     ("WSockRedisPrefix \"a b\"", "WSockRedisPrefix: 'a b' is not 1-64 printable ASCII"),
     ("WSockRedisQueue 0", "WSockRedisQueue: '0' is not a number of messages (1-1000000)"),
+    ("WSockRedisQueue 10 lots", "WSockRedisQueue: 'lots' is not a size from 64K to 4G"),
+    ("WSockRedisQueue 10 1K", "WSockRedisQueue: '1K' is not a size from 64K to 4G"),
+    ("WSockRedisQueue 10 5G", "WSockRedisQueue: '5G' is not a size from 64K to 4G"),
+    ("WSockRedisQueue 10 16M 3", "WSockRedisQueue takes 1-2 arguments"),
     ("WSockRedisAuth a b c", "WSockRedisAuth takes 1-2 arguments"),
     ("<Location /x>\nWSockRedis 127.0.0.1:6379\n</Location>", "WSockRedis not allowed in "
                                                              "<Location> context"),
@@ -222,7 +226,7 @@ async def nothing_more(ws, wait=0.5):
      "WSockRedisPrefix cannot occur within <VirtualHost> section"),
     ("<Location /x>\nWSockHandler redis room=url\n</Location>",
      "WSockHandler redis: bad value in 'room=url' (room=location|query, echo=on|off, "
-     "history=N, history-age=SECONDS, session=SECONDS)"),
+     "history=N, history-age=SECONDS, session=SECONDS, resume=N, resume-bytes=SIZE)"),
     ("<Location /x>\nWSockHandler redis session=forever\n</Location>",
      "WSockHandler redis: bad value in 'session=forever'"),
     ("<Location /x>\nWSockHandler redis history=0\n</Location>",
@@ -231,6 +235,14 @@ async def nothing_more(ws, wait=0.5):
      "WSockHandler redis: bad value in 'history=lots'"),
     ("<Location /x>\nWSockHandler redis history-age=1h\n</Location>",
      "WSockHandler redis: bad value in 'history-age=1h'"),
+    ("<Location /x>\nWSockHandler redis resume=0\n</Location>",
+     "WSockHandler redis: bad value in 'resume=0'"),
+    ("<Location /x>\nWSockHandler redis resume=100001\n</Location>",
+     "WSockHandler redis: bad value in 'resume=100001'"),
+    ("<Location /x>\nWSockHandler redis resume-bytes=1X\n</Location>",
+     "WSockHandler redis: bad value in 'resume-bytes=1X'"),
+    ("<Location /x>\nWSockHandler redis resume-bytes=512\n</Location>",
+     "WSockHandler redis: bad value in 'resume-bytes=512'"),
     ("<Location /x>\nWSockHandler redis colour=red\n</Location>",
      "WSockHandler redis: unknown argument 'colour=red'"),
 ])
@@ -251,11 +263,15 @@ WSockRedisDatabase 3
 WSockRedisPrefix app1:
 WSockRedisTimeout 0.5
 WSockRedisQueue 100
+WSockRedisQueue 100 4M
 <Location /r>
     WSockHandler redis ROOM=Query echo=OFF
 </Location>
 <Location /h>
     WSockHandler redis history=1000 History-Age=3600 session=86400
+</Location>
+<Location /c>
+    WSockHandler redis history=10 resume=50 Resume-Bytes=512k
 </Location>
 """)
     rc, out = inst.configtest()
