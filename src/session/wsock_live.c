@@ -9,17 +9,18 @@
 #include <stdlib.h>
 
 #include "wsock_live.h"
+#include "wsock_slow.h"
 
 static apr_thread_mutex_t *live_mutex;
 static wsock_conn *live_head;
-static volatile int live_stopping;
+static int live_stopping;          /* atomic */
 
 static const char going_away_reason[] = "server shutting down";
 
 apr_status_t wsock_live_child_init(apr_pool_t *pchild)
 {
     live_head = NULL;
-    live_stopping = 0;
+    __atomic_store_n(&live_stopping, 0, __ATOMIC_RELEASE);
     return apr_thread_mutex_create(&live_mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
 }
 
@@ -37,7 +38,7 @@ void wsock_live_add(wsock_conn *wc)
         live_head->live_prev = wc;
     }
     live_head = wc;
-    stopping = live_stopping;
+    stopping = __atomic_load_n(&live_stopping, __ATOMIC_ACQUIRE);
     apr_thread_mutex_unlock(live_mutex);
 
     if (stopping) {
@@ -75,7 +76,7 @@ void wsock_live_going_away(void)
     /* Listed under the mutex, each with a reference; asked to close after
      * it is released (a close wakes the owner: a syscall per connection). */
     apr_thread_mutex_lock(live_mutex);
-    live_stopping = 1;
+    __atomic_store_n(&live_stopping, 1, __ATOMIC_RELEASE);
     for (wsock_conn *wc = live_head; wc; wc = wc->live_next) {
         cap++;
     }
@@ -94,6 +95,13 @@ void wsock_live_going_away(void)
     apr_thread_mutex_unlock(live_mutex);
     for (apr_size_t i = 0; i < n; i++) {
         wsock_close(all[i], WSOCK_CLOSE_GOING_AWAY, going_away_reason);
+        if (__atomic_load_n(&all[i]->loop, __ATOMIC_ACQUIRE) == NULL) {
+            /* A thread of its own may be stuck writing to a client that
+             * does not read, where it would not see the close until the
+             * server's Timeout; a loop thread never blocks (its own stop
+             * check ends such a connection at once). */
+            wsock_slow_cut_if_stuck(all[i]);
+        }
         wsock_unref(all[i]);
     }
     free(all);
@@ -101,5 +109,5 @@ void wsock_live_going_away(void)
 
 int wsock_live_is_stopping(void)
 {
-    return live_stopping;
+    return __atomic_load_n(&live_stopping, __ATOMIC_ACQUIRE);
 }

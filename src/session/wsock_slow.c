@@ -79,7 +79,7 @@ void wsock_slow_refused_locked(wsock_conn *wc, wsock_slow_action *a)
 /* Shuts the socket down for writing if it cannot take a byte now: the
  * owner is (or is about to be) blocked writing to a client that does not
  * read. */
-static void cut_if_stuck(wsock_conn *wc)
+void wsock_slow_cut_if_stuck(wsock_conn *wc)
 {
     apr_socket_t *sock;
     apr_pollfd_t pfd = { 0 };
@@ -127,7 +127,7 @@ void wsock_slow_act(wsock_conn *wc, wsock_slow_action *a)
                      a->msgs, a->bytes, slow_reason);
     }
     if (a->cut) {
-        cut_if_stuck(wc);
+        wsock_slow_cut_if_stuck(wc);
     }
 }
 

@@ -27,6 +27,12 @@ void wsock_slow_refused_locked(wsock_conn *wc, wsock_slow_action *a);
 /* After the mutex is released: frees, logs and cuts as decided above. */
 void wsock_slow_act(wsock_conn *wc, wsock_slow_action *a);
 
+/* Any thread: shuts the connection's socket down for writing if it cannot
+ * take a byte now, so that an owner blocked writing to a client that does
+ * not read fails at once instead of after the server's Timeout (logged,
+ * WSOCK0603). */
+void wsock_slow_cut_if_stuck(wsock_conn *wc);
+
 /* The owner, when the connection ends (before on_close): the total of
  * dropped messages in the log; on_close sees 1008 for a slow consumer. */
 void wsock_slow_report(wsock_conn *wc);

@@ -8,7 +8,9 @@
  * the filters (mod_ssl, or data that came with the handshake) may already
  * hold bytes the socket won't signal again.
  */
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <httpd.h>
 #include <ap_mpm.h>
@@ -36,11 +38,24 @@ static void pollset_wake(void *baton)
  * checked on every EINTR; and while a WebSocket is open SIGTERM only sets
  * a flag, and is raised again once the client has been told 1001. */
 static volatile sig_atomic_t term_requested;
+static volatile sig_atomic_t term_fd = -1;  /* the WebSocket's socket, or -1 */
 
 static void note_sigterm(int sig)
 {
+    struct pollfd p;
+
     (void)sig;
     term_requested = 1;
+    /* A client that does not read can hold this thread in a blocking write
+     * until the server's Timeout, where the flag is never looked at: if the
+     * socket cannot take a byte now, shut it down, so that the write fails
+     * and the child goes (poll and shutdown are async-signal-safe). */
+    p.fd = term_fd;
+    p.events = POLLOUT;
+    p.revents = 0;
+    if (p.fd >= 0 && poll(&p, 1, 0) == 0) {
+        shutdown(p.fd, SHUT_WR);
+    }
 }
 
 static int mpm_is_threaded(void)
@@ -88,7 +103,12 @@ void wsock_drive_blocking(wsock_conn *wc)
     }
     wsock_conn_set_wake(wc, pollset_wake, ps);
     if (!threaded) {
+        apr_os_sock_t fd = -1;
+
         term_requested = 0;
+        if (apr_os_sock_get(&fd, ap_get_conn_socket(wc->c)) == APR_SUCCESS) {
+            term_fd = fd;
+        }
         old_term = apr_signal(SIGTERM, note_sigterm);
     }
 
@@ -137,6 +157,7 @@ void wsock_drive_blocking(wsock_conn *wc)
     wsock_conn_let_go_wait(wc);     /* no other thread holds it from here on */
     wsock_socket_restore(sock_swap);
     if (!threaded) {
+        term_fd = -1;
         apr_signal(SIGTERM, old_term);
         if (term_requested) {
             raise(SIGTERM);         /* now let prefork end the child */

@@ -537,8 +537,16 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     if (wc->state != WSOCK_STATE_DONE) {
         wsock_conn_tick(wc, now);   /* cheap when nothing is due */
     }
-    if (wsock_netout_pending(wc->netout) < WSOCK_OUT_HIGH || wc->state == WSOCK_STATE_DONE) {
-        wsock_conn_flush(wc);
+    /* Always: a close asked for by another thread (the server stopping, a
+     * handler's thread) is taken here, backlog or not; the queue is only
+     * taken below the mark (wsock_conn_flush). */
+    wsock_conn_flush(wc);
+    if (wc->state == WSOCK_STATE_CLOSING && wsock_live_is_stopping()
+        && wsock_output_backlog(wc) >= WSOCK_OUT_HIGH) {
+        /* The child is going away and this client does not read: its
+         * close frame cannot even be written, and the child must not wait
+         * WSockCloseTimeout for it. */
+        wc->c->aborted = 1;
     }
     if (wc->state != WSOCK_STATE_DONE) {
         wsock_output_writable_check(wc);

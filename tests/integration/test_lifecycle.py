@@ -76,6 +76,50 @@ def test_shutdown_sends_1001_to_every_client(apache_factory, mpm, how):
     assert inst.wait_exit(25), "apache2 did not exit after %s" % how
 
 
+def stuck_client(inst):
+    """An echo client that sends 64 KiB messages until the server stops
+    reading it (its echoes wait for a socket it never reads)."""
+    import socket
+    c = rawws.RawWS.connect(inst.port, "/echo")
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.sock.settimeout(0.5)
+    frame = rawws.build_frame(rawws.OP_BINARY, b"\x01" * 65536)
+    sent = 0
+    try:
+        for _ in range(1000):
+            c.sock.sendall(frame)
+            sent += 1
+    except socket.timeout:
+        pass
+    assert sent < 1000, "the server never stopped reading a client that does not read"
+    return c
+
+
+@pytest.mark.parametrize("how", ["graceful_stop", "stop"])
+@pytest.mark.parametrize("mpm", MPMS)
+def test_client_that_does_not_read_does_not_hold_the_stop(apache_factory, mpm, how):
+    # Its 1001 can never be written: the child must still go, without being
+    # killed.  Under event and worker the stopping hook ends such a
+    # connection at once; prefork runs no such hook, and its graceful stop
+    # waits for GracefulShutdownTimeout (10 s here), whose SIGTERM must then
+    # end the child rather than be held by a write that cannot progress.
+    inst = apache_factory(mpm)
+    since = inst.log_offset()
+    c = stuck_client(inst)
+    try:
+        if how == "graceful_stop":
+            inst.graceful_stop(wait=False)
+        else:
+            inst.terminate()
+        assert inst.wait_exit(30), "apache2 did not exit after %s" % how
+    finally:
+        c.close_socket()
+    log = inst.error_log(since)
+    assert "AH00046" not in log, "a child had to be killed:\n" + log[-3000:]
+    if mpm != "prefork" or how == "stop":
+        assert "AH00045" not in log, "a child did not exit when told:\n" + log[-3000:]
+
+
 def test_graceful_restart_keeps_serving(apache_factory):
     inst = apache_factory("event")
     since = inst.log_offset()
