@@ -519,6 +519,9 @@ void wsock_bus_child_init(apr_pool_t *pchild, server_rec *s)
     }
     my_pid = (int32_t)getpid();
     stopping = 0;
+    /* The hash's first use fetches OpenSSL's SipHash: here, not under the
+     * rooms' mutex in the first join. */
+    wsock_roomtab_hash(tab, "", 0);
     start = apr_palloc(pchild, 2 * sizeof(*start));
     bus_lock();
     wsock_roomtab_forget(tab, my_pid);  /* a dead child's pid, reused */

@@ -26,7 +26,7 @@ import signal
 import pytest
 
 from conftest import PREFORK_MANY, new_tags, run
-from test_bus import connect, join, member_pid, recv_json
+from test_bus import children_of, connect, join, member_pid, recv_json, wait_for
 from test_chat import TWO_EVENT_CHILDREN
 
 CHAT = """\
@@ -79,14 +79,21 @@ def fnv_colliding_names(n, prefix=b"/chat?", nslots=OLD_SLOTS):
 
 
 # ---------------------------------------------------------------- clients
-async def join_in(inst, room, want, tries=60):
-    """A member of room in a child process for which want(pid) is true
-    (connections land where the kernel puts them: try, bounded)."""
-    for _ in range(tries):
+async def join_in(inst, room, want, timeout=30):
+    """A member of room in a child process for which want(pid) is true.
+    The kernel decides which child a connection lands in, and a child may
+    still be starting: tries until one lands there, for at most timeout
+    seconds, pausing a little more after each miss."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    for miss in range(10000):
         ws, welcome = await join(inst, room)
         if want(member_pid(welcome)):
             return ws, welcome
         await ws.close()
+        if loop.time() > deadline:
+            break
+        await asyncio.sleep(min(miss, 10) * 0.01)
     raise AssertionError("no connection to %s landed in the wanted child" % room)
 
 
@@ -109,32 +116,6 @@ def tolerate_kills(inst, killed):
     inst.crash_lines = lambda since=0: [
         ln for ln in real(since)
         if not any("child pid %d exit signal Killed" % p in ln for p in killed)]
-
-
-async def wait_for(probe, timeout):
-    """probe()'s first true value, asked every 50 ms for at most timeout
-    seconds (for what nothing announces, like a new child process)."""
-    for _ in range(int(timeout / 0.05)):
-        value = probe()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    return probe()
-
-
-def children_of(ppid):
-    """The processes whose parent is ppid, from /proc."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == ppid and fields[0] not in ("Z", "X"):
-                    pids.add(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return pids
 
 
 # ========================================================== (a) collisions
