@@ -18,6 +18,7 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <ap_mpm.h>
 #include <mpm_common.h>
 #include <util_filter.h>
 #include <apr_strings.h>
@@ -416,6 +417,7 @@ static const char *set_frame_timeout(cmd_parms *cmd, void *conf, const char *arg
 static int driver_blocking_only;
 static int loop_threads;            /* WSockLoopThreads; 0 = from the CPUs (wsock_loop.c) */
 static apr_size_t bus_size;         /* WSockBusSize */
+static apr_uint32_t bus_rooms;      /* WSockBusRooms */
 
 static int wsock_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
@@ -423,6 +425,7 @@ static int wsock_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     driver_blocking_only = 0;       /* a restart rereads the directives */
     loop_threads = 0;
     bus_size = WSOCK_BUS_DEFAULT_SIZE;
+    bus_rooms = WSOCK_BUS_DEFAULT_ROOMS;
     return OK;
 }
 
@@ -442,23 +445,34 @@ static const char *set_driver(cmd_parms *cmd, void *conf, const char *arg)
     return NULL;
 }
 
-static const char *set_loop_threads(cmd_parms *cmd, void *conf, const char *arg)
+/* A server-config directive's whole number from min to max; NULL, or the
+ * error, which says it is not what. */
+static const char *global_number(cmd_parms *cmd, const char *arg, long min, long max,
+                                 const char *what, long *n)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     char *end;
-    long n;
 
-    (void)conf;
     if (err) {
         return err;
     }
-    n = strtol(arg, &end, 10);
-    if (*arg == '\0' || *end || n < 1 || n > 64) {
-        return apr_psprintf(cmd->pool, "WSockLoopThreads: '%s' is not a number "
-                            "from 1 to 64", arg);
+    *n = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end || *n < min || *n > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not %s", cmd->cmd->name, arg, what);
     }
-    loop_threads = (int)n;
     return NULL;
+}
+
+static const char *set_loop_threads(cmd_parms *cmd, void *conf, const char *arg)
+{
+    long n;
+    const char *err = global_number(cmd, arg, 1, 64, "a number from 1 to 64", &n);
+
+    (void)conf;
+    if (err == NULL) {
+        loop_threads = (int)n;
+    }
+    return err;
 }
 
 static const char *set_bus_size(cmd_parms *cmd, void *conf, const char *arg)
@@ -479,17 +493,46 @@ static const char *set_bus_size(cmd_parms *cmd, void *conf, const char *arg)
     return err;
 }
 
-/* The parent: the room bus, once (it lives across graceful restarts). */
+static const char *set_bus_rooms(cmd_parms *cmd, void *conf, const char *arg)
+{
+    static const char what[] = "a power of two from 16 to 1048576";
+    long n;
+    const char *err = global_number(cmd, arg, WSOCK_BUS_MIN_ROOMS, WSOCK_BUS_MAX_ROOMS, what,
+                                    &n);
+
+    (void)conf;
+    if (err == NULL && (n & (n - 1)) != 0) {
+        err = apr_psprintf(cmd->pool, "WSockBusRooms: '%s' is not %s", arg, what);
+    }
+    if (err == NULL) {
+        bus_rooms = (apr_uint32_t)n;
+    }
+    return err;
+}
+
+/* The parent: the room bus, once (it lives across restarts). */
 static int wsock_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                              server_rec *s)
 {
     (void)pconf; (void)plog; (void)ptemp;
-    wsock_bus_post_config(s, bus_size);     /* failure is logged; rooms stay per child */
+    /* failure is logged; rooms stay per child */
+    wsock_bus_post_config(s, bus_size, bus_rooms);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
         && !driver_blocking_only) {
         wsock_loops_log_sizing(s, loop_threads);    /* once, not for the config check */
     }
     return OK;
+}
+
+/* The parent: a child process ended (maybe killed, without its clean-up). */
+static void wsock_child_status(server_rec *s, pid_t pid, ap_generation_t gen, int slot,
+                               mpm_child_status state)
+{
+    (void)gen;
+    (void)slot;
+    if (state == MPM_CHILD_EXITED) {
+        wsock_bus_child_exited(s, pid);
+    }
 }
 
 static int wsock_monitor(apr_pool_t *p, server_rec *s)
@@ -538,9 +581,12 @@ static const command_rec wsock_cmds[] = {
     AP_INIT_TAKE1("WSockBusSize", set_bus_size, NULL, RSRC_CONF,
                   "Bytes of shared memory for messages between child processes "
                   "(server config; default 8M)"),
+    AP_INIT_TAKE1("WSockBusRooms", set_bus_rooms, NULL, RSRC_CONF,
+                  "(room, child process) pairs whose members the bus counts exactly, "
+                  "a power of two (server config; default 16384)"),
     AP_INIT_TAKE1("WSockLoopThreads", set_loop_threads, NULL, RSRC_CONF,
                   "Loop threads per child for the asynchronous driver; default the "
-                  "CPUs shared among the MPM's child processes"),
+                  "CPUs the server may use, shared among the MPM's child processes"),
     /* handshake security (src/security, docs/security.md) */
     AP_INIT_ITERATE("WSockAllowedOrigins", wsock_cmd_allowed_origins, NULL, WSOCK_CTX,
                     "Origins that may open a WebSocket here: same-origin (default), "
@@ -738,6 +784,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(wsock_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(wsock_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_monitor(wsock_monitor, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_status(wsock_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_suspend_connection(wsock_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_resume_connection(wsock_resume_connection, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_connection(wsock_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);

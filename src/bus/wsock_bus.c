@@ -4,18 +4,26 @@
  * Shared memory, made once by the parent and kept in its retained data:
  *
  *   [bus_shm: lock, wake-up word, counters][wake-up words per child]
- *   [room table][message ring]
+ *   [room table (WSockBusRooms)][message ring (WSockBusSize)]
  *
  * Publishing takes the lock once: it asks the room table which other
  * children have members in the room and, if any, appends to the ring and
- * marks and wakes those children only (wsock_wakers.h).  Each child's
- * delivery thread sleeps on its own word (a futex); woken, it skips what
- * was posted since it last caught up and was not for it, copies the rest
- * under the lock, and delivers it outside the lock to its own members
- * through their outbound queues (so WSockSendQueue applies to bus traffic
- * as to any other).  A child that found no word of its own (more than
- * WAKERS children) sleeps on the shared word, which every post bumps, and
- * reads everything.
+ * marks and wakes those children only (wsock_wakers.h); a room the table
+ * cannot tell about (members of it did not fit) wakes every child.  Each
+ * child's delivery thread sleeps on its own word (a futex); woken, it
+ * skips what was posted since it last caught up and was not for it,
+ * copies the rest under the lock, and delivers it outside the lock to its
+ * own members through their outbound queues (so WSockSendQueue applies to
+ * bus traffic as to any other).  A child that found no word of its own
+ * (more than WAKERS children) sleeps on the shared word, which every post
+ * bumps, and reads everything.
+ *
+ * Nothing slow happens under the lock: no log line, no system call but the
+ * futex wake-ups after it.  What the lock holders notice (a lock recovered
+ * from a dead process, the room table filling up) is counted in the shared
+ * memory and logged by the parent's monitor; a dead child is forgotten
+ * when the MPM reports it (child_status), and a sweep that checks pids
+ * outside the lock is only the safety net.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -29,10 +37,12 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
+#include <ap_mpm.h>
 #include <apr_shm.h>
 #include <apr_thread_proc.h>
 
 #include "wsock_bus.h"
+#include "wsock_keyhash.h"
 #include "wsock_log.h"
 #include "wsock_ring.h"
 #include "wsock_roomtab.h"
@@ -41,32 +51,55 @@
 
 APLOG_USE_MODULE(wsock);
 
-#define ROOM_SLOTS 16384            /* (room, child) pairs: 256 KiB */
 #define ROOM_MAX 128                /* as wsock_rooms.c */
 #define BATCH_MIN (64 * 1024)       /* a delivery thread's copy buffer */
 #define BATCH_KEEP (1024 * 1024)    /* shrunk back to BATCH_MIN above this */
 #define WAIT_MS 1000                /* a missed wake-up costs at most this */
 #define WAKERS 1024                 /* children with a wake-up word of their own */
 #define TARGETS 64                  /* more children in one room: wake them all */
-/* Named for the layout of the shared memory: after an upgrade, a graceful
- * restart must not hand the new code memory laid out by the old one (a new
- * bus is made; the old one goes at the next full restart). */
-#define RETAINED_KEY "mod_wsock.bus.2"
+#define SWEEP_WINDOW 4096           /* room table slots the monitor looks at per run */
+/* Named for the layout of the shared memory: after an upgrade, a restart
+ * must not hand the new code memory laid out by the old one (a new bus is
+ * made; the old one goes when the server stops).  3: the room table's key,
+ * marks and records of processes, the counters said by the monitor. */
+#define RETAINED_KEY "mod_wsock.bus.3"
 
 typedef struct {
     pthread_mutex_t lock;
     uint32_t gen;                   /* futex word: bumped by every post */
     uint32_t waiters;               /* delivery threads asleep on gen */
     uint64_t too_large;             /* messages the ring could not take */
+    /* What lock holders notice, counted under the lock and logged after it
+     * by whoever takes the lock next outside the rooms' mutex (a delivery
+     * thread, the monitor): once, by the first. */
+    uint32_t owner_died;            /* times the lock was taken from a dead owner */
+    uint32_t owner_died_said;
+    uint32_t went_full_said;        /* the room table's went_full last said */
+    uint32_t full_said;             /* the room table was said to be full */
     size_t wakers_off, tab_off, ring_off;   /* from the start of this struct */
 } bus_shm;
 
+/* Kept by the parent across restarts: the shared memory, and where its
+ * sweep goes on. */
 typedef struct {
     apr_shm_t *shm;
     apr_size_t ring_size;
+    apr_uint32_t room_slots;
+    int32_t *pids;                  /* the sweep's list (parent memory) */
+    int pids_max;
+    uint32_t cursor;                /* where the sweep goes on in the room table */
 } bus_retained;
 
+/* What the lock holders noticed since it was last said (see bus_shm). */
+typedef struct {
+    uint32_t owner_died;            /* new times the lock was recovered */
+    int full;                       /* the room table became full */
+    int room_again;                 /* it has room again */
+    uint32_t outside, unmarked;     /* members outside it; of them, unmarked */
+} bus_news;
+
 /* Set in the parent by post_config; children inherit them. */
+static bus_retained *kept;
 static bus_shm *bus;
 static wsock_waker *wakers;
 static wsock_roomtab *tab;
@@ -86,23 +119,103 @@ void wsock_bus_on_deliver(void (*deliver)(const char *room, int is_text, const v
     deliver_fn = deliver;
 }
 
-/* Takes the bus lock; says so once if a process died holding it. */
+/* Takes the bus lock.  A process that died holding it is only counted
+ * here (the parent's monitor reports it): callers may hold the child-wide
+ * rooms mutex, where nothing may log. */
 static void bus_lock(void)
 {
     if (wsock_shmlock_lock(&bus->lock)) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
-                     WSOCKNO(0506) "a process died holding the room bus lock; "
-                     "messages it was posting may be lost");
+        bus->owner_died++;
     }
 }
 
-apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size)
+/* Under the lock: what is to be said, marked as said (memory only). */
+static void take_news(bus_news *n)
 {
-    bus_retained *kept = ap_retained_data_get(RETAINED_KEY);
-    apr_size_t head, total;
+    n->outside = wsock_roomtab_outside(tab);
+    n->unmarked = tab->unmarked;
+    n->owner_died = bus->owner_died - bus->owner_died_said;
+    bus->owner_died_said = bus->owner_died;
+    n->full = n->room_again = 0;
+    if (!bus->full_said && (n->outside > 0 || tab->went_full != bus->went_full_said)) {
+        n->full = bus->full_said = 1;
+    }
+    else if (bus->full_said && n->outside == 0) {
+        n->room_again = 1;
+        bus->full_said = 0;
+    }
+    bus->went_full_said = tab->went_full;
+}
+
+/* After the lock: says it. */
+static void tell_news(const bus_news *n)
+{
+    if (n->owner_died) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
+                     WSOCKNO(0506) "a process died holding the room bus lock (%u time(s)); "
+                     "messages it was posting may be lost", n->owner_died);
+    }
+    if (n->full) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
+                     WSOCKNO(0507) "the room bus's table is full (WSockBusRooms %u (room, "
+                     "child process) pairs): %u member(s) did not fit; their rooms wake "
+                     "every child and their sizes are per child until they are left%s; "
+                     "raise WSockBusRooms", tab->nslots, n->outside,
+                     n->unmarked ? ", and some rooms found no mark either, so every room "
+                                   "does" : "");
+    }
+    if (n->room_again) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, main_server,
+                     WSOCKNO(0509) "the room bus's table has room again: every room's "
+                     "size is exact");
+    }
+}
+
+/* Records for more child processes than the MPM can run at once, so that
+ * each one finds a record even while dead ones are still being forgotten. */
+static uint32_t children_records(void)
+{
+    int limit = 0;
+    uint32_t n = 64;
+
+    if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS || limit < 1) {
+        limit = 256;
+    }
+    while (n < 2u * (uint32_t)limit && n < (1u << 20)) {
+        n <<= 1;
+    }
+    return n;
+}
+
+/* Lays the bus out over new shared memory; 0 or an error. */
+static apr_status_t bus_init(bus_shm *b, apr_size_t head, apr_size_t tab_bytes,
+                             uint32_t slots, uint32_t nchildren, apr_size_t size)
+{
+    wsock_hashkey key;
+    apr_status_t rv = wsock_hashkey_random(&key);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    memset(b, 0, head);             /* the header and the wake-up words */
+    b->wakers_off = APR_ALIGN(sizeof(bus_shm), 64);
+    b->tab_off = head;
+    b->ring_off = head + tab_bytes;
+    /* One key for the life of the memory: every child and every
+     * generation that maps it hashes room names alike. */
+    wsock_roomtab_init((wsock_roomtab *)((char *)b + b->tab_off), slots, nchildren, &key);
+    wsock_ring_init((wsock_ring *)((char *)b + b->ring_off), size);
+    return wsock_shmlock_init(&b->lock);
+}
+
+apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size, apr_uint32_t rooms)
+{
+    apr_size_t head, tab_bytes, total;
+    uint32_t nchildren;
     apr_status_t rv;
 
     main_server = s;
+    kept = ap_retained_data_get(RETAINED_KEY);
     if (kept == NULL) {
         kept = ap_retained_data_create(RETAINED_KEY, sizeof(*kept));
     }
@@ -110,25 +223,28 @@ apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size)
         if (kept->ring_size != size) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                          WSOCKNO(0502) "WSockBusSize %" APR_SIZE_T_FMT " takes effect "
-                         "after a full restart; the bus keeps %" APR_SIZE_T_FMT " bytes",
+                         "when the server is stopped and started (restarts keep the "
+                         "bus); it keeps %" APR_SIZE_T_FMT " bytes",
                          size, kept->ring_size);
+        }
+        if (kept->room_slots != rooms) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                         WSOCKNO(0510) "WSockBusRooms %u takes effect when the server "
+                         "is stopped and started (restarts keep the bus); it keeps %u",
+                         rooms, kept->room_slots);
         }
     }
     else {
+        nchildren = children_records();
         head = APR_ALIGN(sizeof(bus_shm), 64) + APR_ALIGN(WAKERS * sizeof(wsock_waker), 64);
-        total = head + APR_ALIGN(wsock_roomtab_bytes(ROOM_SLOTS), 64) + size;
+        tab_bytes = APR_ALIGN(wsock_roomtab_bytes(rooms, nchildren), 64);
+        total = head + tab_bytes + size;
         /* The process pool: the bus outlives every generation of children. */
         rv = apr_shm_create(&kept->shm, total, NULL, s->process->pool);
         if (rv == APR_SUCCESS) {
-            bus_shm *b = apr_shm_baseaddr_get(kept->shm);
-            memset(b, 0, head);     /* the header and the wake-up words */
-            rv = wsock_shmlock_init(&b->lock);
-            b->wakers_off = APR_ALIGN(sizeof(bus_shm), 64);
-            b->tab_off = head;
-            b->ring_off = head + APR_ALIGN(wsock_roomtab_bytes(ROOM_SLOTS), 64);
-            wsock_roomtab_init((wsock_roomtab *)((char *)b + b->tab_off), ROOM_SLOTS);
-            wsock_ring_init((wsock_ring *)((char *)b + b->ring_off), size);
-            if (rv != 0) {
+            rv = bus_init(apr_shm_baseaddr_get(kept->shm), head, tab_bytes, rooms, nchildren,
+                          size);
+            if (rv != APR_SUCCESS) {
                 apr_shm_destroy(kept->shm);
             }
         }
@@ -142,6 +258,10 @@ apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size)
             return rv;
         }
         kept->ring_size = size;
+        kept->room_slots = rooms;
+        kept->pids_max = (int)(WAKERS + nchildren + SWEEP_WINDOW);
+        kept->pids = apr_palloc(s->process->pool, (apr_size_t)kept->pids_max * sizeof(int32_t));
+        kept->cursor = 0;
     }
     bus = apr_shm_baseaddr_get(kept->shm);
     wakers = (wsock_waker *)((char *)bus + bus->wakers_off);
@@ -163,16 +283,16 @@ static void wake(uint32_t *gen, uint32_t *asleep)
 
 /* Under the lock, for a record just put at pos with number seq: marks the
  * children that hold the room (pids, holders of them: all children when
- * the list was cut or the room table cannot say), and lists them in
+ * the list was cut or the room table cannot say, -1), and lists them in
  * targets; returns how many (-1: all). */
 static int mark_targets(const int32_t *pids, int holders, uint64_t pos, uint32_t seq,
                         wsock_waker **targets)
 {
     int n = 0;
 
-    if (tab->overflow || holders > TARGETS) {
+    if (holders < 0 || holders > TARGETS) {
         for (uint32_t i = 0; i < WAKERS; i++) {
-            if (wakers[i].pid != 0 && wakers[i].pid != my_pid) {
+            if (wakers[i].pid > 0 && wakers[i].pid != my_pid) {
                 wsock_wakers_mark(&wakers[i], pos, seq);
             }
         }
@@ -189,7 +309,7 @@ static int mark_targets(const int32_t *pids, int holders, uint64_t pos, uint32_t
 void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t len)
 {
     size_t room_len = strlen(room);
-    uint64_t hash = wsock_roomtab_hash(room, room_len), pos;
+    uint64_t hash, pos;
     wsock_waker *targets[TARGETS];
     int32_t pids[TARGETS];
     uint32_t seq;
@@ -198,9 +318,10 @@ void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t 
     if (bus == NULL || deliverer == NULL) {
         return;
     }
+    hash = wsock_roomtab_hash(tab, room, room_len);     /* before the lock */
     bus_lock();
     holders = wsock_roomtab_holders(tab, hash, my_pid, pids, TARGETS);
-    if (holders > 0 || tab->overflow) {
+    if (holders != 0) {
         pos = ring->head;           /* the record's, or a pad in front of it */
         seq = (uint32_t)ring->records;
         if (wsock_ring_put(ring, (uint32_t)my_pid, is_text ? WSOCK_RING_TEXT : 0,
@@ -218,7 +339,7 @@ void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t 
         /* After the unlock: a woken thread goes straight for the lock. */
         if (n < 0) {
             for (uint32_t i = 0; i < WAKERS; i++) {
-                if (wakers[i].pid != 0 && wakers[i].pid != my_pid) {
+                if (wakers[i].pid > 0 && wakers[i].pid != my_pid) {
                     wake(&wakers[i].gen, &wakers[i].asleep);
                 }
             }
@@ -241,44 +362,36 @@ void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t 
 
 void wsock_bus_room_delta(const char *room, int delta)
 {
-    int full;
+    uint64_t hash;
 
     if (bus == NULL || my_pid == 0) {
         return;
     }
+    hash = wsock_roomtab_hash(tab, room, strlen(room));
     bus_lock();
-    full = wsock_roomtab_add(tab, wsock_roomtab_hash(room, strlen(room)), my_pid, delta) != 0
-           && tab->overflow == 1;
+    /* A pair that does not fit is counted in the table (went_full, its
+     * room's mark): a delivery thread, or the parent's monitor, says so
+     * after taking the lock, since no log line may be written here. */
+    wsock_roomtab_add(tab, hash, my_pid, delta);
     wsock_shmlock_unlock(&bus->lock);
-    if (full) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
-                     WSOCKNO(0507) "the room bus's table of rooms is full (%d rooms x "
-                     "child processes): room sizes are no longer exact, and every "
-                     "message now goes through the bus", ROOM_SLOTS);
-    }
 }
 
 int wsock_bus_room_count(const char *room)
 {
+    uint64_t hash;
     int n;
 
     if (bus == NULL || my_pid == 0) {
         return -1;
     }
+    hash = wsock_roomtab_hash(tab, room, strlen(room));
     bus_lock();
-    n = tab->overflow ? -1 : wsock_roomtab_count(tab, wsock_roomtab_hash(room, strlen(room)),
-                                                 my_pid, NULL);
+    n = wsock_roomtab_count(tab, hash, my_pid, NULL);
     wsock_shmlock_unlock(&bus->lock);
     return n;
 }
 
 /* ---- delivery ---------------------------------------------------------- */
-
-static int process_alive(int32_t pid, void *baton)
-{
-    (void)baton;
-    return kill(pid, 0) == 0 || errno != ESRCH;
-}
 
 static void deliver_batch(const unsigned char *batch, size_t len, uint32_t *next_seq)
 {
@@ -322,8 +435,12 @@ static void *APR_THREAD_FUNC deliver_main(apr_thread_t *thd, void *data)
         size_t len, need;
         int lapped = 0;
         uint32_t gen;
+        bus_news news;
 
         bus_lock();
+        /* At least once every WAIT_MS: what the rooms' threads, which may
+         * not log, counted under the lock. */
+        take_news(&news);
         if (w && caught_up) {
             /* What was posted since it caught up and is not for it is
              * skipped: it would be read for nothing, and delivered to
@@ -341,6 +458,7 @@ static void *APR_THREAD_FUNC deliver_main(apr_thread_t *thd, void *data)
         len = wsock_ring_copy(ring, &pos, buf, cap, &lapped, &need);
         gen = __atomic_load_n(word, __ATOMIC_SEQ_CST);
         wsock_shmlock_unlock(&bus->lock);
+        tell_news(&news);
         if (need) {                 /* one record larger than buf */
             unsigned char *bigger = realloc(buf, need);
             if (bigger) {
@@ -385,6 +503,7 @@ static apr_status_t bus_child_stop(void *data)
     }
     bus_lock();
     wsock_roomtab_forget(tab, my_pid);
+    wsock_wakers_release(wakers, WAKERS, my_pid);
     wsock_shmlock_unlock(&bus->lock);
     return APR_SUCCESS;
 }
@@ -400,10 +519,13 @@ void wsock_bus_child_init(apr_pool_t *pchild, server_rec *s)
     }
     my_pid = (int32_t)getpid();
     stopping = 0;
+    /* The hash's first use fetches OpenSSL's SipHash: here, not under the
+     * rooms' mutex in the first join. */
+    wsock_roomtab_hash(tab, "", 0);
     start = apr_palloc(pchild, 2 * sizeof(*start));
     bus_lock();
     wsock_roomtab_forget(tab, my_pid);  /* a dead child's pid, reused */
-    my_waker = wsock_wakers_claim(wakers, WAKERS, my_pid, process_alive, NULL);
+    my_waker = wsock_wakers_claim(wakers, WAKERS, my_pid);
     start[0] = ring->head;              /* only what is posted from now on */
     start[1] = ring->records;
     wsock_shmlock_unlock(&bus->lock);
@@ -421,20 +543,68 @@ void wsock_bus_child_init(apr_pool_t *pchild, server_rec *s)
 
 /* ---- the parent ---------------------------------------------------- */
 
+/* Forgets what a child process that is gone held: its room counts and its
+ * wake-up word. */
+static void forget_child(server_rec *s, int32_t pid, const char *how)
+{
+    int forgotten;
+
+    bus_lock();
+    forgotten = wsock_roomtab_forget(tab, pid);
+    wsock_wakers_release(wakers, WAKERS, pid);
+    wsock_shmlock_unlock(&bus->lock);
+    if (forgotten) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     WSOCKNO(0508) "room bus: forgot %d room member(s) of child process %ld, "
+                     "which ended without leaving (%s)", forgotten, (long)pid, how);
+    }
+}
+
+void wsock_bus_child_exited(server_rec *s, pid_t pid)
+{
+    if (bus != NULL && pid > 0) {
+        forget_child(s, (int32_t)pid, "reported by the MPM");
+    }
+}
+
+static int process_alive(int32_t pid)
+{
+    return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+static int by_pid(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 void wsock_bus_monitor(server_rec *s)
 {
-    int cleared;
+    bus_news news;
+    int n, m;
 
     if (bus == NULL) {
         return;
     }
     main_server = s;
+    /* Under the lock: memory only.  The pids are checked after it. */
     bus_lock();
-    cleared = wsock_roomtab_sweep(tab, process_alive, NULL);
+    n = wsock_wakers_pids(wakers, WAKERS, kept->pids, kept->pids_max);
+    n += wsock_roomtab_pids(tab, &kept->cursor, SWEEP_WINDOW, kept->pids + n,
+                            kept->pids_max - n);
+    take_news(&news);               /* if no delivery thread said it */
     wsock_shmlock_unlock(&bus->lock);
-    if (cleared) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                     WSOCKNO(0508) "room bus: forgot the members of %d room(s) held by "
-                     "child processes that are gone", cleared);
+
+    tell_news(&news);
+    /* The safety net: children the MPM did not report gone (the parent is
+     * the only one to start children, and it is here, so a pid found dead
+     * cannot be a new child's before it is forgotten). */
+    qsort(kept->pids, (size_t)n, sizeof(int32_t), by_pid);
+    for (int i = 0; i < n; i = m) {
+        for (m = i + 1; m < n && kept->pids[m] == kept->pids[i]; m++) {
+        }
+        if (kept->pids[i] > 0 && !process_alive(kept->pids[i])) {
+            forget_child(s, kept->pids[i], "found by the sweep");
+        }
     }
 }

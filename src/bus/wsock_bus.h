@@ -11,17 +11,24 @@
 #ifndef WSOCK_BUS_H
 #define WSOCK_BUS_H
 
+#include <sys/types.h>
+
 #include <httpd.h>
 #include <apr_pools.h>
 
 #define WSOCK_BUS_DEFAULT_SIZE (8 * 1024 * 1024)
 #define WSOCK_BUS_MIN_SIZE     (64 * 1024)
 #define WSOCK_BUS_MAX_SIZE     (1024 * 1024 * 1024)
+/* (room, child process) pairs the room table counts (WSockBusRooms) */
+#define WSOCK_BUS_DEFAULT_ROOMS 16384
+#define WSOCK_BUS_MIN_ROOMS     16
+#define WSOCK_BUS_MAX_ROOMS     (1024 * 1024)
 
 /* Parent, post_config: makes the shared memory once (it is kept across
- * graceful restarts, so children of the old and the new generation keep
- * talking).  size: WSockBusSize. */
-apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size);
+ * restarts, so children of the old and the new generation keep talking;
+ * new sizes wait for a stop and start).  size: WSockBusSize; rooms:
+ * WSockBusRooms. */
+apr_status_t wsock_bus_post_config(server_rec *s, apr_size_t size, apr_uint32_t rooms);
 
 /* Child, before wsock_bus_child_init: what the delivery thread calls for
  * each message another child posted (pubsub registers its rooms' delivery
@@ -32,19 +39,27 @@ void wsock_bus_on_deliver(void (*deliver)(const char *room, int is_text, const v
 /* Child: starts this child's delivery thread. */
 void wsock_bus_child_init(apr_pool_t *pchild, server_rec *s);
 
-/* Parent, monitor hook: forgets members of child processes that are gone
- * (a crash does not run the child's own clean-up). */
+/* Parent, child_status hook (MPM_CHILD_EXITED): forgets what the child
+ * held in the bus (a crash does not run the child's own clean-up). */
+void wsock_bus_child_exited(server_rec *s, pid_t pid);
+
+/* Parent, monitor hook (Apache runs it about every ten seconds): says what
+ * no delivery thread has said yet (the room table filling up or having
+ * room again, a lock recovered from a dead process), and sweeps, as a
+ * safety net, for child processes gone without the MPM reporting it. */
 void wsock_bus_monitor(server_rec *s);
 
 /* Puts a message on the ring if a member of room lives in another child
  * process; any thread. */
 void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t len);
 
-/* This child's member count of room went up or down by delta. */
+/* This child's member count of room went up or down by delta.  Memory
+ * work only (no log, no system call but the bus lock): rooms call it under
+ * their child-wide mutex. */
 void wsock_bus_room_delta(const char *room, int delta);
 
 /* Members of room in the whole server, or -1 when the bus cannot tell
- * (no bus, or its table overflowed). */
+ * (no bus, or members of the room did not fit in its table). */
 int wsock_bus_room_count(const char *room);
 
 #endif /* WSOCK_BUS_H */

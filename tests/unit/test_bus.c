@@ -7,12 +7,15 @@
 #define _GNU_SOURCE
 #endif
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_util.h"
+#include "wsock_fnv1a.h"
 #include "wsock_ring.h"
 #include "wsock_roomtab.h"
 #include "wsock_wakers.h"
@@ -191,22 +194,33 @@ END_TEST
 
 /* ---- room table ---------------------------------------------------- */
 
-static unsigned char tab_mem[1 << 16] __attribute__((aligned(8)));
+static const wsock_hashkey key_a = { { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 } };
+static const wsock_hashkey key_b = { { 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1 } };
 
-static int alive_odd(int32_t pid, void *baton)
+/* A table of nslots slots with records for nchildren processes; free()d by
+ * the caller. */
+static wsock_roomtab *new_tab(uint32_t nslots, uint32_t nchildren, const wsock_hashkey *key)
 {
-    (void)baton;
-    return pid % 2 == 1;
+    wsock_roomtab *t = malloc(wsock_roomtab_bytes(nslots, nchildren));
+
+    ck_assert_ptr_nonnull(t);
+    wsock_roomtab_init(t, nslots, nchildren, key);
+    return t;
+}
+
+static uint64_t h(const wsock_roomtab *t, const char *room)
+{
+    return wsock_roomtab_hash(t, room, strlen(room));
 }
 
 START_TEST(test_roomtab_counts)
 {
-    wsock_roomtab *t = (wsock_roomtab *)tab_mem;
-    uint64_t a = wsock_roomtab_hash("a", 1), b = wsock_roomtab_hash("b", 1);
+    wsock_roomtab *t = new_tab(256, 64, &key_a);
+    uint64_t a = h(t, "a"), b = h(t, "b");
+    int32_t pids[64];
+    uint32_t cursor = 0;
     int elsewhere;
 
-    ck_assert(wsock_roomtab_bytes(256) <= sizeof(tab_mem));
-    wsock_roomtab_init(t, 256);
     ck_assert(a != b && a != 0);
     ck_assert_int_eq(wsock_roomtab_add(t, a, 101, 1), 0);
     ck_assert_int_eq(wsock_roomtab_add(t, a, 101, 1), 0);
@@ -227,12 +241,16 @@ START_TEST(test_roomtab_counts)
     ck_assert_int_eq(wsock_roomtab_add(t, a, 104, 1), 0);
     ck_assert_int_eq(wsock_roomtab_count(t, a, 101, &elsewhere), 3);
 
-    /* A process that is gone: the sweep forgets its members. */
-    ck_assert_int_eq(wsock_roomtab_sweep(t, alive_odd, NULL), 1);   /* 104 */
+    /* The sweep's list: every pid holding a slot, in a window that wraps. */
+    ck_assert_int_eq(wsock_roomtab_pids(t, &cursor, 256, pids, 64), 3);
+    ck_assert_uint_eq(cursor, 0);
+    /* A process that is gone is forgotten. */
+    ck_assert_int_eq(wsock_roomtab_forget(t, 104), 1);
     ck_assert_int_eq(wsock_roomtab_count(t, a, 0, NULL), 2);
-    wsock_roomtab_forget(t, 103);
+    ck_assert_int_eq(wsock_roomtab_forget(t, 103), 5);
     ck_assert_int_eq(wsock_roomtab_count(t, b, 0, NULL), 0);
-    ck_assert_uint_eq(t->overflow, 0);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 0);
+    free(t);
 }
 END_TEST
 
@@ -240,11 +258,10 @@ END_TEST
  * counted beyond it. */
 START_TEST(test_roomtab_holders)
 {
-    wsock_roomtab *t = (wsock_roomtab *)tab_mem;
-    uint64_t a = wsock_roomtab_hash("a", 1), b = wsock_roomtab_hash("b", 1);
+    wsock_roomtab *t = new_tab(256, 64, &key_a);
+    uint64_t a = h(t, "a"), b = h(t, "b");
     int32_t pids[2];
 
-    wsock_roomtab_init(t, 256);
     wsock_roomtab_add(t, a, 101, 2);
     wsock_roomtab_add(t, a, 102, 1);
     wsock_roomtab_add(t, a, 103, 1);
@@ -257,82 +274,303 @@ START_TEST(test_roomtab_holders)
     ck_assert_int_eq(wsock_roomtab_holders(t, a, 101, pids, 2), 1);
     ck_assert_int_eq(pids[0], 102);
     ck_assert_int_eq(wsock_roomtab_holders(t, b, 104, pids, 2), 0);
-    ck_assert_int_eq(wsock_roomtab_holders(t, wsock_roomtab_hash("c", 1), 0, pids, 2), 0);
+    ck_assert_int_eq(wsock_roomtab_holders(t, h(t, "c"), 0, pids, 2), 0);
+    free(t);
 }
 END_TEST
 
-/* alive for the wake-up words: every pid but the one baton points to. */
-static int alive_but(int32_t pid, void *baton)
+#define COLLIDING 80
+#define BIG_TABLE 16384
+
+/* Names chosen so that FNV-1a puts them all at one home slot of a
+ * BIG_TABLE-slot table (anyone can compute them: this is the attack). */
+static void colliding_names(char names[COLLIDING][16])
 {
-    return pid != *(int32_t *)baton;
+    uint32_t want = 0;
+    int n = 0;
+
+    for (uint32_t i = 0; n < COLLIDING && i < 100000000u; i++) {
+        char name[16];
+        uint32_t home;
+
+        snprintf(name, sizeof(name), "/chat?c%u", i);
+        home = (uint32_t)wsock_fnv1a(name, strlen(name)) & (BIG_TABLE - 1);
+        if (n == 0) {
+            want = home;
+        }
+        if (home == want) {
+            memcpy(names[n++], name, sizeof(name));
+        }
+    }
+    ck_assert_int_eq(n, COLLIDING);
 }
 
-/* Wake-up words: one slot per pid, found again; a slot of a process that
- * is gone is taken over, and the chain past it still leads to the others;
- * the first message marked says where to read from. */
+/* Keyed slots: names that share one FNV-1a chain (more than its 64 probes)
+ * overflow the table under FNV-1a, and not under the keyed hash; the key
+ * decides where a name goes (two keys, two places), and one key always
+ * puts a name in the same place (every process that maps the table). */
+START_TEST(test_roomtab_keyed)
+{
+    static char names[COLLIDING][16];
+    wsock_roomtab *t = new_tab(BIG_TABLE, 64, &key_a);
+    wsock_roomtab *other = new_tab(BIG_TABLE, 64, &key_b);
+    uint64_t lobby = h(t, "/chat?lobby"), last;
+    int moved = 0, outside = 0;
+
+    colliding_names(names);
+    wsock_roomtab_add(t, lobby, 7, 1);
+    wsock_roomtab_add(t, lobby, 8, 1);
+    for (int i = 0; i < COLLIDING; i++) {
+        uint64_t x = h(t, names[i]);
+
+        ck_assert_uint_eq(x, wsock_roomtab_hash(t, names[i], strlen(names[i])));
+        moved += (x & (BIG_TABLE - 1)) != (h(other, names[i]) & (BIG_TABLE - 1));
+        outside += wsock_roomtab_add(t, x, 100, 1);
+    }
+    ck_assert_int_eq(outside, 0);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 0);
+    ck_assert_int_ge(moved, COLLIDING - 2);
+    ck_assert_int_eq(wsock_roomtab_count(t, lobby, 7, NULL), 2);
+
+    /* The same attack on the unkeyed hash: the chain fills, only its rooms
+     * go outside, and a room elsewhere stays exact. */
+    wsock_roomtab_init(t, BIG_TABLE, 64, &key_a);
+    wsock_roomtab_add(t, lobby, 7, 1);
+    wsock_roomtab_add(t, lobby, 8, 1);
+    outside = 0;
+    for (int i = 0; i < COLLIDING; i++) {
+        outside += wsock_roomtab_add(t, wsock_fnv1a(names[i], strlen(names[i])), 100, 1);
+    }
+    ck_assert_int_ge(outside, COLLIDING - 64);
+    last = wsock_fnv1a(names[COLLIDING - 1], strlen(names[COLLIDING - 1]));
+    ck_assert_int_eq(wsock_roomtab_count(t, last, 100, NULL), -1);
+    ck_assert_int_eq(wsock_roomtab_count(t, wsock_fnv1a(names[0], strlen(names[0])), 100, NULL),
+                     1);
+    ck_assert_int_eq(wsock_roomtab_count(t, lobby, 7, NULL), 2);
+    free(t);
+    free(other);
+}
+END_TEST
+
+/* A full table: rooms that got their slots stay exact (counts, holders);
+ * rooms with a pair that did not fit cannot tell, and only they; as their
+ * members leave, the table is exact again, with no restart. */
+START_TEST(test_roomtab_full_recovers)
+{
+    wsock_roomtab *t = new_tab(16, 64, &key_a);
+    int32_t pids[8];
+    uint64_t fit[8], over = h(t, "over"), late = h(t, "late");
+
+    for (int i = 0; i < 8; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "fit%d", i);
+        fit[i] = h(t, name);
+        ck_assert_int_eq(wsock_roomtab_add(t, fit[i], 1, 1), 0);
+        ck_assert_int_eq(wsock_roomtab_add(t, fit[i], 2, 1), 0);
+    }
+    ck_assert_uint_eq(t->went_full, 0);
+    /* 16 pairs: full.  More members in a pair that has its slot: exact. */
+    ck_assert_int_eq(wsock_roomtab_add(t, fit[0], 1, 1), 0);
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 1, 1), 1);
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 2, 2), 1);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 3);
+    ck_assert_uint_eq(t->went_full, 1);
+    ck_assert_int_eq(wsock_roomtab_count(t, over, 1, NULL), -1);
+    ck_assert_int_eq(wsock_roomtab_holders(t, over, 1, pids, 8), -1);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(wsock_roomtab_count(t, fit[i], 1, NULL), i == 0 ? 3 : 2);
+        ck_assert_int_eq(wsock_roomtab_holders(t, fit[i], 1, pids, 8), 1);
+        ck_assert_int_eq(pids[0], 2);
+    }
+    /* A slot frees up: a new pair takes it, "over" still cannot tell (its
+     * members outside are still there). */
+    ck_assert_int_eq(wsock_roomtab_add(t, fit[7], 2, -1), 0);
+    ck_assert_int_eq(wsock_roomtab_add(t, late, 2, 1), 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, late, 2, NULL), 1);
+    ck_assert_int_eq(wsock_roomtab_add(t, fit[7], 1, -1), 0);
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 1, 1), 0);     /* this one fits */
+    ck_assert_int_eq(wsock_roomtab_count(t, over, 1, NULL), -1);
+    /* Its members leave (from the slot first): exact again, no mark left. */
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 2, -2), 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, over, 1, NULL), -1);
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 1, -1), 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, over, 1, NULL), -1);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 1);
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 1, -1), 0);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, over, 1, NULL), 0);
+    ck_assert_int_eq(wsock_roomtab_holders(t, over, 1, pids, 8), 0);
+    /* Leaving more than there is takes nothing from anyone. */
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 1, -1), 0);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 0);
+    /* Full again later: counted as a new time. */
+    ck_assert_int_eq(wsock_roomtab_add(t, fit[7], 3, 1), 0);   /* the last free slot */
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 3, 1), 1);
+    ck_assert_uint_eq(t->went_full, 2);
+    ck_assert_int_eq(wsock_roomtab_add(t, over, 3, -1), 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, fit[0], 1, NULL), 3);
+    free(t);
+}
+END_TEST
+
+/* More rooms outside than marks: every room cannot tell (nothing is lost)
+ * until enough of them are left. */
+START_TEST(test_roomtab_marks_full)
+{
+    wsock_roomtab *t = new_tab(16, 64, &key_a);     /* 16 marks */
+    uint64_t fit = h(t, "fit");
+    char name[16];
+    int i;
+
+    wsock_roomtab_add(t, fit, 1, 1);
+    for (i = 0; i < 15; i++) {
+        snprintf(name, sizeof(name), "pad%d", i);
+        wsock_roomtab_add(t, h(t, name), 1, 1);
+    }
+    for (i = 0; i < 40 && t->unmarked == 0; i++) {
+        snprintf(name, sizeof(name), "out%d", i);
+        ck_assert_int_eq(wsock_roomtab_add(t, h(t, name), 2, 1), 1);
+    }
+    ck_assert_uint_eq(t->unmarked, 1);
+    ck_assert_int_eq(wsock_roomtab_count(t, fit, 2, NULL), -1);
+    /* the unmarked one leaves: every room that fit is exact again */
+    snprintf(name, sizeof(name), "out%d", i - 1);
+    wsock_roomtab_add(t, h(t, name), 2, -1);
+    ck_assert_uint_eq(t->unmarked, 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, fit, 2, NULL), 1);
+    snprintf(name, sizeof(name), "out%d", 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, h(t, name), 2, NULL), -1);
+    free(t);
+}
+END_TEST
+
+/* A process that dies without leaving: its slots are freed at once, and so
+ * are the rooms it alone had outside the table; a room it shared outside
+ * the table with a live process stays "cannot tell" until no live process
+ * has members outside the table. */
+START_TEST(test_roomtab_forget_dead)
+{
+    wsock_roomtab *t = new_tab(16, 64, &key_a);
+    uint64_t own = h(t, "own"), shared = h(t, "shared"), fit = h(t, "fit0");
+    char name[16];
+
+    for (int i = 0; i < 8; i++) {
+        snprintf(name, sizeof(name), "fit%d", i);
+        wsock_roomtab_add(t, h(t, name), 10, 1);
+        wsock_roomtab_add(t, h(t, name), 20, 1);
+    }
+    ck_assert_int_eq(wsock_roomtab_add(t, own, 10, 2), 1);
+    ck_assert_int_eq(wsock_roomtab_add(t, shared, 10, 1), 1);
+    ck_assert_int_eq(wsock_roomtab_add(t, shared, 20, 1), 1);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 4);
+
+    /* 10 dies: 8 slots and 3 members outside */
+    ck_assert_int_eq(wsock_roomtab_forget(t, 10), 11);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 1);
+    ck_assert_int_eq(wsock_roomtab_count(t, fit, 20, NULL), 1);
+    ck_assert_int_eq(wsock_roomtab_count(t, own, 20, NULL), 0);      /* its own: gone */
+    ck_assert_int_eq(wsock_roomtab_count(t, shared, 20, NULL), -1);  /* 20 is still out */
+    ck_assert_int_eq(wsock_roomtab_forget(t, 10), 0);                /* twice: nothing */
+    /* 20's member leaves: nothing live is outside, the marks go */
+    wsock_roomtab_add(t, shared, 20, -1);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, shared, 20, NULL), 0);
+
+    /* The same with 20 dying last, and a total left wrong by a process
+     * killed in the middle of an update: recounted. */
+    ck_assert_int_eq(wsock_roomtab_add(t, shared, 30, 1), 0);    /* 8 slots were freed */
+    for (int i = 0; i < 7; i++) {
+        snprintf(name, sizeof(name), "new%d", i);
+        wsock_roomtab_add(t, h(t, name), 30, 1);
+    }
+    ck_assert_int_eq(wsock_roomtab_add(t, shared, 20, 1), 1);
+    t->outside += 5;
+    ck_assert_int_eq(wsock_roomtab_forget(t, 20), 8 + 1);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, shared, 30, NULL), 1);
+    free(t);
+}
+END_TEST
+
+/* More processes with members outside the table than records: counted
+ * all the same, and taken back as they leave. */
+START_TEST(test_roomtab_orphans)
+{
+    wsock_roomtab *t = new_tab(16, 2, &key_a);
+    uint64_t over = h(t, "over");
+    char name[16];
+
+    for (int i = 0; i < 16; i++) {
+        snprintf(name, sizeof(name), "fit%d", i);
+        wsock_roomtab_add(t, h(t, name), 1, 1);
+    }
+    for (int32_t pid = 2; pid < 6; pid++) {
+        ck_assert_int_eq(wsock_roomtab_add(t, over, pid, 1), 1);
+    }
+    ck_assert_uint_eq(t->orphans, 2);
+    ck_assert_int_eq(wsock_roomtab_count(t, over, 2, NULL), -1);
+    for (int32_t pid = 2; pid < 6; pid++) {
+        wsock_roomtab_add(t, over, pid, -1);
+    }
+    ck_assert_uint_eq(t->orphans, 0);
+    ck_assert_uint_eq(wsock_roomtab_outside(t), 0);
+    ck_assert_int_eq(wsock_roomtab_count(t, over, 2, NULL), 0);
+    free(t);
+}
+END_TEST
+
+/* Wake-up words: one slot per pid, found again; a released slot is taken
+ * again and the chain past it still leads to the others; the first
+ * message marked says where to read from. */
 START_TEST(test_wakers)
 {
     wsock_waker w[8];
     wsock_waker *s1, *s9, *s17, *s25;
-    int32_t dead = 0;
+    int32_t pids[8];
 
     memset(w, 0, sizeof(w));
-    s1 = wsock_wakers_claim(w, 8, 1, alive_but, &dead);
-    s9 = wsock_wakers_claim(w, 8, 9, alive_but, &dead);     /* same home as 1 */
-    s17 = wsock_wakers_claim(w, 8, 17, alive_but, &dead);
+    s1 = wsock_wakers_claim(w, 8, 1);
+    s9 = wsock_wakers_claim(w, 8, 9);       /* same home as 1 */
+    s17 = wsock_wakers_claim(w, 8, 17);
     ck_assert_ptr_nonnull(s1);
     ck_assert(s1 != s9 && s9 != s17 && s1 != s17);
     ck_assert_ptr_eq(wsock_wakers_find(w, 8, 9), s9);
     ck_assert_ptr_eq(wsock_wakers_find(w, 8, 17), s17);
     ck_assert_ptr_null(wsock_wakers_find(w, 8, 25));
-    ck_assert_ptr_eq(wsock_wakers_claim(w, 8, 9, alive_but, &dead), s9);  /* its own */
+    ck_assert_ptr_eq(wsock_wakers_claim(w, 8, 9), s9);  /* its own */
+    ck_assert_int_eq(wsock_wakers_pids(w, 8, pids, 8), 3);
     /* the first mark wins until the child has read */
     wsock_wakers_mark(s17, 640, 10);
     wsock_wakers_mark(s17, 704, 11);
     ck_assert_uint_eq(s17->pending, 1);
     ck_assert_uint_eq(s17->from_pos, 640);
     ck_assert_uint_eq(s17->from_seq, 10);
-    /* 9 dies asleep with a mark: 25 takes its slot, fresh; 17, further
-     * along, is still found. */
+    /* 9 ends asleep with a mark, released: 25 takes its slot, fresh; 17,
+     * further along, is still found. */
     s9->asleep = 1;
     wsock_wakers_mark(s9, 64, 1);
-    dead = 9;
-    s25 = wsock_wakers_claim(w, 8, 25, alive_but, &dead);
+    ck_assert_int_eq(wsock_wakers_release(w, 8, 9), 1);
+    ck_assert_int_eq(wsock_wakers_release(w, 8, 9), 0);
+    ck_assert_ptr_null(wsock_wakers_find(w, 8, 9));
+    ck_assert_ptr_eq(wsock_wakers_find(w, 8, 17), s17);
+    ck_assert_int_eq(wsock_wakers_pids(w, 8, pids, 8), 2);
+    s25 = wsock_wakers_claim(w, 8, 25);
     ck_assert_ptr_eq(s25, s9);
     ck_assert_int_eq(s25->pid, 25);
     ck_assert_uint_eq(s25->asleep, 0);
     ck_assert_uint_eq(s25->pending, 0);
-    ck_assert_ptr_null(wsock_wakers_find(w, 8, 9));
     ck_assert_ptr_eq(wsock_wakers_find(w, 8, 17), s17);
     ck_assert_ptr_eq(wsock_wakers_find(w, 8, 25), s25);
-    /* Full of live processes: none. */
-    dead = 0;
+    /* 17 claims again after a released slot before its own: still its own */
+    ck_assert_int_eq(wsock_wakers_release(w, 8, 1), 1);
+    ck_assert_ptr_eq(wsock_wakers_claim(w, 8, 17), s17);
+    ck_assert_ptr_eq(wsock_wakers_claim(w, 8, 1), s1);
+    /* Full: none. */
     for (int32_t pid = 2; pid < 7; pid++) {
-        ck_assert_ptr_nonnull(wsock_wakers_claim(w, 8, pid, alive_but, &dead));
+        ck_assert_ptr_nonnull(wsock_wakers_claim(w, 8, pid));
     }
-    ck_assert_ptr_null(wsock_wakers_claim(w, 8, 41, alive_but, &dead));
+    ck_assert_ptr_null(wsock_wakers_claim(w, 8, 41));
     ck_assert_ptr_eq(wsock_wakers_find(w, 8, 17), s17);
-}
-END_TEST
-
-/* Colliding chains and a full table: counts stay exact as long as there
- * is room, and an insert that finds none is counted, not lost silently. */
-START_TEST(test_roomtab_full)
-{
-    wsock_roomtab *t = (wsock_roomtab *)tab_mem;
-    int total = 0;
-
-    wsock_roomtab_init(t, 16);
-    for (int32_t pid = 1; pid <= 16; pid++) {
-        ck_assert_int_eq(wsock_roomtab_add(t, 7, pid, pid), 0);     /* one chain */
-        total += pid;
-    }
-    ck_assert_int_eq(wsock_roomtab_count(t, 7, 0, NULL), total);
-    ck_assert_int_eq(wsock_roomtab_add(t, 7, 99, 1), -1);
-    ck_assert_uint_eq(t->overflow, 1);
-    ck_assert_int_eq(wsock_roomtab_add(t, 7, 5, -5), 0);            /* frees a slot */
-    ck_assert_int_eq(wsock_roomtab_add(t, 7, 99, 1), 0);
-    ck_assert_int_eq(wsock_roomtab_count(t, 7, 0, NULL), total - 5 + 1);
 }
 END_TEST
 
@@ -446,8 +684,12 @@ static Suite *bus_suite(void)
 
     tc = tcase_create("room table");
     tcase_add_test(tc, test_roomtab_counts);
-    tcase_add_test(tc, test_roomtab_full);
     tcase_add_test(tc, test_roomtab_holders);
+    tcase_add_test(tc, test_roomtab_keyed);
+    tcase_add_test(tc, test_roomtab_full_recovers);
+    tcase_add_test(tc, test_roomtab_marks_full);
+    tcase_add_test(tc, test_roomtab_forget_dead);
+    tcase_add_test(tc, test_roomtab_orphans);
     tcase_add_test(tc, test_wakers);
     suite_add_tcase(s, tc);
 
