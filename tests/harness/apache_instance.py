@@ -379,6 +379,23 @@ class ApacheInstance:
     def crash_lines(self, since=0):
         return [ln for ln in self.error_log(since).splitlines() if CRASH_RE.search(ln)]
 
+    def child_pids(self):
+        """The live (not zombie) child processes of the parent, from /proc."""
+        pids = set()
+        if self.pid is None:
+            return pids
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.pid and fields[0] not in ("Z", "X"):
+                    pids.add(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+        return pids
+
     def running(self):
         if self.proc is not None:
             return self.proc.poll() is None

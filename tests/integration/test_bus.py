@@ -52,19 +52,9 @@ def member_pid(notice):
     return int(notice["member"].split("-")[0], 16)
 
 
-def children_of(ppid):
-    """The live processes whose parent is ppid, from /proc."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == ppid and fields[0] not in ("Z", "X"):
-                    pids.add(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return pids
+def children_of(inst):
+    """The live child processes of the instance's parent."""
+    return inst.child_pids()
 
 
 async def wait_for(probe, timeout):
@@ -140,14 +130,14 @@ def test_message_larger_than_the_bus(apache_factory):
 def test_bus_survives_a_graceful_restart(apache_factory):
     inst = apache_factory("prefork", COMMON_CONF + CHAT, mpm_conf=PREFORK_MANY)
     since = inst.log_offset()
-    old = children_of(inst.pid)
+    old = children_of(inst)
     inst.graceful()
     assert inst.wait_log(r"resuming normal operations", timeout=15, since=since)
 
     async def go():
         # An old child may still accept a connection before it stops (and
         # tells its WebSockets 1001): the new generation's children only.
-        assert await wait_for(lambda: not children_of(inst.pid) & old, timeout=30)
+        assert await wait_for(lambda: not children_of(inst) & old, timeout=30)
         a, wa = await join(inst, "g")
         b, wb = await join(inst, "g")
         assert member_pid(wa) != member_pid(wb)

@@ -240,7 +240,7 @@ def test_kill_a_child_during_a_broadcast(apache_factory, server):
         held = [victim]
         if mpm == "event":                   # prefork: a child, a connection
             held.append((await join_in(inst, "k", lambda pid: pid == v_pid))[0])
-        before = children_of(inst.pid)
+        before = children_of(inst)
 
         async def broadcast():
             for i in range(total):
@@ -261,7 +261,7 @@ def test_kill_a_child_during_a_broadcast(apache_factory, server):
         live = 1 + len(others)
         if mpm == "event":
             # ServerLimit 2: the MPM starts a new child, which joins the bus
-            new = await wait_for(lambda: children_of(inst.pid) - before, timeout=15)
+            new = await wait_for(lambda: children_of(inst) - before, timeout=15)
             assert new, "no new child after the kill"
             n, wn = await join_in(inst, "k", lambda pid: pid in new)
         else:

@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 
 import pytest
 import websockets
@@ -123,8 +124,16 @@ def test_client_that_does_not_read_does_not_hold_the_stop(apache_factory, mpm, h
 def test_graceful_restart_keeps_serving(apache_factory):
     inst = apache_factory("event")
     since = inst.log_offset()
+    old = inst.child_pids()
     inst.graceful()
     assert inst.wait_log(r"resuming normal operations", timeout=15, since=since)
+    # An old child may still accept a connection before it stops (and tells
+    # its WebSockets 1001): the new generation's children only.
+    for _ in range(600):
+        if not inst.child_pids() & old:
+            break
+        time.sleep(0.05)
+    assert not inst.child_pids() & old, "the old generation did not go"
 
     async def go():
         async with websockets.connect(inst.url("/echo"), ping_interval=None,
