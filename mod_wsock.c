@@ -772,7 +772,6 @@ static void wsock_child_stopping(apr_pool_t *pchild, int graceful)
     (void)pchild;
     (void)graceful;
     wsock_live_going_away();
-    wsock_loop_workers_release();
 }
 
 static void wsock_register_hooks(apr_pool_t *p)

@@ -595,6 +595,25 @@ void wsock_conn_refused(wsock_conn *wc)
     wc->c->keepalive = AP_CONN_CLOSE;
 }
 
+void wsock_conn_abandon(wsock_conn *wc)
+{
+    const wsock_handler *h = wc->set.handler;
+
+    wc->state = WSOCK_STATE_DONE;
+    wsock_rooms_leave_all(wc);
+    wsock_output_close_queue(wc, 0);
+    wsock_output_writable_check(wc);    /* a producer waiting: it is over */
+    if (wc->close_code == 0) {
+        set_close(wc, WSOCK_CLOSE_ABNORMAL, "connection lost");
+    }
+    wsock_security_conn_end(wc);
+    if (wc->opened && h->on_close) {
+        h->on_close(wc, wc->close_code, wc->close_reason);
+    }
+    wc->opened = 0;
+    wsock_conn_let_go_wait(wc);
+}
+
 void wsock_conn_finish(wsock_conn *wc)
 {
     const wsock_handler *h = wc->set.handler;

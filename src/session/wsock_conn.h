@@ -153,6 +153,7 @@ struct wsock_conn {
     int heap_idx;                  /* its place in the timer heap, -1: none */
     apr_time_t phase_deadline;     /* end of draining or lingering */
     struct wsock_conn *release_next; /* handed back to the loop to be freed */
+    struct worker_slot *slot;      /* of the worker thread that handed it over */
     apr_time_t active_at;          /* last served for I/O, not by its timer */
     int trimmed;                   /* memory given back since then */
     int timer_fired;               /* this serve comes from its timer */
@@ -246,6 +247,12 @@ void wsock_conn_tick(wsock_conn *wc, apr_time_t now);
  * receive becomes 1011 (logged).  Returns the code sent, 0 if the
  * connection was no longer open. */
 int wsock_conn_start_close(wsock_conn *wc, int code, const char *reason);
+
+/* The connection is being freed without ever having been driven (the MPM
+ * ended it before handing it over): leaves its rooms, refuses messages,
+ * gives back its counts, runs on_close (1006), and waits for every holder.
+ * No I/O. */
+void wsock_conn_abandon(wsock_conn *wc);
 
 /* Ends the connection: on_close, log, and make sure nothing more is
  * written to it.  Called once by the driver. */

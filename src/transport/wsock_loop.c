@@ -26,17 +26,20 @@
  * the suspend_connection hook, which puts the connection on a loop's inbox
  * under the loop's mutex: everything the handshake wrote is the loop's to
  * read.  After the hook returns, the MPM still writes to its own state in
- * the connection's pool (it marks it suspended) and forgets the socket;
- * the pool must not be destroyed before that.  httpd 2.4 signals nothing
- * when it is done, so the worker thread takes a reference on the
- * connection in the hook (wsock_ref) and drops it the next time it runs
- * any of mod_wsock's hooks (its next request, connection, suspend or
- * resume: wsock_loop_worker_visit): by then, in program order, it is done
- * with the connection, and the drop publishes that.  A worker that never
- * comes back before the child stops has its reference dropped by the
- * child_stopping hook (wsock_loop_workers_release).  Until then a finished
- * connection waits, its socket closed, like any connection still held by
- * a reference: at most one per worker thread.
+ * the connection's pool (c->sbh, its "suspended" flag) and forgets the
+ * socket; httpd 2.4 signals nothing when it is done.  So the memory of the
+ * pool, and only that, waits for the worker: each worker thread has a slot
+ * that names the connection it handed over last, and clears it the next
+ * time it runs any of mod_wsock's hooks (its next request, connection,
+ * suspend or resume: wsock_loop_worker_visit), by then done with it in
+ * program order.  A connection that ends before that is freed as usual
+ * (its cleanups run: the socket closes, the MPM counts it out), except that
+ * its pool's allocator is first detached from the pool, keeps the pool's
+ * blocks mapped, and goes into the slot: the worker destroys it when it
+ * comes back, and the child's clean-up destroys what is left once the MPM
+ * has joined every worker (see worker_slot and free_conn).  Nothing waits
+ * for the worker but a few kilobytes of memory, at most one pool's worth
+ * per worker thread.
  */
 #include <unistd.h>
 
@@ -94,7 +97,8 @@ typedef struct wsock_loop {
 
     /* the loop thread only */
     wsock_conn *local;             /* woken by this thread: served next round */
-    wsock_conn *due;               /* this round's: last round's local ones */
+    wsock_conn *due;               /* this round's: last round's local ones,
+                                    * then other threads' wake-ups */
     wsock_conn *conns;             /* every connection it owns */
     wsock_conn *current;           /* the one being served */
     wsock_buf rbuf;                /* lent to the one being read */
@@ -106,19 +110,28 @@ static wsock_loop *loops;
 static int nloops;
 static apr_uint32_t next_loop;
 
-/* The reference each worker thread keeps on the last connection it handed
- * over (see the top of this file).  One per worker thread, made on its
- * first hand-off and kept for the child's life; all listed for the stop. */
-typedef struct worker_hold {
-    struct worker_hold *next;
-    wsock_conn *wc;                /* atomic; NULL: none */
-} worker_hold;
+/* A worker thread's slot (see the top of this file).  Its value, changed
+ * atomically by the worker and the loop:
+ *   0                the worker is back since its last hand-off;
+ *   a wsock_conn *   the connection it handed over last, maybe still
+ *                    written to by the MPM on the worker's side;
+ *   SLOT_FREEING     the loop is freeing that connection;
+ *   allocator | 1    it was freed before the worker came back: the detached
+ *                    allocator of its pool, for the worker to destroy.
+ * One per worker thread, made on its first hand-off and kept for the
+ * child's life, all listed for the child's clean-up. */
+typedef struct worker_slot {
+    struct worker_slot *next;
+    uintptr_t v;
+} worker_slot;
 
-static apr_thread_mutex_t *holds_mutex;
-static apr_pool_t *holds_pool;
-static worker_hold *holds;
-static int holds_off;              /* the child stops: hand-offs hold nothing */
-static __thread worker_hold *my_hold;
+#define SLOT_FREEING ((uintptr_t)2)
+#define SLOT_ALLOCATOR 1u
+
+static apr_thread_mutex_t *slots_mutex;
+static apr_pool_t *slots_pool;
+static worker_slot *slots;
+static __thread worker_slot *my_slot;
 
 /* ---- timers: a binary min-heap of connections keyed by wc->due ------- */
 
@@ -218,6 +231,13 @@ static void wake_loop(void *baton)
     wsock_loop *L = wc->loop;
     int was_empty;
 
+    /* Not adopted yet: its adoption serves it (anything queued before that
+     * is flushed then; a waker reads the phase after queueing under the
+     * connection's mutex, which adoption takes after setting it).  And a
+     * connection the MPM never hands over must be on no list of ours. */
+    if (__atomic_load_n(&wc->phase, __ATOMIC_ACQUIRE) == PHASE_HANDED) {
+        return;
+    }
     if (apr_atomic_cas32(&wc->in_ready, 1, 0) != 0) {
         return;                     /* already on a ready list */
     }
@@ -332,6 +352,7 @@ static void released_to_loop(wsock_conn *wc)
 
 static void free_conn(wsock_loop *L, wsock_conn *wc);
 static void trim_memory(wsock_conn *wc);
+static void slots_clear(void);
 
 /* An ended connection that must wait for its last holder keeps no more
  * than its pool's first blocks meanwhile: nothing will be written to it or
@@ -352,9 +373,8 @@ static void destroy(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     timer_remove(L, wc);
     wc->phase = PHASE_DEAD;
     if (wc->let_go || !wsock_conn_let_go(wc, released_to_loop)) {
-        /* Held (a delivery in progress, a handler's wsock_ref, the worker
-         * thread of the hand-off): the socket goes now, the memory when the
-         * last holder hands it back. */
+        /* Held (a delivery in progress, a handler's wsock_ref): the
+         * socket goes now, the memory when the last holder hands it back. */
         apr_socket_t *sock = ap_get_conn_socket(wc->c);
         if (sock && !wc->c->aborted) {
             apr_socket_shutdown(sock, APR_SHUTDOWN_READWRITE);
@@ -363,6 +383,32 @@ static void destroy(wsock_loop *L, wsock_conn *wc, apr_time_t now)
         return;
     }
     free_conn(L, wc);
+}
+
+/* Destroys the pool of a connection whose worker may not be back from its
+ * hand-off yet (see worker_slot): its cleanups run now, its blocks stay
+ * mapped in the detached allocator until the worker has come back. */
+static void destroy_pool(wsock_conn *wc)
+{
+    apr_pool_t *pool = wc->c->pool;
+    worker_slot *slot = wc->slot;
+    apr_allocator_t *a = apr_pool_allocator_get(pool);
+    uintptr_t expect = (uintptr_t)wc;
+
+    if (slot == NULL || apr_allocator_owner_get(a) != pool
+        || !__atomic_compare_exchange_n(&slot->v, &expect, SLOT_FREEING, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        apr_pool_destroy(pool);     /* the worker is back: as the MPM would */
+        return;
+    }
+    apr_allocator_owner_set(a, NULL);
+    apr_allocator_max_free_set(a, APR_ALLOCATOR_MAX_FREE_UNLIMITED);
+    apr_pool_destroy(pool);         /* cleanups run; the blocks go to a */
+    expect = SLOT_FREEING;
+    if (!__atomic_compare_exchange_n(&slot->v, &expect, (uintptr_t)a | SLOT_ALLOCATOR, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        apr_allocator_destroy(a);   /* it came back meanwhile */
+    }
 }
 
 static void free_conn(wsock_loop *L, wsock_conn *wc)
@@ -380,7 +426,7 @@ static void free_conn(wsock_loop *L, wsock_conn *wc)
     if (wc->c->cs) {
         wc->c->cs->state = CONN_STATE_SUSPENDED;
     }
-    apr_pool_destroy(wc->c->pool);  /* wc goes with it */
+    destroy_pool(wc);               /* wc goes with it */
 }
 
 static void linger_step(wsock_loop *L, wsock_conn *wc, apr_time_t now)
@@ -610,7 +656,7 @@ static void adopted(wsock_conn *wc);
 
 static void adopt(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
-    wc->phase = PHASE_RUN;
+    __atomic_store_n(&wc->phase, PHASE_RUN, __ATOMIC_RELEASE);  /* see wake_loop */
     wc->loop_prev = NULL;
     wc->loop_next = L->conns;
     if (L->conns) {
@@ -644,17 +690,6 @@ static void adopted(wsock_conn *wc)
         wc->r = wsock_reqlog_keep(wc);   /* the line at the end, 12 KiB less */
     }
     trim_memory(wc);                /* the handshake's buffers */
-}
-
-/* Serves a list of connections linked through ready_next. */
-static void serve_list(wsock_loop *L, wsock_conn *wc, apr_time_t now)
-{
-    while (wc) {
-        wsock_conn *next = wc->ready_next;
-        apr_atomic_set32(&wc->in_ready, 0);
-        serve(L, wc, now);
-        wc = next;
-    }
 }
 
 /* Serves L->due, taking each off it first: a connection still on it may
@@ -719,11 +754,20 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
         ready = L->ready;
         L->inbox = L->ready = NULL;
         apr_thread_mutex_unlock(L->mutex);
+        /* Other threads' wake-ups join this round's list, where ready_unlink
+         * finds them: a connection may be woken before it is adopted (a
+         * close asked for at once), and end while it is adopted. */
+        if (ready) {
+            wsock_conn **tail = &L->due;
+            while (*tail) {
+                tail = &(*tail)->ready_next;
+            }
+            *tail = ready;
+        }
         for (wsock_conn *wc = inbox, *next; wc; wc = next) {
             next = wc->inbox_next;
             adopt(L, wc, now);
         }
-        serve_list(L, ready, now);
         serve_due(L, now);
 
         /* Last: what was served above may have been handed back. */
@@ -773,6 +817,9 @@ static apr_status_t loops_stop(void *data)
     }
     nloops = 0;
     loops = NULL;
+    /* The MPM joined its workers before the child's pool goes: none of them
+     * writes to a handed-over connection any more. */
+    slots_clear();
     return APR_SUCCESS;
 }
 
@@ -837,11 +884,10 @@ int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
         n = default_threads(&cpus, &children);
     }
     apr_pool_create(&pool, pchild);
-    holds = NULL;
-    holds_off = 0;
-    holds_pool = pool;
-    if (apr_thread_mutex_create(&holds_mutex, APR_THREAD_MUTEX_DEFAULT, pool) != APR_SUCCESS) {
-        holds_mutex = NULL;         /* hand-offs then hold nothing */
+    slots = NULL;
+    slots_pool = pool;
+    if (apr_thread_mutex_create(&slots_mutex, APR_THREAD_MUTEX_DEFAULT, pool) != APR_SUCCESS) {
+        slots_mutex = NULL;         /* then the old way: pools destroyed at once */
     }
     loops = apr_pcalloc(pool, (apr_size_t)n * sizeof(*loops));
     for (int i = 0; i < n; i++) {
@@ -880,6 +926,25 @@ int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
     return nloops;
 }
 
+/* A pre-cleanup of the connection's pool.  The handler returned SUSPENDED,
+ * yet the MPM may not hand the connection over and end it itself (seen
+ * when a child stops at once while handshakes are under way): then what
+ * accepting it did is undone before its pool goes.  Once a loop has
+ * adopted it, the loop alone destroys the pool, and this does nothing. */
+static apr_status_t never_adopted(void *data)
+{
+    wsock_conn *wc = data;
+
+    if (__atomic_load_n(&wc->phase, __ATOMIC_ACQUIRE) == PHASE_HANDED) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, wc->f_server,
+                     WSOCKNO(0116) "WebSocket %s from %s: the MPM ended the connection "
+                     "before handing it over", wc->f_uri, wc->f_conn_id);
+        wsock_live_remove(wc);
+        wsock_conn_abandon(wc);     /* rooms, queue, counts, on_close, holders */
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t wsock_loop_prepare(wsock_conn *wc)
 {
     conn_rec *c = wc->c;
@@ -896,74 +961,59 @@ apr_status_t wsock_loop_prepare(wsock_conn *wc)
     L = &loops[apr_atomic_inc32(&next_loop) % (apr_uint32_t)nloops];
     wc->heap_idx = -1;
     /* Set before anyone can send to it: wake-ups that come before the
-     * loop adopts it only put it on the ready list, which waits for that. */
+     * loop adopts it do nothing, and adoption serves it. */
     __atomic_store_n(&wc->loop, L, __ATOMIC_RELEASE);  /* read by room deliveries */
     wsock_conn_set_wake(wc, wake_loop, wc);
+    apr_pool_pre_cleanup_register(c->pool, wc, never_adopted);
     wsock_live_add(wc);
     return APR_SUCCESS;
 }
 
-/* ---- the worker threads' references ------------------------------------- */
+/* ---- the worker threads' slots ------------------------------------------ */
+
+/* What a slot's value leaves to do once its worker is done with it. */
+static void slot_done(uintptr_t v)
+{
+    if (v & SLOT_ALLOCATOR) {
+        apr_allocator_destroy((apr_allocator_t *)(v & ~(uintptr_t)SLOT_ALLOCATOR));
+    }
+}
 
 void wsock_loop_worker_visit(void)
 {
-    wsock_conn *wc;
-
-    if (my_hold == NULL || __atomic_load_n(&my_hold->wc, __ATOMIC_RELAXED) == NULL) {
+    if (my_slot == NULL || __atomic_load_n(&my_slot->v, __ATOMIC_RELAXED) == 0) {
         return;
     }
     /* This thread returned to the MPM after its last hand-off and came
      * back: the MPM is done with that connection. */
-    wc = __atomic_exchange_n(&my_hold->wc, NULL, __ATOMIC_ACQ_REL);
-    if (wc) {
-        wsock_unref(wc);
-    }
+    slot_done(__atomic_exchange_n(&my_slot->v, 0, __ATOMIC_ACQ_REL));
 }
 
-/* On the worker thread, in the suspend_connection hook. */
-static void worker_hold_take(wsock_conn *wc)
+/* On the worker thread, in the suspend_connection hook (after the visit). */
+static void worker_slot_take(wsock_conn *wc)
 {
-    wsock_conn *prev;
-
-    if (holds_mutex == NULL || __atomic_load_n(&holds_off, __ATOMIC_ACQUIRE)) {
+    if (slots_mutex == NULL) {
         return;
     }
-    if (my_hold == NULL) {
-        apr_thread_mutex_lock(holds_mutex);
-        my_hold = apr_pcalloc(holds_pool, sizeof(*my_hold));
-        my_hold->next = holds;
-        holds = my_hold;
-        apr_thread_mutex_unlock(holds_mutex);
+    if (my_slot == NULL) {
+        apr_thread_mutex_lock(slots_mutex);
+        my_slot = apr_pcalloc(slots_pool, sizeof(*my_slot));
+        my_slot->next = slots;
+        slots = my_slot;
+        apr_thread_mutex_unlock(slots_mutex);
     }
-    wsock_ref(wc);
-    prev = __atomic_exchange_n(&my_hold->wc, wc, __ATOMIC_ACQ_REL);
-    if (prev) {
-        wsock_unref(prev);          /* (the hook visits first: not expected) */
-    }
+    wc->slot = my_slot;
+    slot_done(__atomic_exchange_n(&my_slot->v, (uintptr_t)wc, __ATOMIC_ACQ_REL));
 }
 
-void wsock_loop_workers_release(void)
+/* The child's clean-up, once the MPM has joined its workers and the loops
+ * are joined: what no worker came back for. */
+static void slots_clear(void)
 {
-    worker_hold *h;
-
-    if (holds_mutex == NULL) {
-        return;
+    for (worker_slot *s = slots; s; s = s->next) {
+        slot_done(__atomic_exchange_n(&s->v, 0, __ATOMIC_ACQ_REL));
     }
-    /* The child stops: connections a worker thread handed over and has
-     * not come back from since must be freed for the MPM to count its
-     * connections down to none.  A worker has had the whole life of such a
-     * connection to finish the few stores after the hook; from now on a
-     * hand-off holds nothing. */
-    __atomic_store_n(&holds_off, 1, __ATOMIC_RELEASE);
-    apr_thread_mutex_lock(holds_mutex);
-    h = holds;
-    apr_thread_mutex_unlock(holds_mutex);
-    for (; h; h = h->next) {
-        wsock_conn *wc = __atomic_exchange_n(&h->wc, NULL, __ATOMIC_ACQ_REL);
-        if (wc) {
-            wsock_unref(wc);
-        }
-    }
+    slots = NULL;
 }
 
 void wsock_loop_adopt(wsock_conn *wc)
@@ -971,8 +1021,9 @@ void wsock_loop_adopt(wsock_conn *wc)
     wsock_loop *L = wc->loop;
     int was_empty;
 
-    /* Held for the MPM's own last stores, until this thread comes back. */
-    worker_hold_take(wc);
+    /* The pool's memory waits for the MPM's own last stores: until this
+     * thread comes back. */
+    worker_slot_take(wc);
     /* The MPM clears this after the hook; nothing on the loop thread may
      * update this worker's scoreboard slot meanwhile. */
     wc->c->sbh = NULL;

@@ -31,9 +31,6 @@ void wsock_loop_adopt(wsock_conn *wc);
  * thread is back from its last hand-off (see wsock_loop.c). */
 void wsock_loop_worker_visit(void);
 
-/* child_stopping: drops the references of worker threads that have not
- * come back since their last hand-off. */
-void wsock_loop_workers_release(void);
 
 /* The owning loop wrote to wc's output outside of wc's own turn (another
  * connection's callback sent to it): make sure the loop flushes it. */

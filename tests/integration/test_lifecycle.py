@@ -8,7 +8,13 @@ import pytest
 import websockets
 
 import rawws
-from conftest import run
+from conftest import COMMON_CONF, crash_check, run
+
+CHAT_CONF = """\
+<Location /chat>
+    WSockHandler chat room=query presence=on
+</Location>
+"""
 
 MPMS = ["event", "worker", "prefork"]
 
@@ -119,6 +125,37 @@ def test_client_that_does_not_read_does_not_hold_the_stop(apache_factory, mpm, h
     assert "AH00046" not in log, "a child had to be killed:\n" + log[-3000:]
     if mpm != "prefork" or how == "stop":
         assert "AH00045" not in log, "a child did not exit when told:\n" + log[-3000:]
+
+
+def test_stop_while_handshakes_are_under_way(apache_factory):
+    # Handshakes to chat rooms, and the server told to stop within a
+    # millisecond of them: connections may then be ended by the MPM before
+    # it hands them over (WSOCK0116), after their on_open joined a room.
+    # Whatever the order, no child may crash (the ASan run of the suite
+    # checks the memory).  Races: each round hits them or not.
+    import signal
+    import socket
+    conf = COMMON_CONF + CHAT_CONF
+    for round_ in range(20):
+        inst = apache_factory("event", conf)
+        socks = []
+        try:
+            for i in range(6):
+                s = socket.create_connection(("127.0.0.1", inst.port), timeout=5)
+                s.sendall(rawws.handshake_request("/chat?room=r%d" % (i % 2),
+                                                  host="127.0.0.1:%d" % inst.port))
+                socks.append(s)
+            time.sleep(0.0005 * (round_ % 4))
+            if round_ % 2:
+                inst.terminate()
+            else:
+                inst._signal(signal.SIGWINCH)
+        finally:
+            for s in socks:
+                s.close()
+        assert inst.wait_exit(30), "apache2 did not exit (round %d)" % round_
+        crash_check(inst)
+        inst.stop()
 
 
 def test_graceful_restart_keeps_serving(apache_factory):
