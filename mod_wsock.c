@@ -605,6 +605,9 @@ static const command_rec wsock_cmds[] = {
     AP_INIT_TAKE1("WSockMaxConnectionsPerIP", wsock_cmd_max_conns_per_ip, NULL, WSOCK_CTX,
                   "Most WebSockets one client address may hold open (429 beyond); "
                   "0 = no limit (default)"),
+    AP_INIT_TAKE1("WSockIPTableSize", wsock_cmd_ip_table_size, NULL, RSRC_CONF,
+                  "WebSockets the per-IP count can hold at once, server-wide (503 beyond); "
+                  "server config; default 32768"),
     WSOCK_REDIS_DIRECTIVES,
     { NULL }
 };

@@ -6,8 +6,18 @@
  * Schemes and hosts compare case-insensitively (both are lowercased when
  * parsed), and a port that is the scheme's default compares equal to no
  * port, so "https://Example.com:443" is "https://example.com".
+ *
+ * "same-origin" is judged against what the server is configured to be
+ * (wsock_origin_self), never against the request's Host header: under DNS
+ * rebinding, an attacker's page on http://evil.example:8080 whose name now
+ * resolves to this server sends Origin and Host both evil.example:8080,
+ * and would otherwise reach endpoints protected only by where they listen
+ * (Require ip 127.0.0.1, an intranet).
  */
 #include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -172,20 +182,105 @@ static int rule_matches(const origin_t *rule, const origin_t *o)
     return hl > sl && o->host[0] != '.' && strcmp(o->host + hl - sl, rule->host) == 0;
 }
 
-/* The request's own origin: the scheme of the connection, the Host header. */
-static int is_same_origin(const origin_t *o, const char *host, int https)
+/* An IP literal ("192.0.2.1", "[2001:db8::1]", or an address as APR
+ * writes it, without brackets) as 16 bytes, IPv4 mapped into IPv6; 0 if
+ * text is not one. */
+static int ip_bytes(const char *text, unsigned char out[16])
 {
-    origin_t self;
+    static const unsigned char v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    char buf[64];
+    size_t n = strlen(text);
 
-    if (host == NULL || strcmp(o->scheme, https ? "https" : "http") != 0
-        || parse_hostport(host, strlen(host), https ? 443 : 80, &self) != 0) {
+    if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+        text++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(buf)) {
         return 0;
     }
-    return self.port == o->port && strcmp(self.host, o->host) == 0;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    if (inet_pton(AF_INET, buf, out + 12) == 1) {
+        memcpy(out, v4_mapped, sizeof(v4_mapped));
+        return 1;
+    }
+    return inet_pton(AF_INET6, buf, out) == 1;
+}
+
+static int is_loopback(const unsigned char a[16])
+{
+    static const unsigned char v6_loopback[16] = { 0, 0, 0, 0, 0, 0, 0, 0,
+                                                   0, 0, 0, 0, 0, 0, 0, 1 };
+    static const unsigned char v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+    return memcmp(a, v6_loopback, 16) == 0
+           || (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0 && a[12] == 127);
+}
+
+/* A DNS name compared as DNS compares it: without case, and
+ * "example.com." (fully qualified) is "example.com". */
+static int same_name(const char *name, const char *host, size_t host_len)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (n > 1 && name[n - 1] == '.') {
+        n--;
+    }
+    return n > 0 && n == host_len && strncasecmp(name, host, n) == 0;
+}
+
+/* host (lowercase, of an Origin) names the server itself. */
+static int is_self_host(const char *host, const wsock_origin_self *self)
+{
+    char name[sizeof(((origin_t *)0)->host)];
+    unsigned char a[16], local[16];
+    size_t n = strlen(host);
+    int i;
+
+    if (n > 1 && host[n - 1] == '.') {
+        n--;                        /* "example.com." */
+    }
+    memcpy(name, host, n);
+    name[n] = '\0';
+    if (same_name(self->server_name, name, n)) {
+        return 1;
+    }
+    for (i = 0; self->aliases && i < self->aliases->nelts; i++) {
+        if (same_name(APR_ARRAY_IDX(self->aliases, i, const char *), name, n)) {
+            return 1;
+        }
+    }
+    for (i = 0; self->wild_match && self->wild_aliases && i < self->wild_aliases->nelts; i++) {
+        if (self->wild_match(APR_ARRAY_IDX(self->wild_aliases, i, const char *), name)) {
+            return 1;
+        }
+    }
+    /* The address the connection arrived on: no DNS answer can make a
+     * page's origin an address of this server unless the page is ours;
+     * nor "localhost", which browsers never ask DNS about. */
+    if (self->local_ip == NULL || !ip_bytes(self->local_ip, local)) {
+        return 0;
+    }
+    if (ip_bytes(name, a)) {
+        return memcmp(a, local, 16) == 0;
+    }
+    return strcmp(name, "localhost") == 0 && is_loopback(local);
+}
+
+/* The server's own origin (see wsock_origin_self). */
+static int is_same_origin(const origin_t *o, const wsock_origin_self *self)
+{
+    if (self == NULL || strcmp(o->scheme, self->https ? "https" : "http") != 0) {
+        return 0;
+    }
+    if (o->port != self->local_port && (self->name_port == 0 || o->port != self->name_port)) {
+        return 0;
+    }
+    return is_self_host(o->host, self);
 }
 
 int wsock_origin_allowed(const wsock_origin_policy *policy, const char *origin,
-                         const char *host, int https)
+                         const wsock_origin_self *self)
 {
     origin_t o;
 
@@ -197,7 +292,7 @@ int wsock_origin_allowed(const wsock_origin_policy *policy, const char *origin,
     if (parse_origin(origin, 0, &o) != 0) {
         return 0;
     }
-    if ((policy == NULL || policy->same_origin) && is_same_origin(&o, host, https)) {
+    if ((policy == NULL || policy->same_origin) && is_same_origin(&o, self)) {
         return 1;
     }
     if (policy) {

@@ -1,8 +1,10 @@
 """The handshake's security checks with a real browser (Debian's headless
 Chromium via playwright-core, security_page.js): a browser always sends
 Origin, so the default same-origin policy lets the page's own WebSockets in
-and refuses the same server under another name (a cross-site page as far as
-the browser says); the token convention (subprotocols ["access_token",
+(by the server's ServerName or address, and as localhost on loopback) and
+refuses a page of another site whose name resolves to the server's address
+(DNS rebinding, simulated with Chromium's --host-resolver-rules: the page,
+its Origin and its Host header all say evil.example); the token convention (subprotocols ["access_token",
 token]) opens a WebSocket in the browser, which fails a handshake that
 offered subprotocols and got none back.
 
@@ -88,10 +90,14 @@ def test_origin_and_token_in_chromium(server):
 
     # the page's own origin: open, echoed
     assert r["same"]["opened"] and r["same"]["echo"] == "ping", r
-    # the same server as localhost: the page's Origin is 127.0.0.1 -> 403
-    assert not r["cross"]["opened"] and r["cross"]["closeCode"] == 1006, r
+    # the same server under another name: the page's origin is still the server's
+    assert r["otherName"]["opened"] and r["otherName"]["echo"] == "ping", r
+    # a page of http://localhost:PORT (a loopback address by its name)
+    assert r["localhostPage"]["opened"] and r["localhostPage"]["echo"] == "ping", r
+    # DNS rebinding: refused, although Origin and Host agree
+    assert not r["rebound"]["opened"] and r["rebound"]["closeCode"] == 1006, r
     assert server.wait_log(r"WSOCK0701: WebSocket handshake for /ws refused with 403: origin "
-                           r"'http://127\.0\.0\.1:%d' is not allowed" % server.port)
+                           r"'http://evil\.example:%d' is not allowed" % server.port)
     # the token convention works in a browser, with and without a real subprotocol
     assert r["token"]["opened"] and r["token"]["echo"] == "ping", r
     assert r["token"]["protocol"] == "access_token", r

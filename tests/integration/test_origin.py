@@ -1,6 +1,15 @@
 """WSockAllowedOrigins: cross-site WebSocket hijacking is refused (403)
 before the upgrade, by origin; requests without an Origin header (not a
 browser) pass; same-origin by default, over ws:// and wss://.
+
+Same-origin means what the server is configured to be, not what the
+request's Host header says: the ServerName and ServerAliases (wildcards as
+Apache matches them) of the virtual host that serves the request, or the
+address the connection arrived on (localhost too when that is a loopback
+address), with the port the connection arrived on or the one ServerName
+names.  A DNS-rebinding page (http://evil.example:PORT, its name rebound
+to the server's address) sends Origin and Host both evil.example:PORT and
+is refused.
 """
 
 import asyncio
@@ -30,6 +39,25 @@ ORIGIN_CONF = COMMON_CONF + """
     WSockHandler echo
     WSockAllowedOrigins any
 </Location>
+
+# Name-based virtual hosts on the one listener; the first (127.0.0.1) also
+# answers every Host no other one claims.  The <Location>s above apply in
+# each.
+<VirtualHost *:*>
+    ServerName 127.0.0.1
+</VirtualHost>
+<VirtualHost *:*>
+    ServerName app.example
+    ServerAlias alias.example *.wild.example
+</VirtualHost>
+# behind a TLS terminator (port 443 outside), a plain connection here
+<VirtualHost *:*>
+    ServerName https://proxied.example
+</VirtualHost>
+# behind a plain HTTP proxy on port 80
+<VirtualHost *:*>
+    ServerName plain.example:80
+</VirtualHost>
 """
 
 
@@ -62,11 +90,20 @@ def test_default_no_origin_header_is_allowed(oserver):
 
 
 @pytest.mark.parametrize("origin_fmt,host_fmt", [
-    ("http://127.0.0.1:{port}", None),
+    ("http://127.0.0.1:{port}", None),            # ServerName, and the listening address
     ("HTTP://127.0.0.1:{port}", None),            # scheme case-insensitive
-    ("http://www.example.com", "www.example.com"),  # default port on both sides
-    ("http://WWW.Example.com:80", "www.example.com:80"),
-    ("http://www.example.com", "WWW.EXAMPLE.COM:80"),
+    ("http://127.0.0.1:{port}", "app.example:{port}"),   # the address, whatever the vhost
+    ("http://localhost:{port}", "localhost:{port}"),     # a loopback address by its name
+    ("http://LocalHost:{port}", None),
+    ("http://app.example:{port}", "app.example:{port}"),   # ServerName
+    ("http://APP.example.:{port}", "app.example:{port}"),  # case, a trailing dot
+    ("http://alias.example:{port}", "alias.example:{port}"),   # ServerAlias
+    ("http://a.wild.example:{port}", "a.wild.example:{port}"),  # ServerAlias *.wild.example
+    ("http://a.b.wild.example:{port}", "a.b.wild.example:{port}"),  # * spans dots (Apache)
+    ("https://proxied.example", "proxied.example"),  # ServerName https://: its scheme, 443
+    ("https://proxied.example:{port}", "proxied.example:{port}"),  # the port arrived on
+    ("http://plain.example", "plain.example"),      # ServerName plain.example:80
+    ("http://plain.example:{port}", "plain.example:{port}"),
 ])
 def test_default_same_origin_allowed(oserver, origin_fmt, host_fmt):
     fmt = dict(port=oserver.port)
@@ -80,10 +117,27 @@ def test_default_same_origin_allowed(oserver, origin_fmt, host_fmt):
     ("https://127.0.0.1:{port}", None),           # https page, http connection
     ("http://127.0.0.1:{other}", None),           # another port is another origin
     ("http://127.0.0.1", None),                   # port 80
-    ("http://www.example.com:8080", "www.example.com"),
     ("null", None),                               # sandboxed iframe, file: page
     ("http://127.0.0.1:{port}/path", None),       # not an origin
     ("", None),
+    # DNS rebinding: the attacker's name, rebound to this server's address;
+    # the browser sends its page's origin and that name as Host
+    ("http://evil.example:{port}", "evil.example:{port}"),
+    ("http://www.example.com", "www.example.com"),
+    ("http://evil.example:{other}", "evil.example:{other}"),
+    ("http://127.0.0.2:{port}", "127.0.0.2:{port}"),   # not the address it arrived on
+    ("http://localhost.evil.example:{port}", "localhost.evil.example:{port}"),
+    # a configured name on a port that is neither the listener's nor ServerName's
+    ("http://app.example:{other}", "app.example:{other}"),
+    ("http://app.example", "app.example"),        # ServerName without a port: port 80 is not ours
+    ("http://app.example:{other}", "app.example:{port}"),
+    ("https://proxied.example:8443", "proxied.example:8443"),
+    ("http://proxied.example:{port}", "proxied.example:{port}"),   # ServerName says https
+    ("http://plain.example:81", "plain.example:81"),
+    # names of another virtual host than the one that serves the request
+    ("http://alias.example:{port}", None),
+    ("http://app.example:{port}", "plain.example:{port}"),
+    ("http://wild.example:{port}", "wild.example:{port}"),  # *.wild.example needs the dot
 ])
 def test_default_cross_origin_refused(oserver, origin_fmt, host_fmt):
     fmt = dict(port=oserver.port, other=oserver.port + 1)
@@ -96,6 +150,23 @@ def test_default_cross_origin_refused(oserver, origin_fmt, host_fmt):
     m = oserver.wait_log(r"WSOCK0701: WebSocket handshake for /echo refused with 403: "
                          r"origin '([^']*)' is not allowed", since=since)
     assert m and m.group(1) == origin, oserver.error_log(since)[-2000:]
+
+
+def test_dns_rebinding_with_a_real_client(oserver):
+    """What a browser does on a page of http://evil.example:PORT once the
+    attacker's DNS answers evil.example with this server's address: it
+    connects to the address and sends its page's origin and evil.example as
+    Host.  Same origin by the Host header, not by what the server is."""
+    evil = "evil.example:%d" % oserver.port
+
+    async def go():
+        with pytest.raises(websockets.InvalidStatusCode) as ei:
+            async with websockets.connect("ws://%s/echo" % evil, host="127.0.0.1",
+                                          port=oserver.port, origin="http://" + evil,
+                                          open_timeout=10):
+                pass
+        return ei.value.status_code
+    assert run(go()) == 403
 
 
 def test_cross_origin_refused_for_a_real_client(oserver):
