@@ -49,6 +49,7 @@
 #include <http_log.h>
 #include <http_request.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 #include <apr_allocator.h>
 #include <apr_atomic.h>
 #include <apr_poll.h>
@@ -966,6 +967,9 @@ apr_status_t wsock_loop_prepare(wsock_conn *wc)
     wsock_conn_set_wake(wc, wake_loop, wc);
     apr_pool_pre_cleanup_register(c->pool, wc, never_adopted);
     wsock_live_add(wc);
+    /* The suspend_connection hook finds it there once the handler returned
+     * SUSPENDED. */
+    ap_set_module_config(c->conn_config, &wsock_module, wc);
     return APR_SUCCESS;
 }
 
@@ -1016,7 +1020,7 @@ static void slots_clear(void)
     slots = NULL;
 }
 
-void wsock_loop_adopt(wsock_conn *wc)
+static void loop_adopt(wsock_conn *wc)
 {
     wsock_loop *L = wc->loop;
     int was_empty;
@@ -1038,4 +1042,46 @@ void wsock_loop_adopt(wsock_conn *wc)
     if (was_empty) {
         apr_pollset_wakeup(L->ps);
     }
+}
+
+/* ---- the MPM's connection hooks ------------------------------------------ */
+
+/* The MPM let go of a connection: a WebSocket the handler prepared goes to
+ * its loop (this hook runs on the worker thread, before the MPM's own last
+ * stores to the connection: see the top of this file).  The MPM runs this
+ * hook for other transitions too (keep-alive), for which it is a visit. */
+static void loop_suspend_connection(conn_rec *c, request_rec *r)
+{
+    wsock_conn *wc = ap_get_module_config(c->conn_config, &wsock_module);
+
+    (void)r;
+    wsock_loop_worker_visit();
+    if (wc && c->cs && c->cs->state == CONN_STATE_SUSPENDED) {
+        ap_set_module_config(c->conn_config, &wsock_module, NULL);
+        loop_adopt(wc);
+    }
+}
+
+/* A worker thread picks up a connection again, or starts a new one: it is
+ * back from its last hand-off. */
+static void loop_resume_connection(conn_rec *c, request_rec *r)
+{
+    (void)c;
+    (void)r;
+    wsock_loop_worker_visit();
+}
+
+static int loop_pre_connection(conn_rec *c, void *csd)
+{
+    (void)c;
+    (void)csd;
+    wsock_loop_worker_visit();
+    return OK;
+}
+
+void wsock_loop_register_hooks(void)
+{
+    ap_hook_suspend_connection(loop_suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_resume_connection(loop_resume_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_connection(loop_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);
 }

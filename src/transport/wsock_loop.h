@@ -20,12 +20,14 @@ void wsock_loops_log_sizing(server_rec *s, int configured);
 
 /* The handler, after the 101: prepares wc for a loop (non-blocking network
  * output, wake-up, the live list).  APR_SUCCESS: return SUSPENDED, and the
- * suspend_connection hook hands it over with wsock_loop_adopt().  Anything
- * else: nothing changed, use the blocking driver. */
+ * suspend_connection hook hands it over to the loop.  Anything else:
+ * nothing changed, use the blocking driver. */
 apr_status_t wsock_loop_prepare(wsock_conn *wc);
 
-/* suspend_connection hook: the MPM let go of the connection. */
-void wsock_loop_adopt(wsock_conn *wc);
+/* From register_hooks: the MPM's connection hooks (suspend, resume,
+ * pre_connection) that take connections over and see worker threads come
+ * back from a hand-off. */
+void wsock_loop_register_hooks(void);
 
 /* Every hook of mod_wsock that a worker thread runs calls this first: the
  * thread is back from its last hand-off (see wsock_loop.c). */

@@ -1,10 +1,15 @@
 /*
- * wsock_config.h — per-directory configuration of mod_wsock and the
- * defaults every directive falls back to.
+ * wsock_config.h — the configuration of mod_wsock: per-directory settings
+ * and their merge (wsock_dirconf.c), the defaults every directive falls
+ * back to, the server-wide settings (wsock_server_conf.c), and the
+ * directives' parsers, which mod_wsock.c's command table names
+ * (wsock_directives.c, wsock_server_conf.c).
  */
 #ifndef WSOCK_CONFIG_H
 #define WSOCK_CONFIG_H
 
+#include <httpd.h>
+#include <http_config.h>
 #include <apr_tables.h>
 #include <apr_time.h>
 
@@ -78,5 +83,47 @@ typedef struct {
 } wsock_settings;
 
 void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d);
+
+/* The module record's per-directory hooks. */
+void *wsock_dirconf_create(apr_pool_t *p, char *dir);
+void *wsock_dirconf_merge(apr_pool_t *p, void *basev, void *addv);
+
+/* Per-location directives (wsock_directives.c). */
+const char *wsock_cmd_handler(cmd_parms *cmd, void *conf, int argc, char *const argv[]);
+const char *wsock_cmd_load_plugin(cmd_parms *cmd, void *conf, const char *name,
+                                  const char *path);
+const char *wsock_cmd_protocols(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_require_protocol(cmd_parms *cmd, void *conf, int on);
+const char *wsock_cmd_max_message(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_access_log(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_fragment_size(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_send_queue(cmd_parms *cmd, void *conf, const char *msgs,
+                                 const char *bytes, const char *policy);
+const char *wsock_cmd_ping_interval(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_idle_timeout(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_close_timeout(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_rate_limit(cmd_parms *cmd, void *conf, int argc, char *const argv[]);
+const char *wsock_cmd_frame_timeout(cmd_parms *cmd, void *conf, const char *arg);
+
+/* ---- server-wide settings (server config only) ---------------------- */
+
+typedef struct {
+    int driver_blocking_only;   /* WSockDriver blocking */
+    int loop_threads;           /* WSockLoopThreads; 0 = from the CPUs */
+    apr_size_t bus_size;        /* WSockBusSize */
+    apr_uint32_t bus_rooms;     /* WSockBusRooms */
+} wsock_server_settings;
+
+/* Set while the configuration is read, then only read. */
+extern wsock_server_settings wsock_server;
+
+/* pre_config: every setting back to its default (a restart reads them
+ * again). */
+void wsock_server_settings_reset(void);
+
+const char *wsock_cmd_driver(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_loop_threads(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_bus_size(cmd_parms *cmd, void *conf, const char *arg);
+const char *wsock_cmd_bus_rooms(cmd_parms *cmd, void *conf, const char *arg);
 
 #endif /* WSOCK_CONFIG_H */
