@@ -74,7 +74,7 @@ apache_log_check mod_wsock
 say "results: 1 sender -> $RECEIVERS receivers, $SIZE-byte binary messages, window $WINDOW," \
     "$( ((RATE)) && echo "$RATE msgs/s" || echo "as fast as delivered"), ${WARMUP}s warm-up" \
     "+ ${DURATION}s, $ROUNDS round(s), fanout threads $THREADS, apache children $CHILDREN," \
-    "$( ((PIN)) && echo "pinned (servers: CPU $LAST)" || echo unpinned)"
+    "$( ((PIN)) && echo "pinned (servers: CPU $SRV_CPU_ID)" || echo unpinned)"
 machine_line
 FMT='%-24s %12s %9s %11s %11s %7s %8s %8s %8s\n'
 KEYS=(deliveries_per_sec msgs_per_sec p50_us p99_us errors server_cpu client_cpu_pct other_cpu)

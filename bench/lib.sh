@@ -66,16 +66,25 @@ setup() {
     make -s -C "$BENCH" "$@"
 }
 
-# With PIN=1 each server gets exactly one core (the last) and the load
-# generator the rest, so neither server can borrow the load generator's CPU: a
-# per-core comparison.  Without it the scheduler shares all cores among
-# everything.
+# With PIN=1 each server gets exactly one core, SRV_CPU_ID (PIN_CPU, else
+# the last CPU), and the load generator all the others, so neither server
+# can borrow the load generator's CPU: a per-core comparison.  Without it
+# the scheduler shares all cores among everything.
 set_pinning() {
     SRV_CPU=() CLI_CPU=()
     if ((${PIN:-0})); then
-        LAST=$(($(nproc) - 1))
-        ((LAST >= 1)) || die "-p needs at least 2 CPUs"
-        SRV_CPU=(taskset -c "$LAST") CLI_CPU=(taskset -c "0-$((LAST - 1))")
+        local n c others=()
+        n=$(nproc)
+        ((n >= 2)) || die "pinning needs at least 2 CPUs"
+        SRV_CPU_ID=${PIN_CPU:-$((n - 1))}
+        if ! [[ $SRV_CPU_ID =~ ^[0-9]+$ ]] || ((SRV_CPU_ID >= n)); then
+            die "PIN_CPU must be a CPU number below $n"
+        fi
+        for ((c = 0; c < n; c++)); do
+            ((c == SRV_CPU_ID)) || others+=("$c")
+        done
+        SRV_CPU=(taskset -c "$SRV_CPU_ID")
+        CLI_CPU=(taskset -c "$(IFS=,; echo "${others[*]}")")
     fi
 }
 

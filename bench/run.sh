@@ -3,15 +3,19 @@
 # vs a minimal C server (the machine's limit), vs Apache proxying to Node.
 #
 #   bench/run.sh [-c CONNS] [-s BYTES] [-d SECONDS] [-w WARMUP] [-t THREADS]
-#                [-r ROUNDS] [-T] [-p] [-S "SERVER..."]
+#                [-r ROUNDS] [-T] [-p | -P CPU] [-S "SERVER..."]
 #
 # Same settings via the environment: CONNS=50 SIZE=16 DURATION=10 WARMUP=2
 # THREADS=1 ROUNDS=3 TEXT=0 PIN=0 (options win; -T = text messages, else
-# binary; -p = pin: servers on the last CPU, wsbench on the others).
+# binary; -p = pin: servers on the last CPU, wsbench on the others; -P CPU
+# = pin the servers on CPU instead, e.g. -P 0, also PIN_CPU=0 with -p).
 # SERVERS="mod_wsock mod_wsock2 node limit proxy" (-S) picks the servers:
 #   mod_wsock  the echo handler in apache2 (event MPM), one child with one
 #              loop thread: one thread serves the WebSockets, as in Node and
 #              the limit (wsbench needs the other core)
+#   mod_wsock_auto  the same child with the module's default
+#              WSockLoopThreads (not in the default list; pinned, it shows
+#              what the default makes of one CPU)
 #   mod_wsock2 the same with the module's default sizing for this machine:
 #              2 children, the CPUs shared out as loop threads (1 each on
 #              2 cores)
@@ -37,7 +41,7 @@ PROG=run.sh
 CONNS=${CONNS:-50} SIZE=${SIZE:-16} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-1} ROUNDS=${ROUNDS:-3} TEXT=${TEXT:-0} PIN=${PIN:-0}
 SERVERS=${SERVERS:-mod_wsock mod_wsock2 node limit proxy}
-while getopts "c:s:d:w:t:r:TpS:h" opt; do
+while getopts "c:s:d:w:t:r:TpP:S:h" opt; do
     case $opt in
     c) CONNS=$OPTARG ;;
     s) SIZE=$OPTARG ;;
@@ -47,15 +51,17 @@ while getopts "c:s:d:w:t:r:TpS:h" opt; do
     r) ROUNDS=$OPTARG ;;
     T) TEXT=1 ;;
     p) PIN=1 ;;
+    P) PIN=1 PIN_CPU=$OPTARG ;;
     S) SERVERS=$OPTARG ;;
-    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,34p' "$0" >&2; exit 2 ;;
     esac
 done
 check_numbers CONNS SIZE DURATION WARMUP THREADS ROUNDS
 ((ROUNDS >= 1 && ROUNDS <= 20)) || die "ROUNDS must be 1..20"
 read -r -a NAMES <<<"$SERVERS"
 for name in "${NAMES[@]}"; do
-    [[ $name =~ ^(mod_wsock|mod_wsock2|node|limit|proxy)$ ]] || die "unknown server '$name'"
+    [[ $name =~ ^(mod_wsock|mod_wsock_auto|mod_wsock2|node|limit|proxy)$ ]] \
+        || die "unknown server '$name'"
 done
 has() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
 
@@ -91,6 +97,9 @@ ECHO_LOCATION="<Location /echo>
 has mod_wsock && { start_apache mod_wsock "$(sizing 1)
 WSockLoopThreads 1
 $ECHO_LOCATION" || true; }
+# The same child with the module's default number of loop threads.
+has mod_wsock_auto && { start_apache mod_wsock_auto "$(sizing 1)
+$ECHO_LOCATION" || true; }
 has mod_wsock2 && { start_apache mod_wsock2 "$SIZING
 $ECHO_LOCATION" || true; }
 # Node runs for the proxy too.
@@ -120,6 +129,7 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 apache_log_check mod_wsock
+apache_log_check mod_wsock_auto
 apache_log_check mod_wsock2
 apache_log_check proxy
 
@@ -127,6 +137,7 @@ apache_log_check proxy
 label() {
     case $1 in
     mod_wsock) echo "mod_wsock, 1 loop" ;;
+    mod_wsock_auto) echo "mod_wsock, default loops" ;;
     mod_wsock2) echo "mod_wsock, 2 children" ;;
     node) echo "Node ws" ;;
     limit) echo "limit (C epoll)" ;;
@@ -135,9 +146,9 @@ label() {
 }
 say "results: $SIZE-byte $( ((TEXT)) && echo text || echo binary) messages," \
     "$CONNS connections, ${WARMUP}s warm-up + ${DURATION}s, $ROUNDS round(s)," \
-    "wsbench threads $THREADS, $( ((PIN)) && echo "pinned (servers: CPU $LAST)" || echo unpinned)"
+    "wsbench threads $THREADS, $( ((PIN)) && echo "pinned (servers: CPU $SRV_CPU_ID)" || echo unpinned)"
 machine_line
-FMT='%-28s %10s %9s %9s %7s %8s %9s %8s %8s\n'
+FMT='%-33s %10s %9s %9s %7s %8s %9s %8s %8s\n'
 KEYS=(msgs_per_sec p50_us p99_us errors server_cpu us_per_msg client_cpu_pct other_cpu)
 printf "$FMT" server msgs/s "p50 us" "p99 us" errors "srv CPU%" "srv us/msg" "cli CPU%" \
     "oth CPU%"

@@ -301,7 +301,16 @@ static int out_reserve(wsc_conn *c, size_t more)
     return 0;
 }
 
-/* Writes what is queued; waits for EPOLLOUT only while something is left. */
+/* The events to wait for: input unless the tool stopped reading, output
+ * while something is queued or the tool wants to write more. */
+static void ep_update(wsc_conn *c, int pending)
+{
+    ep_set(c, (c->no_read ? 0u : (unsigned)EPOLLIN)
+              | (pending || c->want_write ? (unsigned)EPOLLOUT : 0u));
+}
+
+/* Writes what is queued; waits for EPOLLOUT only while something is left
+ * (or while the tool asks for it, want_write). */
 static void flush(wsc_conn *c)
 {
     while (c->out_off < c->out_len) {
@@ -310,7 +319,7 @@ static void flush(wsc_conn *c)
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ep_set(c, EPOLLIN | EPOLLOUT);
+            ep_update(c, 1);
             return;
         }
         if (n < 0) {
@@ -321,7 +330,7 @@ static void flush(wsc_conn *c)
         }
         c->out_off += (size_t)n;
     }
-    ep_set(c, EPOLLIN);
+    ep_update(c, 0);
 }
 
 /* Queues one masked frame (a fresh key per frame, RFC 6455 §5.3). */

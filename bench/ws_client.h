@@ -134,6 +134,13 @@ struct wsc_conn {
     char    *hs;                    /* handshake response so far (freed when open) */
     size_t   hs_len;
     char     accept[32];            /* expected Sec-WebSocket-Accept */
+    /* Set by a tool once the connection is open (they take effect at the
+     * next write): no_read, never read again (a client that does not read:
+     * only errors and hang-ups are still reported); want_write, keep
+     * waking for EPOLLOUT even with nothing queued, so that a tool that
+     * writes as fast as the socket takes can queue more from wsc_loop's
+     * `after` callback. */
+    int      no_read, want_write;
 };
 
 /* Prepares c (no socket yet).  max_message: the largest message the server

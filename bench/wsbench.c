@@ -3,6 +3,7 @@
  *
  *   wsbench -u ws://127.0.0.1:PORT/echo [-c conns] [-s bytes] [-d secs]
  *           [-w warmup secs] [-t threads] [-T]
+ *           [-F flooders [-f flood bytes] [-N] [-n nice]]
  *
  * Opens N connections (its own handshake: checks the 101 and the
  * Sec-WebSocket-Accept), then every connection repeats: send one masked
@@ -10,6 +11,16 @@
  * round trip.  Only echoes completed inside the measured window (after the
  * warm-up) count.  At the end the in-flight echoes are awaited (bounded),
  * then every connection is closed with a close handshake.
+ *
+ * With -F, that many more connections flood the same endpoint beside the
+ * measured ones, on a thread of their own: each sends binary messages of
+ * -f bytes (default 64 KiB) as fast as its socket takes them, and reads the
+ * echoes (discarding them) or, with -N, never reads at all.  A flooder the
+ * server closes is reconnected (after 100 ms).  The figures stay those of
+ * the measured connections: how much a flooding neighbour costs them
+ * (bench/fairness.sh).  The flood thread runs at nice -n (default 10) so
+ * that, on a small machine, its own CPU does not delay the measured
+ * connections' client side; what it pushed is reported (flood_*).
  *
  * Framing uses the project's own codec (src/codec, client role) so the
  * benchmark exercises the same frame rules the module enforces.  Targets are
@@ -29,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -42,6 +54,8 @@
 #define MAX_CONNS     10000
 #define MAX_SIZE      (64u << 20)
 #define MAX_SECONDS   3600
+#define MAX_FLOODERS  64
+#define FLOOD_RECONNECT_NS 100000000ull   /* a closed flooder comes back after */
 
 /* ------------------------------------------------------------------ */
 /* Settings and shared state                                           */
@@ -52,7 +66,10 @@ static struct {
     int      conns, threads, text;
     size_t   size;
     int      duration, warmup;
-} cfg = { .conns = 50, .threads = 1, .size = 16, .duration = 10, .warmup = 2 };
+    int      flooders, flood_read, flood_nice;
+    size_t   flood_size;
+} cfg = { .conns = 50, .threads = 1, .size = 16, .duration = 10, .warmup = 2,
+          .flood_read = 1, .flood_nice = 10, .flood_size = 64 * 1024 };
 
 /* Start of the measured window and its end, set once all threads are ready. */
 static uint64_t g_window_start, g_window_end;
@@ -195,6 +212,152 @@ static void on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
 
 static const wsc_ops ops = { on_open, on_data, on_end };
 
+/* ---- flooders ---- */
+
+typedef struct {
+    uint64_t sent;             /* messages queued inside the window */
+    uint64_t sent_all;         /* messages queued in the whole run */
+    uint64_t echoed;           /* echoes completely received inside the window */
+    uint64_t connected;        /* handshakes completed (first ones and reconnects) */
+    uint64_t connect_failed;
+    uint64_t ended;            /* ended early: closed or reset by the server, or
+                                * what it sent broke the protocol */
+    uint64_t reconnects;
+} flood_counters;
+
+typedef struct flooder {
+    wsc_conn ws;
+    struct flood_thread *ft;
+    int      id;
+    uint64_t ended_at;         /* when the connection last ended; 0: open */
+} flooder;
+
+typedef struct flood_thread {
+    pthread_t thr;
+    int       ep;
+    flooder  *f;
+    wsc_conn **list;
+    uint64_t  rng;
+    uint8_t  *msg;             /* the payload every flood message carries */
+    flood_counters c;
+} flood_thread;
+
+static flood_thread g_flood;
+
+static int in_window(uint64_t t)
+{
+    return t >= g_window_start && t < g_window_end;
+}
+
+static void flood_on_open(wsc_conn *ws)
+{
+    flooder *f = ws->ud;
+
+    f->ft->c.connected++;
+    ws->want_write = 1;        /* topped up from flood_top_up on every EPOLLOUT */
+    ws->no_read = !cfg.flood_read;
+}
+
+static int flood_on_data(wsc_conn *ws, wsock_opcode op, const uint8_t *data, size_t len,
+                         int first, int last)
+{
+    flooder *f = ws->ud;
+    (void)data;
+    (void)len;
+    (void)first;
+
+    /* Whatever comes back must be our echoes; their bytes are not compared
+     * (that would cost the flood thread CPU), their framing the codec checks. */
+    if (op != WSOCK_OP_BINARY) {
+        wsc_end(ws, WSC_END_PROTOCOL, "flood echo has the wrong opcode");
+        return 1;
+    }
+    if (last && in_window(wsc_now_ns())) {
+        f->ft->c.echoed++;
+    }
+    return 0;
+}
+
+static void flood_on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
+{
+    flooder *f = ws->ud;
+
+    f->ended_at = wsc_now_ns();
+    if (why == WSC_END_CONNECT_FAILED) {
+        f->ft->c.connect_failed++;
+        wsc_diag("flooder %d: %s", f->id, detail ? detail : "connect failed");
+    }
+    else if (why != WSC_END_ABORTED && why != WSC_END_CLOSED) {
+        f->ft->c.ended++;
+    }
+}
+
+static const wsc_ops flood_ops = { flood_on_open, flood_on_data, flood_on_end };
+
+static void flooder_connect(flooder *f)
+{
+    flood_thread *ft = f->ft;
+
+    /* An echo is as large as a flood message.  A message is queued only
+     * once the last one is written (flood_top_up): the queue never holds
+     * more than one and a few control frames. */
+    wsc_init(&f->ws, ft->ep, &cfg.target, &flood_ops, f, &ft->rng, cfg.flood_size,
+             2 * (cfg.flood_size + 64));
+    f->ended_at = 0;
+    wsc_connect(&f->ws);
+}
+
+/* After every batch of events: queue one more message on every flooder
+ * whose socket has taken what it had, and bring back the ones the server
+ * closed.  Messages go out as fast as each socket drains. */
+static void flood_top_up(void *arg)
+{
+    flood_thread *ft = arg;
+    uint64_t t = wsc_now_ns();
+
+    for (int i = 0; i < cfg.flooders; i++) {
+        flooder *f = &ft->f[i];
+        wsc_conn *ws = &f->ws;
+        if (ws->state == WSC_DONE && t < g_window_end
+            && t - f->ended_at >= FLOOD_RECONNECT_NS) {
+            ft->c.reconnects++;
+            flooder_connect(f);
+            continue;
+        }
+        if (ws->state == WSC_OPEN && ws->out_off == ws->out_len
+            && wsc_send(ws, WSOCK_OP_BINARY, ft->msg, cfg.flood_size) == 0) {
+            ft->c.sent_all++;
+            ft->c.sent += in_window(t);
+        }
+    }
+}
+
+static void *flood_main(void *arg)
+{
+    flood_thread *ft = arg;
+
+    /* Lower priority than the measured connections' threads: see the top. */
+    if (cfg.flood_nice && setpriority(PRIO_PROCESS, (id_t)gettid(), cfg.flood_nice) != 0) {
+        wsc_diag("flood thread: setpriority: %s", strerror(errno));
+    }
+    for (int i = 0; i < cfg.flooders; i++) {
+        ft->f[i].ft = ft;
+        ft->f[i].id = i;
+        flooder_connect(&ft->f[i]);
+        ft->list[i] = &ft->f[i].ws;
+    }
+    wsc_connect_all(ft->ep, ft->list, cfg.flooders, SETUP_TIMEOUT);
+    pthread_barrier_wait(&g_barrier);
+    pthread_barrier_wait(&g_barrier);
+    flood_top_up(ft);
+    wsc_loop(ft->ep, g_window_end, NULL, flood_top_up, ft, 10);
+    /* Done: drop them (a flooder that does not read cannot close politely). */
+    for (int i = 0; i < cfg.flooders; i++) {
+        wsc_end(&ft->f[i].ws, WSC_END_ABORTED, NULL);
+    }
+    return NULL;
+}
+
 /* ---- the run ---- */
 
 static int none_in_flight(void *arg)
@@ -267,7 +430,11 @@ static void usage(void)
     fprintf(stderr,
             "usage: wsbench -u ws://127.0.0.1:PORT/PATH [-c conns=50] [-s bytes=16]\n"
             "               [-d seconds=10] [-w warmup=2] [-t threads=1] [-T]\n"
+            "               [-F flooders=0 [-f flood-bytes=65536] [-N] [-n nice=10]]\n"
             "  -T  send text messages (default: binary)\n"
+            "  -F  that many more connections flood the endpoint with -f-byte binary\n"
+            "      messages beside the measured ones, on a thread at nice -n;\n"
+            "      -N: the flooders never read\n"
             "Loopback targets only.\n");
     exit(2);
 }
@@ -282,7 +449,7 @@ int main(int argc, char **argv)
     wsc_hist *h;
 
     wsc_set_prog("wsbench");
-    while ((opt = getopt(argc, argv, "u:c:s:d:w:t:Th")) != -1) {
+    while ((opt = getopt(argc, argv, "u:c:s:d:w:t:TF:f:Nn:h")) != -1) {
         switch (opt) {
         case 'u': wsc_parse_url(optarg, &cfg.target); have_url = 1; break;
         case 'c': cfg.conns = (int)wsc_num_arg(optarg, 1, MAX_CONNS, "-c"); break;
@@ -291,6 +458,10 @@ int main(int argc, char **argv)
         case 'w': cfg.warmup = (int)wsc_num_arg(optarg, 0, MAX_SECONDS, "-w"); break;
         case 't': cfg.threads = (int)wsc_num_arg(optarg, 1, 64, "-t"); break;
         case 'T': cfg.text = 1; break;
+        case 'F': cfg.flooders = (int)wsc_num_arg(optarg, 0, MAX_FLOODERS, "-F"); break;
+        case 'f': cfg.flood_size = (size_t)wsc_num_arg(optarg, 1, MAX_SIZE, "-f"); break;
+        case 'N': cfg.flood_read = 0; break;
+        case 'n': cfg.flood_nice = (int)wsc_num_arg(optarg, 0, 19, "-n"); break;
         default: usage();
         }
     }
@@ -300,7 +471,7 @@ int main(int argc, char **argv)
     if (cfg.threads > cfg.conns) {
         cfg.threads = cfg.conns;
     }
-    wsc_raise_nofile(cfg.conns + 64);      /* one fd per connection plus a little */
+    wsc_raise_nofile(cfg.conns + cfg.flooders + 64);   /* one fd per connection + a little */
 
     ws = calloc((size_t)cfg.threads, sizeof *ws);
     conns = calloc((size_t)cfg.conns, sizeof *conns);
@@ -346,9 +517,26 @@ int main(int argc, char **argv)
         }
     }
 
-    pthread_barrier_init(&g_barrier, NULL, (unsigned)cfg.threads + 1);
+    if (cfg.flooders) {
+        flood_thread *ft = &g_flood;
+        ft->ep = epoll_create1(EPOLL_CLOEXEC);
+        ft->f = calloc((size_t)cfg.flooders, sizeof *ft->f);
+        ft->list = calloc((size_t)cfg.flooders, sizeof *ft->list);
+        ft->msg = malloc(cfg.flood_size);
+        if (ft->ep < 0 || !ft->f || !ft->list || !ft->msg
+            || RAND_bytes((unsigned char *)&ft->rng, sizeof ft->rng) != 1) {
+            fprintf(stderr, "wsbench: cannot set up the flooders\n");
+            return 2;
+        }
+        memset(ft->msg, 'F', cfg.flood_size);
+    }
+
+    pthread_barrier_init(&g_barrier, NULL, (unsigned)cfg.threads + 1 + (cfg.flooders > 0));
     for (int t = 0; t < cfg.threads; t++) {
         pthread_create(&ws[t].thr, NULL, worker_main, &ws[t]);
+    }
+    if (cfg.flooders) {
+        pthread_create(&g_flood.thr, NULL, flood_main, &g_flood);
     }
     pthread_barrier_wait(&g_barrier);           /* all connected */
     uint64_t t0 = wsc_now_ns();
@@ -364,6 +552,10 @@ int main(int argc, char **argv)
                        sizeof tot / sizeof(uint64_t));
         wsc_hist_merge(h, &w->h);
     }
+    if (cfg.flooders) {
+        pthread_join(g_flood.thr, NULL);
+    }
+    const flood_counters *fc = &g_flood.c;
 
     /* Client CPU over warm-up + window (+ drain/close, which are short). */
     double cpu = wsc_cpu_seconds() - cpu0;
@@ -372,7 +564,9 @@ int main(int argc, char **argv)
     double p50 = wsc_hist_percentile(h, 50) / 1e3, p90 = wsc_hist_percentile(h, 90) / 1e3;
     double p99 = wsc_hist_percentile(h, 99) / 1e3, p999 = wsc_hist_percentile(h, 99.9) / 1e3;
     double max = (double)h->max / 1e3;
-    uint64_t errors = tot.connect_failed + tot.mismatched + tot.unexpected_close + tot.lost;
+    /* A flooder that never connected leaves nothing measured about flooding. */
+    uint64_t errors = tot.connect_failed + tot.mismatched + tot.unexpected_close + tot.lost
+                      + (cfg.flooders && fc->connected == 0 ? 1 : 0);
     /* A run without a single echo measured nothing: that is a failure too. */
     int ok = errors == 0 && tot.completed > 0;
 
@@ -388,22 +582,42 @@ int main(int argc, char **argv)
            tot.connect_failed, tot.mismatched, tot.unexpected_close, tot.lost);
     printf("  close        %" PRIu64 " connection(s) did not answer our close in %d s\n",
            tot.close_timeout, CLOSE_TIMEOUT);
+    if (cfg.flooders) {
+        printf("  flooders     %d x %zu-byte binary, %s, nice %d: sent %.0f msgs/s, "
+               "echoed %.0f msgs/s (%" PRIu64 " sent in all, warm-up included)\n"
+               "               %" PRIu64 " handshakes, %" PRIu64 " failed, %" PRIu64
+               " ended early, %" PRIu64 " reconnects\n",
+               cfg.flooders, cfg.flood_size, cfg.flood_read ? "reading" : "not reading",
+               cfg.flood_nice, (double)fc->sent / cfg.duration,
+               (double)fc->echoed / cfg.duration, fc->sent_all, fc->connected,
+               fc->connect_failed, fc->ended, fc->reconnects);
+    }
     printf("  client CPU   %.0f%% of one core\n", 100.0 * cpu / wall);
     printf("RESULT url=%s conns=%d size=%zu type=%s threads=%d warmup=%d duration=%d "
            "msgs=%" PRIu64 " msgs_per_sec=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f "
            "p999_us=%.1f max_us=%.1f connect_failed=%" PRIu64 " mismatched=%" PRIu64
            " unexpected_close=%" PRIu64 " lost=%" PRIu64 " close_timeout=%" PRIu64
-           " client_cpu_pct=%.0f errors=%" PRIu64 " ok=%d\n",
+           " client_cpu_pct=%.0f flooders=%d flood_size=%zu flood_read=%d"
+           " flood_sent_per_sec=%.0f flood_echoed_per_sec=%.0f flood_connected=%" PRIu64
+           " flood_ended=%" PRIu64 " errors=%" PRIu64 " ok=%d\n",
            cfg.target.url, cfg.conns, cfg.size, cfg.text ? "text" : "binary", cfg.threads,
            cfg.warmup, cfg.duration, tot.completed, rate, p50, p90, p99, p999, max,
            tot.connect_failed, tot.mismatched, tot.unexpected_close, tot.lost,
-           tot.close_timeout, 100.0 * cpu / wall, errors, ok);
+           tot.close_timeout, 100.0 * cpu / wall, cfg.flooders, cfg.flood_size,
+           cfg.flood_read, (double)fc->sent / cfg.duration, (double)fc->echoed / cfg.duration,
+           fc->connected, fc->ended, errors, ok);
     for (int t = 0; t < cfg.threads; t++) {
         close(ws[t].ep);
         free(ws[t].list);
     }
     for (int i = 0; i < cfg.conns; i++) {
         free(conns[i].expect);
+    }
+    if (cfg.flooders) {
+        close(g_flood.ep);
+        free(g_flood.f);
+        free(g_flood.list);
+        free(g_flood.msg);
     }
     free(conns);
     free(ws);

@@ -11,8 +11,9 @@ Used three ways:
       /usr/bin/python3 tests/harness/apache_instance.py stop --dir DIR [--graceful]
 
   ``start`` prints the port on stdout and leaves apache2 running (detached, in
-  its own session); ``stop`` stops it (SIGTERM, or SIGWINCH with --graceful)
-  and waits, bounded, until the process group is gone.
+  its own session); ``stop`` stops it (as ApacheInstance.stop does, or only
+  SIGWINCH with --graceful) and waits, bounded, until the process group is
+  gone.
 
 Everything is bound to 127.0.0.1.  The module path is taken from the
 ``WSOCK_MODULE`` environment variable, else ``<repo>/.libs/mod_wsock.so``.
@@ -69,6 +70,13 @@ MaxConnectionsPerChild 0
 """,
 }
 
+# How long stop() lets the event MPM's children finish gracefully before it
+# falls back to SIGTERM (see stop_signals): enough for lingering closes (2 s)
+# and for clients that answer mod_wsock's 1001, below the
+# GracefulShutdownTimeout of the generated config (10 s).  A client that
+# never answers holds its child for WSockCloseTimeout (5 s) + 2 s.
+GRACEFUL_STOP_WAIT = 5.0
+
 REQTIMEOUT_CONF = "RequestReadTimeout handshake=5 header=20-40,MinRate=500 body=20,MinRate=500\n"
 
 
@@ -100,14 +108,8 @@ def _pid_alive(pid):
         return False
 
 
-def _pgroup_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # killpg(0) also succeeds while only zombies remain; look at /proc.
+def _live_members(pgid):
+    """The pids of the group's processes that are alive (not zombies)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -116,10 +118,69 @@ def _pgroup_alive(pgid):
                 stat = f.read()
             fields = stat.rsplit(")", 1)[1].split()
             if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                return True
+                yield int(entry)
         except (OSError, IndexError, ValueError):
             continue
-    return False
+
+
+def _pgroup_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg(0) also succeeds while only zombies remain; look at /proc.
+    return any(True for _ in _live_members(pgid))
+
+
+def _children_alive(pgid):
+    """True while a process of the group other than its leader (apache2's
+    parent) is alive; zombies do not count (the parent reaps them later)."""
+    return any(pid != pgid for pid in _live_members(pgid))
+
+
+def stop_signals(pid, mpm, graceful_wait=None):
+    """Tell apache2 (parent pid, leader of its process group) to stop, the
+    way every stop of this harness does it; returns at once after the last
+    signal.  Returns True if the event MPM's children had all finished after
+    the graceful part (always True for the other MPMs).
+
+    Event MPM: a graceful stop (SIGWINCH) first, then SIGTERM once the
+    children are gone or after graceful_wait seconds.  Why: a stop with
+    SIGTERM alone makes each event child run close_worker_sockets(), which
+    closes the socket of every worker thread that is still busy; a worker
+    that is finishing its connection at that moment may already have
+    destroyed the connection's pool, and the child then dies with SIGSEGV
+    reading the freed socket (httpd's race, with or without mod_wsock:
+    docs/drivers.md, "Known issues"; bench/stopcrash.py measures it).  The
+    graceful path never calls close_worker_sockets().  The SIGTERM that
+    follows is still needed: the parent polls for its exited children only
+    once a second, and SIGTERM ends that wait at once.  If the children do
+    not finish within graceful_wait (a client that keeps a request or a
+    WebSocket open), the SIGTERM ends the parent's wait and apache2 stops
+    the children that are left itself (SIGTERM, then SIGKILL some seconds
+    later); stop() kills what is left after its timeout.  Tests of what
+    SIGTERM does call terminate() themselves."""
+    if mpm != "event":
+        _signal_pid(pid, signal.SIGTERM)
+        return True
+    if graceful_wait is None:
+        graceful_wait = GRACEFUL_STOP_WAIT
+    _signal_pid(pid, signal.SIGWINCH)
+    deadline = time.monotonic() + graceful_wait
+    while _children_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    finished = not _children_alive(pid)
+    _signal_pid(pid, signal.SIGTERM)
+    return finished
+
+
+def _signal_pid(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _killpg(pgid, sig):
@@ -426,12 +487,13 @@ class ApacheInstance:
         self._signal(signal.SIGTERM)
 
     def stop(self, timeout=20.0):
-        """Stop (SIGTERM), wait bounded, then SIGKILL the process group and
-        clean up. Safe to call more than once and after graceful_stop."""
+        """Stop (see stop_signals: event MPM graceful first, then SIGTERM),
+        wait bounded, then SIGKILL the process group and clean up. Safe to
+        call more than once and after graceful_stop."""
         if self.pid is None:
             return
         if self.running():
-            self._signal(signal.SIGTERM)
+            stop_signals(self.pid, self.mpm)
         self.wait_exit(timeout)
         self._kill_now()
         if self._own_root and not self.keep:
@@ -535,10 +597,10 @@ def _cli_stop(args):
         return 1
     pid = state["pid"]
     if _pid_alive(pid):
-        try:
-            os.kill(pid, signal.SIGWINCH if args.graceful else signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        if args.graceful:
+            _signal_pid(pid, signal.SIGWINCH)
+        else:
+            stop_signals(pid, state.get("mpm", "event"))
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline and (_pid_alive(pid) or _pgroup_alive(pid)):
         time.sleep(0.05)
