@@ -107,13 +107,22 @@ int wsock_upgrade_handler(request_rec *r)
     r->status_line = ap_get_status_line(r->status);
     ap_send_interim_response(r, 1);
     wc->upgraded = 1;               /* what on_open sent may follow now */
+    c->keepalive = AP_CONN_CLOSE;
+    if (c->aborted) {
+        /* The client is gone already (it reset the connection after its
+         * request).  The MPM would not hand such a connection over: it ends
+         * here, and what on_open did is undone (rooms, counts, on_close). */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      WSOCKNO(0304) "WebSocket %s: the client left before the 101", r->uri);
+        wsock_conn_abandon(wc);
+        return DONE;
+    }
 
     /* From here on the connection speaks WebSocket.  mod_reqtimeout's
      * request-read timeouts no longer apply (our ping and idle timers do),
      * no HTTP response may follow, and the connection is not reused. */
     ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
     ap_remove_output_filter_byhandle(r->output_filters, "HTTP_HEADER");
-    c->keepalive = AP_CONN_CLOSE;
 
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   WSOCKNO(0303) "WebSocket %s open (handler %s%s%s)", r->uri,

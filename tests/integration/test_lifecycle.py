@@ -1,6 +1,7 @@
 """Server lifecycle: stop, graceful-stop, graceful restart, configtest."""
 
 import asyncio
+import json
 import threading
 import time
 
@@ -156,6 +157,52 @@ def test_stop_while_handshakes_are_under_way(apache_factory):
         assert inst.wait_exit(30), "apache2 did not exit (round %d)" % round_
         crash_check(inst)
         inst.stop()
+
+
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_client_that_resets_right_after_its_handshake(apache_factory, mpm):
+    # The 101 cannot be written (or the MPM sees the connection aborted):
+    # what on_open did (a room joined, a presence notice) is undone, and the
+    # server goes on, its rooms exact.  It crashed the child on the next
+    # WebSocket or at stop before.
+    import socket
+    import struct
+    inst = apache_factory(mpm, COMMON_CONF + CHAT_CONF)
+    for i in range(30):
+        s = socket.create_connection(("127.0.0.1", inst.port), timeout=5)
+        s.sendall(rawws.handshake_request("/chat?room=reset%d" % (i % 3),
+                                          host="127.0.0.1:%d" % inst.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()                           # RST, before reading the 101
+
+    async def alone():
+        # The server may still be noticing the last resets: a room holds
+        # them until then, and not a moment longer (bounded wait).
+        for _ in range(100):
+            async with websockets.connect(inst.url("/chat?room=reset0"),
+                                          ping_interval=None) as a:
+                welcome = json.loads(await asyncio.wait_for(a.recv(), 10))
+                assert welcome["type"] == "welcome", welcome
+                if welcome["count"] == 1:
+                    return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def go():
+        async with websockets.connect(inst.url("/chat?room=reset0"),
+                                      ping_interval=None) as a:
+            await asyncio.wait_for(a.recv(), 10)        # welcome
+            async with websockets.connect(inst.url("/chat?room=reset0"),
+                                          ping_interval=None) as b:
+                assert json.loads(await asyncio.wait_for(b.recv(), 10))["count"] == 2
+                await b.send("still here")
+                for _ in range(50):
+                    m = json.loads(await asyncio.wait_for(a.recv(), 10))
+                    if m["type"] == "message":
+                        return m["data"]
+    assert run(alone()), "members of reset connections stayed in the room"
+    assert run(go()) == "still here"
+    crash_check(inst)
 
 
 def test_graceful_restart_keeps_serving(apache_factory):

@@ -28,9 +28,13 @@ from test_redis_history import id_key, resume
 # 16 KB of control bytes: JSON escapes each to \u0001, six times the size.
 CONTROL = "\x01" * 16384
 
+# Members of /hist and /big receive bursts of 100-770 KB JSON messages: their
+# queue must hold a few (the default 1M would close a member that is a
+# moment behind as a slow consumer, which is not what these tests are about).
 LOCATIONS = """
 <Location /hist>
     WSockHandler redis room=query history=100000
+    WSockSendQueue 1024 16M
 </Location>
 <Location /cap>
     WSockHandler redis room=query history=1000 resume=10
@@ -51,6 +55,7 @@ LOCATIONS = """
 <Location /big>
     WSockHandler redis room=query
     WSockMaxMessageSize 256K
+    WSockSendQueue 1024 16M
 </Location>
 """
 
