@@ -9,7 +9,7 @@ then prefork), normally with the ASan build of mod_wsock.
 The module is $WSOCK_MODULE (default .libs/mod_wsock.so); for the sanitizer
 build set WSOCK_APACHE_PRELOAD as for the integration tests (`make
 check-soak` does both and runs --short).  A full run takes about 3.5
-minutes, --short about one.
+minutes and serves ~6000 connections, --short about one minute and ~1200.
 
 A fixed number of workers (--workers, 12) each run one behaviour after the
 other, drawn at random (the seed is printed; --seed repeats the draws):
@@ -29,12 +29,14 @@ Beside them, for the whole run: a publisher and a reader of the busy room
 (the reader must get every message, in order), and a member of "hub", the
 room every refused open joins.
 
-Each MPM: warm-up (the same mix, shorter), then the baseline memory of the
-apache tree (PSS, once the server holds no connection), the soak, and the
-memory again once every connection is gone: it must be within a small
-margin of the baseline.  Then: every well-behaved client got every answer,
-the rooms count exactly their live members, and the error log has no
-crash or sanitizer line.  Exit status 0 if all of that holds.
+Each MPM: warm-up (1 MiB echoes through every child, then the same mix,
+shorter), then the baseline memory of the apache tree (PSS, once the server
+holds no connection), the soak, and the memory again once every connection
+is gone: it must be within a small margin of the baseline (margin_for).
+Under ASan, ASAN_OPTIONS (unless set) keeps a 4 MiB quarantine per
+process.  Then: every well-behaved client got every answer, the rooms count
+exactly their live members, and the error log has no crash or sanitizer
+line.  Exit status 0 if all of that holds.
 """
 
 import argparse
@@ -96,19 +98,27 @@ ASAN_OPTIONS = "detect_leaks=0:quarantine_size_mb=4:allocator_release_to_os_inte
 
 # After the soak, what may stay above the baseline (PSS of the whole tree):
 # a fixed slack, a share of the baseline, and per process what its
-# allocator caches for reuse, which depends on what that child happened to
-# serve last (glibc's heap top; under ASan its per-size-class free lists
-# and quarantine: measured up to 1.5 MiB per prefork child on average, 6 MiB
-# at most, over a short soak).  A leak grows with the connections served:
-# the short run serves ~2000, the full one ~10000.
+# allocator keeps for reuse, which depends on what that child happened to
+# serve last: glibc's heap top (plain build: up to 1 MiB per prefork child
+# measured); under ASan its quarantine, which a prefork child fills only
+# over many connections (up to quarantine_size_mb each; 2.5 MiB a child on
+# average after a full run), and its free lists.  A leak grows with the
+# connections served: the short run serves ~1200, the full one ~6000.
 MARGIN_FIXED = 8 * MiB
 MARGIN_SHARE = 0.10
-MARGIN_PER_PROCESS = 5 * MiB // 2 if memory.under_asan() else MiB // 2
+
+
+def margin_per_process():
+    if not memory.under_asan():
+        return MiB // 2
+    opts = dict(o.split("=", 1) for o in os.environ.get("ASAN_OPTIONS", "").split(":")
+                if "=" in o)
+    return (int(opts.get("quarantine_size_mb", 256)) + 1) * MiB
 
 
 def margin_for(base):
     return (MARGIN_FIXED + int(MARGIN_SHARE * base.pss_kib * KiB)
-            + MARGIN_PER_PROCESS * len(base.pids))
+            + margin_per_process() * len(base.pids))
 
 
 class Failures:
