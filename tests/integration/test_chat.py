@@ -428,10 +428,11 @@ def stuck_client(inst, path):
     return rawws.RawWS(s, resp, rest), "127.0.0.1:%d" % s.getsockname()[1]
 
 
-def flood_room(inst, path, readers=3, count=300, size=16000):
+def flood_room(inst, path, readers=3, count=300, size=16000, ahead=20, tick=None):
     """One reader publishes count messages of size bytes to the room while
-    every reader receives them all; the publisher stays at most 20 messages
-    ahead of the slowest reader, so readers are never slow consumers.
+    every reader receives them all; the publisher stays at most `ahead`
+    messages ahead of the slowest reader, so readers are never slow
+    consumers (tick(), if given, is called every 25 messages).
     Returns what each reader got (the message numbers)."""
     payload = "x" * size
 
@@ -443,9 +444,11 @@ def flood_room(inst, path, readers=3, count=300, size=16000):
                 for i in range(count):
                     await conns[0].send("%d:%s" % (i, payload))
                     deadline = time.monotonic() + 20
-                    while i - min(len(g) for g in got) > 20:
+                    while i - min(len(g) for g in got) > ahead:
                         assert time.monotonic() < deadline, "readers stalled"
                         await asyncio.sleep(0.002)
+                    if tick and i % 25 == 0:
+                        tick()
 
             async def read(k):
                 while len(got[k]) < count:
