@@ -402,6 +402,9 @@ static void destroy_pool(wsock_conn *wc)
         apr_pool_destroy(pool);     /* the worker is back: as the MPM would */
         return;
     }
+    /* What a keeps is only the pool's own blocks: the free ones it holds
+     * (the 256 KiB read block among them) go first. */
+    trim_memory(wc);
     apr_allocator_owner_set(a, NULL);
     apr_allocator_max_free_set(a, APR_ALLOCATOR_MAX_FREE_UNLIMITED);
     apr_pool_destroy(pool);         /* cleanups run; the blocks go to a */

@@ -263,7 +263,7 @@ class EchoWatcher:
 # The margin: a fixed slack, and 64 KiB per attacking connection.
 # Under ASan the memory is not asserted (memory.bounds_apply), so one round
 # does: the sanitizer watches the attack, and the CI budget is kept.
-ROUNDS = 3 if memory.bounds_apply() else 1
+ROUNDS = int(os.environ.get("WSOCK_HOSTILE_ROUNDS", "3")) if memory.bounds_apply() else 1
 RETURN_SLACK = 4 * MiB
 RETURN_PER_CONN = 64 * KiB
 
@@ -324,10 +324,19 @@ class Meter:
             "the server grew by %.1f MiB for %d %s (%.2f MiB each; bound %.1f MiB each + "
             "%.0f MiB): %s" % (growth / MiB, n, what, growth / MiB / n, per_conn / MiB,
                                slack / MiB, facts))
-        kept = (self.afters[-1].pss_kib - self.afters[0].pss_kib) * KiB
-        assert kept <= self.margin(n), (
-            "%.1f MiB more stayed after round %d of %d %s than after round 1 (margin %.1f "
-            "MiB): %s" % (kept / MiB, len(self.afters), n, what, self.margin(n) / MiB, facts))
+        # Allocators keep what they had at a round's peak for the next one,
+        # and round 1 may not have reached the steady state: a leak grows
+        # round after round, so the last round is compared with round 2
+        # (within the margin) and with round 1 (within twice the margin).
+        last = self.afters[-1].pss_kib
+        for k, limit in ((1, self.margin(n)), (0, 2 * self.margin(n))):
+            if k >= len(self.afters) - 1:
+                continue
+            kept = (last - self.afters[k].pss_kib) * KiB
+            assert kept <= limit, (
+                "%.1f MiB more stayed after round %d of %d %s than after round %d (margin "
+                "%.1f MiB): %s" % (kept / MiB, len(self.afters), n, what, k + 1, limit / MiB,
+                                   facts))
 
 
 # ------------------------------------------------------------- plugins
