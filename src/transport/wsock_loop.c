@@ -403,7 +403,7 @@ static void destroy_pool(wsock_conn *wc)
         return;
     }
     /* What a keeps is only the pool's own blocks: the free ones it holds
-     * (the 256 KiB read block among them) go first. */
+     * (the read block among them) go first. */
     trim_memory(wc);
     apr_allocator_owner_set(a, NULL);
     apr_allocator_max_free_set(a, APR_ALLOCATOR_MAX_FREE_UNLIMITED);

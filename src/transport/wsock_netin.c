@@ -32,7 +32,7 @@ typedef struct {
  * anyway, since a client that keeps sending must not hold the worker. */
 #define NETIN_TAKEOVER_READS 16
 
-/* One read's buffer at most (the module asks for 256 KiB). */
+/* One read's buffer at most (the module asks for 65 KiB: WSOCK_READ_CHUNK). */
 #define NETIN_MAX_READ (256 * 1024)
 
 static ap_filter_rec_t *netin_handle;
