@@ -562,8 +562,8 @@ apr_status_t wsock_on_writable(wsock_conn *wc, void (*fn)(wsock_conn *wc, void *
         apr_thread_mutex_unlock(wc->mutex);
         return APR_EOF;
     }
-    wc->writable_fn = fn;
     wc->writable_baton = baton;
+    __atomic_store_n(&wc->writable_fn, fn, __ATOMIC_RELEASE);
     apr_thread_mutex_unlock(wc->mutex);
     if (on_owner_thread(wc)) {
         wsock_loop_touch(wc);       /* checked when this turn ends */
@@ -579,7 +579,10 @@ void wsock_output_writable_check(wsock_conn *wc)
     void (*fn)(wsock_conn *wc, void *baton) = NULL;
     void *baton = NULL;
 
-    if (wsock_output_backlog(wc) >= WSOCK_OUT_HIGH && !wc->q_closed) {
+    /* Every turn asks: without the lock while nothing is armed (set under
+     * the lock, and the thread that arms it wakes this one). */
+    if (__atomic_load_n(&wc->writable_fn, __ATOMIC_ACQUIRE) == NULL
+        || (wsock_output_backlog(wc) >= WSOCK_OUT_HIGH && !wc->q_closed)) {
         return;
     }
     apr_thread_mutex_lock(wc->mutex);
@@ -588,7 +591,7 @@ void wsock_output_writable_check(wsock_conn *wc)
     if (wc->writable_fn && (wc->q_closed || wc->q_msgs == 0)) {
         fn = wc->writable_fn;
         baton = wc->writable_baton;
-        wc->writable_fn = NULL;
+        __atomic_store_n(&wc->writable_fn, NULL, __ATOMIC_RELAXED);
     }
     apr_thread_mutex_unlock(wc->mutex);
     if (fn) {
