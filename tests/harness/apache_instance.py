@@ -123,6 +123,22 @@ def _live_members(pgid):
             continue
 
 
+def children_map():
+    """{ppid: [pid, ...]} of every live (not zombie) process, from /proc."""
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X"):
+            kids.setdefault(int(fields[1]), []).append(int(entry))
+    return kids
+
+
 def _pgroup_alive(pgid):
     try:
         os.killpg(pgid, 0)
@@ -442,20 +458,7 @@ class ApacheInstance:
 
     def child_pids(self):
         """The live (not zombie) child processes of the parent, from /proc."""
-        pids = set()
-        if self.pid is None:
-            return pids
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == self.pid and fields[0] not in ("Z", "X"):
-                    pids.add(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-        return pids
+        return set(children_map().get(self.pid, ())) if self.pid is not None else set()
 
     def running(self):
         if self.proc is not None:

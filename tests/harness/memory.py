@@ -25,6 +25,8 @@ smaps_rollup.
 import os
 import time
 
+from apache_instance import children_map
+
 # How the waits poll; a sample of a dozen processes costs ~1 ms.
 POLL = 0.1
 
@@ -51,26 +53,9 @@ class Sample:
             self.pss_mib, self.rss_mib, len(self.pids))
 
 
-def _children_map():
-    """{ppid: [pid, ...]} of every live (non-zombie) process."""
-    kids = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] in ("Z", "X"):
-            continue
-        kids.setdefault(int(fields[1]), []).append(int(entry))
-    return kids
-
-
 def tree_pids(pid):
     """pid and all its live descendants."""
-    kids = _children_map()
+    kids = children_map()
     out, todo = [], [pid]
     while todo:
         p = todo.pop()

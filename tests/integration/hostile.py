@@ -19,7 +19,6 @@ build_plugins().
 
 import os
 import select
-import socket
 import tempfile
 import time
 
@@ -60,24 +59,7 @@ def connect(port, path, rcvbuf=None, sndbuf=None, timeout=10.0):
     """A RawWS whose socket buffers are set before connecting (so the TCP
     window is negotiated with them).  rcvbuf=4096: a client whose window
     fills at once when it does not read."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if rcvbuf:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        if sndbuf:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-        s.settimeout(timeout)
-        s.connect(("127.0.0.1", port))
-        key = rawws.make_key()
-        s.sendall(rawws.handshake_request(path, host="127.0.0.1:%d" % port, key=key))
-        resp, rest = rawws.read_http_response(s, timeout=timeout)
-    except BaseException:
-        s.close()
-        raise
-    if resp.status != 101:
-        s.close()
-        raise ConnectionError("handshake refused: %d %s" % (resp.status, resp.reason))
-    return rawws.RawWS(s, resp, rest)
+    return rawws.RawWS.connect(port, path, timeout=timeout, rcvbuf=rcvbuf, sndbuf=sndbuf)
 
 
 def close_all(conns):

@@ -244,19 +244,31 @@ class RawWS:
 
     # -------------------------------------------------------------- connect
     @classmethod
-    def connect(cls, port, path="/", timeout=5.0, key=None, **handshake_kw):
-        """Open a connection and complete the handshake; raises if not 101."""
+    def connect(cls, port, path="/", timeout=5.0, key=None, rcvbuf=None, sndbuf=None,
+                refused=None, **handshake_kw):
+        """Open a connection and complete the handshake; raises if not 101
+        (with refused="return": returns the HTTPResponse instead).  rcvbuf,
+        sndbuf: socket buffer sizes, set before connecting (so that the TCP
+        window follows them)."""
         key = key or make_key()
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
+            if rcvbuf:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            if sndbuf:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+            s.settimeout(timeout)
+            s.connect(("127.0.0.1", port))
             s.sendall(handshake_request(path, host="127.0.0.1:%d" % port, key=key,
                                         **handshake_kw))
             resp, rest = read_http_response(s, timeout=timeout)
-        except Exception:
+        except BaseException:
             s.close()
             raise
         if resp.status != 101:
             s.close()
+            if refused == "return":
+                return resp
             raise ConnectionError("handshake refused: %d %s %r" % (resp.status, resp.reason,
                                                                   resp.body[:200]))
         if resp.header("Sec-WebSocket-Accept") != accept_for(key):

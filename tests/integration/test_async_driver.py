@@ -51,18 +51,7 @@ def echo_once(c, text, timeout=10):
 
 def child_threads(inst):
     """Thread counts of the server's child processes."""
-    counts = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == inst.pid:          # ppid
-            counts.append(len(os.listdir("/proc/%s/task" % pid)))
-    return counts
+    return [len(os.listdir("/proc/%d/task" % pid)) for pid in inst.child_pids()]
 
 
 def test_many_open_websockets_with_four_worker_threads(apache_factory):

@@ -183,21 +183,7 @@ def peak_pss_kib(inst, seconds=2.0):
 def raw_open(port, path, rcvbuf=4096, timeout=10):
     """A handshake from a client with a small receive buffer that then reads
     nothing: returns its RawWS, or the HTTPResponse if it was refused."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(timeout)
-    try:
-        s.connect(("127.0.0.1", port))
-        key = rawws.make_key()
-        s.sendall(rawws.handshake_request(path, host="127.0.0.1:%d" % port, key=key))
-        r, rest = rawws.read_http_response(s, timeout=timeout)
-    except Exception:
-        s.close()
-        raise
-    if r.status != 101:
-        s.close()
-        return r
-    return rawws.RawWS(s, r, rest)
+    return rawws.RawWS.connect(port, path, timeout=timeout, rcvbuf=rcvbuf, refused="return")
 
 
 def read_json(raw, timeout=30):
