@@ -5,7 +5,7 @@
 # broken invariant; the input that did it is kept in fuzz/build/artifacts/
 # (turn it into a Check regression test).  New inputs the fuzzer finds are
 # kept in fuzz/build/corpus/, apart from the committed seeds in fuzz/corpus/.
-#   fuzz/run.sh                      both harnesses
+#   fuzz/run.sh                      all harnesses
 #   FUZZ_SECONDS=300 fuzz/run.sh handshake
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,15 +26,18 @@ build() {
     local name=$1
     case "$name" in
     frame_parser)
-        "$cc" "${flags[@]}" -Isrc/codec fuzz/fuzz_frame_parser.c src/codec/wsock_*.c \
+        "$cc" "${flags[@]}" -Isrc/codec fuzz/fuzz_frame_parser.c src/codec/wsock_*.c -lz \
             -o "$out/fuzz_frame_parser" ;;
+    inflate)
+        "$cc" "${flags[@]}" -Isrc/codec fuzz/fuzz_inflate.c src/codec/wsock_deflate.c -lz \
+            -o "$out/fuzz_inflate" ;;
     handshake)
         # shellcheck disable=SC2046 # the config tools print several words
         "$cc" "${flags[@]}" -Isrc/handshake $(apr-1-config --includes --cppflags) \
             $(apu-1-config --includes) fuzz/fuzz_handshake.c src/handshake/wsock_handshake.c \
             $(apu-1-config --link-ld) $(apr-1-config --link-ld) -o "$out/fuzz_handshake" ;;
     *)
-        echo "fuzz/run.sh: no harness '$name' (frame_parser, handshake)" >&2
+        echo "fuzz/run.sh: no harness '$name' (frame_parser, handshake, inflate)" >&2
         return 2 ;;
     esac
 }
@@ -60,7 +63,7 @@ run() {
 
 status=0
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(frame_parser handshake)
+((${#harnesses[@]})) || harnesses=(frame_parser handshake inflate)
 for h in "${harnesses[@]}"; do
     build "$h" && run "$h" || status=1
 done
