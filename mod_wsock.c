@@ -61,6 +61,11 @@ static const command_rec wsock_cmds[] = {
     AP_INIT_TAKE1("WSockFrameTimeout", wsock_cmd_frame_timeout, NULL, WSOCK_CTX,
                   "Seconds a started frame or fragmented message may take to complete; "
                   "0 = off; default 30"),
+    AP_INIT_TAKE_ARGV("WSockCompression", wsock_cmd_compression, NULL, WSOCK_CTX,
+                      "permessage-deflate: on|off [level=0-9] [threshold=SIZE] "
+                      "[server_no_context_takeover=on|off] [client_no_context_takeover=on|off] "
+                      "[server_max_window_bits=9-15] [client_max_window_bits=8-15] "
+                      "[mem_level=1-9]; default off"),
     AP_INIT_TAKE1("WSockDriver", wsock_cmd_driver, NULL, RSRC_CONF,
                   "auto (loop threads under the event MPM) or blocking; default auto"),
     AP_INIT_TAKE1("WSockBusSize", wsock_cmd_bus_size, NULL, RSRC_CONF,

@@ -6,6 +6,9 @@ break each framing rule, each prefixed with the harness's 3 settings bytes
 (settings, then 2 bytes seeding the chunking; see fuzz_frame_parser.c).
 handshake/: the opening handshake of RFC 6455 section 1.3 and variants that
 break each rule of section 4.2.
+pmd/: Sec-WebSocket-Extensions values (the offers of real clients and of
+Autobahn's section 13, then offers declined and headers broken for each
+rule), each prefixed with the harness's policy byte (see fuzz_pmd.c).
 
 Deterministic (fixed mask keys), so rerunning it changes nothing; the files
 are committed.  Frames are built by tests/integration/rawws.py.
@@ -127,6 +130,50 @@ HANDSHAKES = {
 }
 
 
+# the first byte of a fuzz_pmd input: the location's policy
+POL_DEFAULT = 0x03        # both no_context_takeover, windows 15 (the defaults)
+POL_OPEN = 0x00           # asks nothing
+POL_SMALL = 0xb4          # server window 10, client window 10
+POL_MIN = 0xff            # both no_context_takeover, server window 9, client 8
+CMWB = "permessage-deflate; client_max_window_bits"
+PMD = {
+    # what clients send
+    "chromium": (POL_DEFAULT, CMWB),          # Node ws and Python websockets too
+    "chromium-small": (POL_SMALL, CMWB),
+    "firefox": (POL_DEFAULT, "permessage-deflate"),
+    "firefox-min": (POL_MIN, "permessage-deflate"),
+    # Autobahn section 13
+    "ab-client-nct": (POL_OPEN, CMWB + "; client_no_context_takeover"),
+    "ab-cmwb-8": (POL_OPEN, "permessage-deflate; client_max_window_bits=8"),
+    "ab-smwb-8": (POL_OPEN, "permessage-deflate; client_max_window_bits; server_max_window_bits=8"),
+    "ab-smwb-15-quoted": (POL_MIN, 'permessage-deflate; server_max_window_bits="15"'),
+    "ab-all": (POL_OPEN, "permessage-deflate; server_no_context_takeover; "
+                         "client_no_context_takeover; server_max_window_bits=10; "
+                         "client_max_window_bits=9"),
+    "ab-fallback": (POL_OPEN, "permessage-deflate; client_max_window_bits=8, permessage-deflate"),
+    "other-extensions": (POL_SMALL, 'x-webkit-deflate-frame, foo; a="b\\c"; d, ' + CMWB),
+    "case-and-whitespace": (POL_OPEN, " , PerMessage-Deflate ;\tClient_Max_Window_Bits = "
+                                      '"1\\1" ,, '),
+    # declined, each rule once
+    "decline-unknown": (POL_OPEN, "permessage-deflate; foo, permessage-deflate"),
+    "decline-repeated": (POL_OPEN, "permessage-deflate; server_no_context_takeover; "
+                                   "server_no_context_takeover"),
+    "decline-nct-value": (POL_OPEN, "permessage-deflate; client_no_context_takeover=1"),
+    "decline-smwb-no-value": (POL_OPEN, "permessage-deflate; server_max_window_bits"),
+    "decline-smwb-7": (POL_OPEN, "permessage-deflate; server_max_window_bits=7"),
+    "decline-cmwb-leading-zero": (POL_OPEN, "permessage-deflate; client_max_window_bits=08"),
+    "none": (POL_DEFAULT, "x-webkit-deflate-frame"),
+    # malformed, each rule once
+    "bad-empty-param": (POL_DEFAULT, "permessage-deflate;"),
+    "bad-no-name": (POL_DEFAULT, "; server_no_context_takeover"),
+    "bad-equals-no-value": (POL_DEFAULT, "permessage-deflate; server_max_window_bits="),
+    "bad-unterminated": (POL_DEFAULT, 'permessage-deflate; server_max_window_bits="10'),
+    "bad-quoted-not-token": (POL_DEFAULT, 'permessage-deflate; x="a b"'),
+    "bad-space-in-name": (POL_DEFAULT, "permessage deflate"),
+    "bad-after-accepted": (POL_DEFAULT, "permessage-deflate, foo;"),
+}
+
+
 def write(dirname, items):
     d = os.path.join(HERE, "corpus", dirname)
     shutil.rmtree(d, ignore_errors=True)
@@ -140,6 +187,8 @@ def main():
     write("frame_parser", {name: struct.pack("!BH", cfg, 0x5eed) + stream
                            for name, (cfg, stream) in FRAMES.items()})
     write("handshake", HANDSHAKES)
+    write("pmd", {name: bytes([pol]) + header.encode("latin-1")
+                  for name, (pol, header) in PMD.items()})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 # broken invariant; the input that did it is kept in fuzz/build/artifacts/
 # (turn it into a Check regression test).  New inputs the fuzzer finds are
 # kept in fuzz/build/corpus/, apart from the committed seeds in fuzz/corpus/.
-#   fuzz/run.sh                      both harnesses
+#   fuzz/run.sh                      every harness
 #   FUZZ_SECONDS=300 fuzz/run.sh handshake
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +33,11 @@ build() {
         "$cc" "${flags[@]}" -Isrc/handshake $(apr-1-config --includes --cppflags) \
             $(apu-1-config --includes) fuzz/fuzz_handshake.c src/handshake/wsock_handshake.c \
             $(apu-1-config --link-ld) $(apr-1-config --link-ld) -o "$out/fuzz_handshake" ;;
+    pmd)
+        "$cc" "${flags[@]}" -Isrc/handshake fuzz/fuzz_pmd.c src/handshake/wsock_pmd.c \
+            -o "$out/fuzz_pmd" ;;
     *)
-        echo "fuzz/run.sh: no harness '$name' (frame_parser, handshake)" >&2
+        echo "fuzz/run.sh: no harness '$name' (frame_parser, handshake, pmd)" >&2
         return 2 ;;
     esac
 }
@@ -60,7 +63,7 @@ run() {
 
 status=0
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(frame_parser handshake)
+((${#harnesses[@]})) || harnesses=(frame_parser handshake pmd)
 for h in "${harnesses[@]}"; do
     build "$h" && run "$h" || status=1
 done

@@ -46,6 +46,12 @@ enum {
 };
 
 #define WSOCK_MAX_CONTROL_PAYLOAD 125
+
+/* A compressed message may take a little more room on the wire than
+ * inflated (deflate's stored blocks); the parser lets its compressed
+ * payload exceed max_message_size by this much (1/8 + 64 bytes), the
+ * inflated size being bounded exactly by the caller. */
+#define WSOCK_COMPRESSED_SLACK(max) ((max) / 8 + 64)
 /* Largest frame header: 2 + 8 (64-bit length) + 4 (mask key). */
 #define WSOCK_MAX_HEADER_SIZE 14
 
@@ -107,6 +113,11 @@ size_t wsock_frame_header_size(uint64_t payload_len, int masked);
 size_t wsock_frame_header_write(uint8_t *out, int fin, wsock_opcode op,
                                 uint64_t payload_len, const uint8_t mask_key[4]);
 
+/* The same with reserved bits (rsv: a mask of 0x70; 0x40 = RSV1, which
+ * permessage-deflate sets on a compressed message's first frame). */
+size_t wsock_frame_header_write_rsv(uint8_t *out, int fin, unsigned rsv, wsock_opcode op,
+                                    uint64_t payload_len, const uint8_t mask_key[4]);
+
 /* ---------------------------------------------------------------------
  * Parser
  * ------------------------------------------------------------------ */
@@ -141,7 +152,14 @@ typedef struct {
     /* --- settings (set before the first feed; see wsock_parser_init) --- */
     wsock_role role;
     uint64_t   max_message_size; /* whole-message limit, 0 = no limit */
-    uint8_t    allowed_rsv;      /* RSV bits negotiated extensions allow (0x70 mask) */
+    uint8_t    allowed_rsv;      /* RSV bits negotiated extensions allow (0x70 mask);
+                                    0x40 (RSV1) = permessage-deflate (RFC 7692) */
+
+    /* --- read by the sink during on_data --- */
+    int      msg_compressed;  /* the message's first frame had RSV1 (with 0x40
+                                 allowed): its payload is deflate data, whose
+                                 UTF-8 check and size limit are the caller's
+                                 after inflating (WSOCK_COMPRESSED_SLACK) */
 
     /* --- state (private) --- */
     int      stage;           /* header byte being read, or payload */
@@ -158,6 +176,7 @@ typedef struct {
     wsock_utf8_state utf8;
     uint8_t  ctrl[WSOCK_MAX_CONTROL_PAYLOAD];
     int      failed;
+    int      rsv1;            /* RSV1 of the current frame */
 
     /* --- outcome, when wsock_parser_feed returns WSOCK_PARSE_ERROR --- */
     unsigned    error_code;   /* 1002, 1007 or 1009 */

@@ -61,6 +61,15 @@ static wsock_parse_result check_base_header(wsock_parser *p)
     if (b0 & 0x70 & ~p->allowed_rsv) {
         return fail(p, WSOCK_CLOSE_PROTOCOL_ERROR, "reserved bits set");
     }
+    /* RFC 7692 §6: RSV1 marks a compressed message on its first frame
+     * only; never on a continuation or a control frame. */
+    p->rsv1 = (b0 & 0x40) != 0;
+    if (p->rsv1 && (b0 & 0x0F) == WSOCK_OP_CONT) {
+        return fail(p, WSOCK_CLOSE_PROTOCOL_ERROR, "RSV1 set on a continuation frame");
+    }
+    if (p->rsv1 && (b0 & 0x08)) {
+        return fail(p, WSOCK_CLOSE_PROTOCOL_ERROR, "RSV1 set on a control frame");
+    }
     switch (p->op) {
     case WSOCK_OP_CONT:
         if (p->msg_op == WSOCK_OP_CONT) {
@@ -135,11 +144,17 @@ static wsock_parse_result finish_header(wsock_parser *p)
     if (!is_control(p->op)) {
         /* Decide the size limit from the header, before buffering anything. */
         uint64_t so_far = (p->op == WSOCK_OP_CONT) ? p->msg_len : 0;
-        if (p->max_message_size && (len > p->max_message_size
-                                    || so_far + len > p->max_message_size)) {
+        int compressed = (p->op == WSOCK_OP_CONT) ? p->msg_compressed : p->rsv1;
+        uint64_t max = p->max_message_size;
+
+        if (max && compressed) {
+            max += WSOCK_COMPRESSED_SLACK(max);
+        }
+        if (max && (len > max || so_far + len > max)) {
             return fail(p, WSOCK_CLOSE_TOO_BIG, "message too big");
         }
         if (p->op != WSOCK_OP_CONT) {
+            p->msg_compressed = p->rsv1;
             p->msg_op = p->op;
             p->msg_len = 0;
             p->msg_first_pending = 1;
@@ -251,13 +266,14 @@ wsock_parse_result wsock_parser_feed(wsock_parser *p, uint8_t *buf, size_t len,
                 int first = p->msg_first_pending;
                 wsock_opcode mop = p->msg_op;
 
-                if (mop == WSOCK_OP_TEXT && n) {
+                /* (A compressed message is checked once inflated.) */
+                if (mop == WSOCK_OP_TEXT && n && !p->msg_compressed) {
                     if (wsock_utf8_feed(&p->utf8, chunk, n) == WSOCK_UTF8_INVALID) {
                         rc = fail(p, WSOCK_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
                         goto out;
                     }
                 }
-                if (last && mop == WSOCK_OP_TEXT && p->utf8.need != 0) {
+                if (last && mop == WSOCK_OP_TEXT && p->utf8.need != 0 && !p->msg_compressed) {
                     rc = fail(p, WSOCK_CLOSE_INVALID_DATA,
                               "text message ends inside a UTF-8 sequence");
                     goto out;

@@ -22,10 +22,16 @@ size_t wsock_frame_header_size(uint64_t payload_len, int masked)
 size_t wsock_frame_header_write(uint8_t *out, int fin, wsock_opcode op,
                                 uint64_t payload_len, const uint8_t mask_key[4])
 {
+    return wsock_frame_header_write_rsv(out, fin, 0, op, payload_len, mask_key);
+}
+
+size_t wsock_frame_header_write_rsv(uint8_t *out, int fin, unsigned rsv, wsock_opcode op,
+                                    uint64_t payload_len, const uint8_t mask_key[4])
+{
     size_t n = 2;
     uint8_t mask_bit = mask_key ? 0x80 : 0x00;
 
-    out[0] = (uint8_t)((fin ? 0x80 : 0x00) | (op & 0x0F));
+    out[0] = (uint8_t)((fin ? 0x80 : 0x00) | (rsv & 0x70) | (op & 0x0F));
     if (payload_len <= 125) {
         out[1] = (uint8_t)(mask_bit | payload_len);
     }

@@ -14,6 +14,7 @@
 #include <apr_time.h>
 
 #include "wsock.h"
+#include "wsock_pmd.h"
 
 /* Defaults, documented in docs/directives.md. */
 #define WSOCK_DEFAULT_MAX_MESSAGE   (1024 * 1024)
@@ -32,6 +33,20 @@
 /* What WSockSendQueue does with a connection whose outbound queue is full. */
 #define WSOCK_QUEUE_DROP  0         /* the message misses that connection */
 #define WSOCK_QUEUE_CLOSE 1         /* the connection is closed with 1008 */
+
+/* WSockCompression (permessage-deflate, RFC 7692), set as a whole by one
+ * directive line; documented in docs/directives.md. */
+typedef struct wsock_compress_conf {
+    int on;
+    int level;                         /* zlib level 0..9 */
+    int mem_level;                     /* zlib memLevel 1..9 */
+    apr_size_t threshold;              /* shorter messages go out uncompressed */
+    wsock_pmd_policy policy;           /* what negotiation may agree to */
+} wsock_compress_conf;
+
+#define WSOCK_DEFAULT_COMPRESS_LEVEL     1
+#define WSOCK_DEFAULT_COMPRESS_MEMLEVEL  8
+#define WSOCK_DEFAULT_COMPRESS_THRESHOLD 128
 
 /* "Not set here" for the merge; every field starts as unset. */
 #define WSOCK_UNSET (-1)
@@ -62,6 +77,7 @@ typedef struct {
     struct wsock_origin_policy *origins; /* WSockAllowedOrigins, NULL = unset */
     struct wsock_token_conf *token;      /* WSockToken*, NULL = unset */
     int max_conns_per_ip;                /* 0 = no limit, WSOCK_UNSET */
+    const wsock_compress_conf *compress; /* WSockCompression, NULL = unset */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */
@@ -80,6 +96,7 @@ typedef struct {
     apr_uint64_t msg_rate, msg_burst;  /* per second; rate 0 = no limit */
     apr_uint64_t byte_rate, byte_burst;
     apr_interval_time_t frame_timeout; /* 0 = off */
+    wsock_compress_conf compress;      /* .on 0: no extension is accepted */
 } wsock_settings;
 
 void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d);
@@ -104,6 +121,8 @@ const char *wsock_cmd_idle_timeout(cmd_parms *cmd, void *conf, const char *arg);
 const char *wsock_cmd_close_timeout(cmd_parms *cmd, void *conf, const char *arg);
 const char *wsock_cmd_rate_limit(cmd_parms *cmd, void *conf, int argc, char *const argv[]);
 const char *wsock_cmd_frame_timeout(cmd_parms *cmd, void *conf, const char *arg);
+/* WSockCompression (wsock_compress_conf.c) */
+const char *wsock_cmd_compression(cmd_parms *cmd, void *conf, int argc, char *const argv[]);
 
 /* ---- server-wide settings (server config only) ---------------------- */
 

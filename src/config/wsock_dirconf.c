@@ -4,6 +4,8 @@
  * everything and overrides what it sets), and turned into one connection's
  * settings with every default applied.
  */
+#include <string.h>
+
 #include <httpd.h>
 #include <http_config.h>
 
@@ -66,6 +68,7 @@ void *wsock_dirconf_merge(apr_pool_t *p, void *basev, void *addv)
     d->origins = add->origins ? add->origins : base->origins;
     d->token = wsock_token_conf_merge(p, base->token, add->token);
     WSOCK_MERGE(max_conns_per_ip);
+    d->compress = add->compress ? add->compress : base->compress;
 #undef WSOCK_MERGE
     return d;
 }
@@ -94,5 +97,11 @@ void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d)
         s->byte_burst = 2 * s->max_message;
     }
     s->frame_timeout = WSOCK_OR(d->frame_timeout, WSOCK_DEFAULT_FRAME_TIMEOUT);
+    if (d->compress) {
+        s->compress = *d->compress;
+    }
+    else {
+        memset(&s->compress, 0, sizeof(s->compress));
+    }
 #undef WSOCK_OR
 }

@@ -16,6 +16,7 @@
 #include <apr_strings.h>
 
 #include "wsock.h"
+#include "wsock_compress.h"
 #include "wsock_config.h"
 #include "wsock_conn.h"
 #include "wsock_driver.h"
@@ -40,6 +41,39 @@ static int refuse_handshake(request_rec *r, const wsock_handshake_result *res)
     return res->status;
 }
 
+/* The client's permessage-deflate offers against the location's
+ * WSockCompression: the first acceptable one is agreed (*extensions: the
+ * answer), or none; a malformed header is refused with 400. */
+static int negotiate_compression(request_rec *r, const wsock_compress_conf *cc,
+                                 wsock_pmd_agreed *agreed, const char **extensions)
+{
+    char answer[WSOCK_PMD_RESPONSE_MAX];
+    const char *offers = apr_table_get(r->headers_in, "Sec-WebSocket-Extensions");
+    const char *why = NULL;
+
+    switch (wsock_pmd_negotiate(offers, &cc->policy, agreed, answer, &why)) {
+    case WSOCK_PMD_ACCEPTED:
+        *extensions = apr_pstrdup(r->pool, answer);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      WSOCKNO(1302) "WebSocket %s: permessage-deflate agreed: %s", r->uri,
+                      answer);
+        return OK;
+    case WSOCK_PMD_MALFORMED:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      WSOCKNO(1303) "WebSocket handshake refused (400): malformed "
+                      "Sec-WebSocket-Extensions (%s): %s", why ? why : "syntax",
+                      ap_escape_logitem(r->pool, offers));
+        return HTTP_BAD_REQUEST;
+    default:
+        if (offers) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                          WSOCKNO(1304) "WebSocket %s: no extension accepted (%s): %s", r->uri,
+                          why ? why : "none offered", ap_escape_logitem(r->pool, offers));
+        }
+        return OK;
+    }
+}
+
 int wsock_upgrade_handler(request_rec *r)
 {
     const wsock_dir_conf *d = ap_get_module_config(r->per_dir_config, &wsock_module);
@@ -49,7 +83,8 @@ int wsock_upgrade_handler(request_rec *r)
     wsock_admission adm;
     wsock_settings set;
     char accept[WSOCK_ACCEPT_SIZE];
-    const char *key;
+    const char *key, *extensions = NULL;
+    wsock_pmd_agreed agreed;
     wsock_conn *wc;
     int open_rc, rc;
 
@@ -75,6 +110,11 @@ int wsock_upgrade_handler(request_rec *r)
     }
 
     wsock_settings_from_conf(&set, d);
+    if (set.compress.on && (rc = negotiate_compression(r, &set.compress, &agreed,
+                                                       &extensions)) != OK) {
+        wsock_security_refused(&adm);
+        return rc;
+    }
     wc = wsock_conn_create(r, &set);
     if (wc == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -84,6 +124,10 @@ int wsock_upgrade_handler(request_rec *r)
     }
     wsock_facts_capture(wc, r, res.protocol, d->handler_cfg, d->location);
     wsock_security_attach(wc, &adm);
+    /* Before on_open, so that what it sends is compressed like the rest. */
+    if (extensions) {
+        wsock_compress_attach(wc, &set.compress, &agreed);
+    }
 
     /* The handler may still refuse with an HTTP status: no upgrade then.
      * (A close code means: upgrade, then close at once; already started.) */
@@ -94,7 +138,7 @@ int wsock_upgrade_handler(request_rec *r)
         return open_rc;
     }
 
-    /* 101: only what RFC 6455 asks for; extensions are never accepted. */
+    /* 101: what RFC 6455 asks for, and the extension accepted (RFC 7692). */
     wsock_accept_value(key, accept);
     apr_table_clear(r->headers_out);
     apr_table_setn(r->headers_out, "Upgrade", "websocket");
@@ -102,6 +146,9 @@ int wsock_upgrade_handler(request_rec *r)
     apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", apr_pstrdup(r->pool, accept));
     if (res.protocol) {
         apr_table_setn(r->headers_out, "Sec-WebSocket-Protocol", res.protocol);
+    }
+    if (extensions) {
+        apr_table_setn(r->headers_out, "Sec-WebSocket-Extensions", extensions);
     }
     r->status = HTTP_SWITCHING_PROTOCOLS;
     r->status_line = ap_get_status_line(r->status);

@@ -292,7 +292,7 @@ static int deliver_local(const char *room, const wsock_conn *except, int is_text
 {
     apr_os_thread_t self = apr_os_thread_current();
     wsock_conn *own = NULL;
-    wsock_frames *shared = NULL;
+    wsock_shared shared;
     size_t n = 0;
     room_t *rm;
     int sent = 0;
@@ -321,13 +321,14 @@ static int deliver_local(const char *room, const wsock_conn *except, int is_text
     }
     apr_thread_mutex_unlock(rooms_mutex);
 
+    wsock_shared_init(&shared, is_text, data, len);
     for (size_t i = 0; i < n; i++) {
-        if (wsock_output_send_shared(snapshot[i], &shared, is_text, data, len) == APR_SUCCESS) {
+        if (wsock_output_send_shared(snapshot[i], &shared) == APR_SUCCESS) {
             sent++;
         }
         wsock_unref(snapshot[i]);
     }
-    wsock_frames_release(shared);   /* the members hold their own references */
+    wsock_shared_release(&shared);  /* the members hold their own references */
     if (own) {
         if (wsock_output_send(own, is_text, data, len) == APR_SUCCESS) {
             sent++;

@@ -14,6 +14,7 @@
 #include <apr_atomic.h>
 #include <apr_strings.h>
 
+#include "wsock_compress.h"
 #include "wsock_conn.h"
 #include "wsock_output.h"
 #include "wsock_rooms.h"
@@ -273,6 +274,30 @@ static void deliver(wsock_conn *wc, wsock_opcode op, const uint8_t *data, apr_si
     }
 }
 
+/* A chunk of a compressed message (permessage-deflate): inflated onto
+ * wc->msg, delivered when whole. */
+static int sink_compressed(wsock_conn *wc, wsock_opcode op, const uint8_t *data, size_t len,
+                           int first, int last)
+{
+    const char *why = NULL;
+    int code = wsock_compress_inflate(wc, op == WSOCK_OP_TEXT, data, len, first, last,
+                                      &wc->msg, &why);
+
+    if (code) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                      WSOCKNO(1301) "closing WebSocket %s with %d: %s", wc->f_uri, code, why);
+        wsock_conn_start_close(wc, code, why);
+        wc->state = WSOCK_STATE_DONE;
+        return 1;
+    }
+    if (last) {
+        deliver(wc, op, wc->msg.data, wc->msg.len);
+        wc->msg.len = 0;
+        wsock_buf_trim(&wc->msg);
+    }
+    return 0;
+}
+
 static int sink_data(void *ud, wsock_opcode op, const uint8_t *data, size_t len,
                      int first, int last)
 {
@@ -283,6 +308,9 @@ static int sink_data(void *ud, wsock_opcode op, const uint8_t *data, size_t len,
     }
     if (last && !within_rate(wc, &wc->rl_msgs, 1, "messages")) {
         return 1;                   /* counted when whole, never delivered */
+    }
+    if (wc->parser.msg_compressed) {
+        return sink_compressed(wc, op, data, len, first, last);
     }
     if (first && last) {
         deliver(wc, op, data, len); /* whole in one chunk: no copy */

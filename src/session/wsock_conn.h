@@ -57,6 +57,10 @@ typedef enum {
 typedef struct wsock_frames {
     apr_uint32_t refs;
     apr_size_t frag;               /* the WSockFragmentSize it was cut for */
+    int form;                      /* the extension stage's form (WSOCK_FORM_*) */
+    wsock_opcode deflate_op;       /* 0: bytes are frames; TEXT/BINARY: bytes are
+                                    * a payload its owner thread deflates with
+                                    * the connection's context, then frames */
     apr_size_t len;
     uint8_t bytes[];
 } wsock_frames;
@@ -111,6 +115,9 @@ struct wsock_conn {
     wsock_bucket rl_msgs, rl_bytes;
     apr_time_t partial_since;      /* first byte of an unfinished frame or
                                     * fragmented message; 0 = none */
+
+    /* permessage-deflate (wsock_compress.c); NULL when not negotiated */
+    struct wsock_pmd_state *pmd;
 
     /* output written by the owner */
     apr_bucket_brigade *bb_out;

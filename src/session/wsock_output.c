@@ -18,6 +18,7 @@
 #include <apr_atomic.h>
 #include <apr_strings.h>
 
+#include "wsock_compress.h"
 #include "wsock_conn.h"
 #include "wsock_loop.h"
 #include "wsock_netout.h"
@@ -80,44 +81,119 @@ void wsock_buf_init(wsock_buf *b, apr_pool_t *pool)
     apr_pool_cleanup_register(pool, b, buf_free, apr_pool_cleanup_null);
 }
 
-/* Bytes needed for a message of len bytes cut into frames of at most frag
- * bytes (0 = one frame). */
-static apr_size_t frames_size(apr_size_t len, apr_size_t frag)
-{
-    apr_size_t n, total = 0;
+/* ---- the outbound pipeline ---------------------------------------------
+ * Every frame the server sends is made here, in three steps:
+ *  1. the extension stage (wsock_compress.c) gives a data message its wire
+ *     form: as it is, or deflated (permessage-deflate: RSV1 on the first
+ *     frame); control frames skip it;
+ *  2. the payload is cut into frames, per WSockFragmentSize (a control
+ *     frame is always one);
+ *  3. the frames are copied into a buffer (the owner's obuf, or a
+ *     wsock_frames for a queue, shared by a broadcast's receivers), or,
+ *     for a large payload, handed to the filters by reference. */
 
-    if (frag == 0 || len <= frag) {
-        return wsock_frame_header_size(len, 0) + len;
+typedef struct {
+    wsock_opcode op;
+    unsigned rsv;              /* 0x40 (RSV1) when deflated */
+    const uint8_t *data;       /* the payload on the wire */
+    apr_size_t len;
+    apr_size_t frag;           /* largest frame payload; 0 = one frame */
+} out_msg;
+
+/* Step 1: the wire form of a data message of len bytes to wc, in the form
+ * wsock_compress_form() chose (or WSOCK_FORM_PLAIN).  A deflated payload
+ * lives in this thread's buffer until its next compression. */
+static apr_status_t out_prepare(wsock_conn *wc, out_msg *m, int form, wsock_opcode op,
+                                const void *data, apr_size_t len)
+{
+    apr_size_t n;
+    const uint8_t *z;
+
+    m->op = op;
+    m->rsv = 0;
+    m->data = data;
+    m->len = len;
+    m->frag = wc->set.fragment_size;
+    if (form == WSOCK_FORM_PLAIN) {
+        return APR_SUCCESS;
     }
-    for (n = 0; n < len; n += frag) {
-        apr_size_t part = len - n < frag ? len - n : frag;
-        total += wsock_frame_header_size(part, 0) + part;
+    z = form == WSOCK_FORM_OWN ? wsock_compress_own(wc, data, len, &n)
+                               : wsock_compress_shared(form, data, len, &n);
+    if (z == NULL) {
+        return APR_ENOMEM;
+    }
+    m->rsv = 0x40;
+    m->data = z;
+    m->len = n;
+    return APR_SUCCESS;
+}
+
+/* Step 2: the frames of m one by one.  *at is where the next frame's
+ * payload starts (0 at first); writes its header into hdr and returns the
+ * header's length, with the payload part in *part and *part_len; returns 0
+ * once every frame was made. */
+static apr_size_t out_next_frame(const out_msg *m, apr_size_t *at, int *started,
+                                 uint8_t hdr[WSOCK_MAX_HEADER_SIZE],
+                                 const uint8_t **part, apr_size_t *part_len)
+{
+    apr_size_t frag = m->frag ? m->frag : (m->len ? m->len : 1);
+    apr_size_t n, hlen;
+
+    if (*started && *at >= m->len) {
+        return 0;
+    }
+    n = m->len - *at < frag ? m->len - *at : frag;
+    *part = m->data + *at;
+    *part_len = n;
+    *at += n;
+    hlen = wsock_frame_header_write_rsv(hdr, *at == m->len, *started ? 0 : m->rsv,
+                                        *started ? WSOCK_OP_CONT : m->op, n, NULL);
+    *started = 1;
+    return hlen;
+}
+
+/* Bytes m takes as frames. */
+static apr_size_t out_size(const out_msg *m)
+{
+    uint8_t hdr[WSOCK_MAX_HEADER_SIZE];
+    const uint8_t *part;
+    apr_size_t at = 0, hlen, plen, total = 0;
+    int started = 0;
+
+    if (m->frag == 0 || m->len <= m->frag) {
+        return wsock_frame_header_size(m->len, 0) + m->len;
+    }
+    while ((hlen = out_next_frame(m, &at, &started, hdr, &part, &plen)) != 0) {
+        total += hlen + plen;
     }
     return total;
 }
 
-/* Serializes a message as one or more unmasked frames into out; returns
- * the bytes written (frames_size of the same arguments). */
-static apr_size_t frames_write(uint8_t *out, wsock_opcode op, const uint8_t *data,
-                               apr_size_t len, apr_size_t frag)
+/* Step 3, by copy: the frames of m into out (out_size(m) bytes). */
+static apr_size_t out_copy(uint8_t *out, const out_msg *m)
 {
-    apr_size_t done = 0, at = 0;
+    const uint8_t *part;
+    apr_size_t at = 0, hlen, plen, done = 0;
+    int started = 0;
 
-    if (frag == 0) {
-        frag = len ? len : 1;
-    }
-    do {
-        apr_size_t part = len - done < frag ? len - done : frag;
-        int fin = (done + part == len);
-
-        at += wsock_frame_header_write(out + at, fin, done ? WSOCK_OP_CONT : op, part, NULL);
-        if (part) {
-            memcpy(out + at, data + done, part);
+    while ((hlen = out_next_frame(m, &at, &started, out + done, &part, &plen)) != 0) {
+        done += hlen;
+        if (plen) {
+            memcpy(out + done, part, plen);
         }
-        at += part;
-        done += part;
-    } while (done < len);
-    return at;
+        done += plen;
+    }
+    return done;
+}
+
+/* Step 3 into the owner's buffer. */
+static apr_status_t out_to_obuf(wsock_conn *wc, const out_msg *m)
+{
+    if (!wsock_buf_reserve(&wc->obuf, out_size(m))) {
+        return APR_ENOMEM;
+    }
+    wc->obuf.len += out_copy(wc->obuf.data + wc->obuf.len, m);
+    return APR_SUCCESS;
 }
 
 /* Passes the brigade with a flush and empties it; a failed write means the
@@ -151,50 +227,45 @@ static void obuf_to_brigade(wsock_conn *wc)
     }
 }
 
-/* A large payload goes out now, by reference: frame headers are copied, the
- * payload is not.  Whatever was buffered goes first, to keep the order. */
-static apr_status_t send_large_now(wsock_conn *wc, wsock_opcode op, const uint8_t *data,
-                                   apr_size_t len)
+/* Step 3, by reference: a large payload goes out now, its frame headers
+ * copied, the payload not.  Whatever was buffered goes first, to keep the
+ * order. */
+static apr_status_t out_by_reference(wsock_conn *wc, const out_msg *m)
 {
-    apr_size_t frag = wc->set.fragment_size ? wc->set.fragment_size : len;
-    apr_size_t done = 0;
+    uint8_t hdr[WSOCK_MAX_HEADER_SIZE];
+    const uint8_t *part;
+    apr_size_t at = 0, hlen, plen;
+    int started = 0;
     apr_status_t rv;
 
     obuf_to_brigade(wc);
-    while (done < len) {
-        uint8_t hdr[WSOCK_MAX_HEADER_SIZE];
-        apr_size_t part = len - done < frag ? len - done : frag;
-        apr_size_t hlen = wsock_frame_header_write(hdr, done + part == len,
-                                                   done ? WSOCK_OP_CONT : op, part, NULL);
-
+    while ((hlen = out_next_frame(m, &at, &started, hdr, &part, &plen)) != 0) {
         APR_BRIGADE_INSERT_TAIL(wc->bb_out,
             apr_bucket_heap_create((const char *)hdr, hlen, NULL, wc->c->bucket_alloc));
         APR_BRIGADE_INSERT_TAIL(wc->bb_out,
-            apr_bucket_transient_create((const char *)data + done, part, wc->c->bucket_alloc));
-        done += part;
+            apr_bucket_transient_create((const char *)part, plen, wc->c->bucket_alloc));
     }
     rv = pass_and_flush(wc);
     wc->obuf.len = 0;
     return rv;
 }
 
-apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *data,
-                                  apr_size_t len)
+/* The owner's output of a message already in its wire form. */
+static apr_status_t out_owner(wsock_conn *wc, const out_msg *m)
 {
-    apr_size_t need;
+    apr_status_t rv;
 
     /* Before the 101 (on_open) everything is only buffered: nothing may
      * reach the client ahead of the handshake answer, or at all if on_open
      * then refuses with an HTTP status. */
-    if (len > WSOCK_COPY_LIMIT && wc->upgraded) {
-        return send_large_now(wc, op, data, len);
+    if (m->len > WSOCK_COPY_LIMIT && wc->upgraded) {
+        rv = out_by_reference(wc, m);
+        wsock_compress_scratch_trim();
+        return rv;
     }
-    need = frames_size(len, wc->set.fragment_size);
-    if (!wsock_buf_reserve(&wc->obuf, need)) {
-        return APR_ENOMEM;
+    if ((rv = out_to_obuf(wc, m)) != APR_SUCCESS) {
+        return rv;
     }
-    wc->obuf.len += frames_write(wc->obuf.data + wc->obuf.len, op, data, len,
-                                 wc->set.fragment_size);
     /* Don't let a busy reader pile up output: write in batches. */
     if (wc->obuf.len >= WSOCK_COPY_LIMIT && wc->upgraded) {
         return wsock_conn_flush(wc);
@@ -202,18 +273,21 @@ apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *d
     return APR_SUCCESS;
 }
 
+apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *data,
+                                  apr_size_t len)
+{
+    out_msg m;
+    apr_status_t rv = out_prepare(wc, &m, wsock_compress_form(wc, len), op, data, len);
+
+    return rv != APR_SUCCESS ? rv : out_owner(wc, &m);
+}
+
 apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t *payload,
                                   apr_size_t len)
 {
-    if (!wsock_buf_reserve(&wc->obuf, WSOCK_MAX_HEADER_SIZE + len)) {
-        return APR_ENOMEM;
-    }
-    wc->obuf.len += wsock_frame_header_write(wc->obuf.data + wc->obuf.len, 1, op, len, NULL);
-    if (len) {
-        memcpy(wc->obuf.data + wc->obuf.len, payload, len);
-        wc->obuf.len += len;
-    }
-    return APR_SUCCESS;
+    out_msg m = { op, 0, payload, len, 0 };     /* no extension stage, one frame */
+
+    return out_to_obuf(wc, &m);
 }
 
 /* ---- the outbound queue ------------------------------------------------
@@ -222,18 +296,67 @@ apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t
  * neither side allocates per message once the arrays have grown to the
  * usual burst; an idle connection gives both back (wsock_output_trim). */
 
-wsock_frames *wsock_frames_make(int is_text, const void *data, apr_size_t len,
-                                apr_size_t frag)
+/* A queue entry holding m's frames (one reference, the caller's). */
+static wsock_frames *frames_make(const out_msg *m, int form)
 {
-    wsock_frames *f = malloc(sizeof(*f) + frames_size(len, frag));
+    wsock_frames *f = malloc(sizeof(*f) + out_size(m));
 
     if (f) {
         f->refs = 1;
-        f->frag = frag;
-        f->len = frames_write(f->bytes, is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, data,
-                              len, frag);
+        f->frag = m->frag;
+        f->form = form;
+        f->deflate_op = 0;
+        f->len = out_copy(f->bytes, m);
     }
     return f;
+}
+
+/* A queue entry of a message to wc, from a thread that does not own wc:
+ * its frames, or, for a connection that keeps its deflate context, the
+ * payload itself, which the owner compresses in order (owner_ready). */
+static wsock_frames *frames_for(wsock_conn *wc, int is_text, const void *data,
+                                apr_size_t len)
+{
+    wsock_opcode op = is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY;
+    int form = wsock_compress_form(wc, len);
+    wsock_frames *f;
+    out_msg m;
+
+    if (form == WSOCK_FORM_OWN) {
+        if ((f = malloc(sizeof(*f) + len)) != NULL) {
+            f->refs = 1;
+            f->frag = wc->set.fragment_size;
+            f->form = form;
+            f->deflate_op = op;
+            f->len = len;
+            if (len) {
+                memcpy(f->bytes, data, len);
+            }
+        }
+        return f;
+    }
+    if (out_prepare(wc, &m, form, op, data, len) != APR_SUCCESS) {
+        return NULL;
+    }
+    f = frames_make(&m, form);
+    wsock_compress_scratch_trim();
+    return f;
+}
+
+/* Owner thread: a queued entry as frames (compressing a payload queued for
+ * the connection's own context, in queue order); NULL when out of memory. */
+static wsock_frames *owner_ready(wsock_conn *wc, wsock_frames *f)
+{
+    wsock_frames *ready;
+    out_msg m;
+
+    if (f->deflate_op == 0) {
+        return f;
+    }
+    ready = out_prepare(wc, &m, WSOCK_FORM_OWN, f->deflate_op, f->bytes, f->len) == APR_SUCCESS
+            ? frames_make(&m, WSOCK_FORM_OWN) : NULL;
+    wsock_frames_release(f);
+    return ready;
 }
 
 void wsock_frames_release(wsock_frames *f)
@@ -246,7 +369,9 @@ void wsock_frames_release(wsock_frames *f)
 static void release_all(wsock_frames **q, apr_size_t n)
 {
     for (apr_size_t i = 0; i < n; i++) {
-        wsock_frames_release(q[i]);
+        if (q[i]) {
+            wsock_frames_release(q[i]);
+        }
     }
 }
 
@@ -314,8 +439,8 @@ void wsock_output_close_queue(wsock_conn *wc, int copy_to_obuf)
 
     /* Messages sent before the close began still go out, ahead of it. */
     for (apr_size_t i = 0; i < n && copy_to_obuf; i++) {
-        wsock_frames *f = wc->q_spare[i];
-        if (wsock_buf_reserve(&wc->obuf, f->len)) {
+        wsock_frames *f = wc->q_spare[i] = owner_ready(wc, wc->q_spare[i]);
+        if (f && wsock_buf_reserve(&wc->obuf, f->len)) {
             memcpy(wc->obuf.data + wc->obuf.len, f->bytes, f->len);
             wc->obuf.len += f->len;
         }
@@ -353,6 +478,14 @@ apr_status_t wsock_conn_flush(wsock_conn *wc)
         /* Everything pending in one brigade: one write per wake-up. */
         obuf_to_brigade(wc);
         for (apr_size_t i = 0; i < n; i++) {
+            if ((wc->q_spare[i] = owner_ready(wc, wc->q_spare[i])) == NULL) {
+                /* Out of memory compressing: the client would miss a
+                 * message in the middle of its stream. */
+                pending_close = 1;
+                code = WSOCK_CLOSE_INTERNAL_ERROR;
+                apr_cpystrn(reason, "out of memory", sizeof(reason));
+                break;
+            }
             APR_BRIGADE_INSERT_TAIL(wc->bb_out,
                 apr_bucket_transient_create((const char *)wc->q_spare[i]->bytes,
                                             wc->q_spare[i]->len, wc->c->bucket_alloc));
@@ -360,6 +493,7 @@ apr_status_t wsock_conn_flush(wsock_conn *wc)
         rv = pass_and_flush(wc);
         wc->obuf.len = 0;
         wsock_buf_trim(&wc->obuf);
+        wsock_compress_scratch_trim();
     }
     release_all(wc->q_spare, n);    /* written, or set aside by the filters */
     if (pending_close && wc->state == WSOCK_STATE_OPEN) {
@@ -487,26 +621,97 @@ apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, ap
     if (writes_itself(wc)) {
         return owner_send(wc, is_text, data, len);
     }
-    f = wsock_frames_make(is_text, data, len, wc->set.fragment_size);
+    f = frames_for(wc, is_text, data, len);
     return f ? queue_frames(wc, f, 0) : APR_ENOMEM;
 }
 
-apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_frames **shared, int is_text,
-                                      const void *data, apr_size_t len)
+void wsock_shared_init(wsock_shared *s, int is_text, const void *data, apr_size_t len)
+{
+    memset(s, 0, sizeof(*s));
+    s->is_text = is_text;
+    s->data = data;
+    s->len = len;
+}
+
+void wsock_shared_release(wsock_shared *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        wsock_frames_release(s->forms[i]);
+    }
+    s->n = 0;
+}
+
+/* The message's frames for wc's fragment size and form, made by the first
+ * receiver that needs them; NULL: none to share (out of memory, or more
+ * variants than kept: the caller makes wc its own). */
+static wsock_frames *shared_form(wsock_conn *wc, wsock_shared *s, int form)
 {
     apr_size_t frag = wc->set.fragment_size;
+    wsock_frames *f;
+    out_msg m;
 
+    for (int i = 0; i < s->n; i++) {
+        if (s->forms[i]->frag == frag && s->forms[i]->form == form) {
+            return s->forms[i];
+        }
+    }
+    if (s->n == WSOCK_SHARED_FORMS
+        || out_prepare(wc, &m, form, s->is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, s->data,
+                       s->len) != APR_SUCCESS) {
+        return NULL;
+    }
+    if ((f = frames_make(&m, form)) != NULL) {
+        s->forms[s->n++] = f;
+    }
+    wsock_compress_scratch_trim();
+    return f;
+}
+
+/* The owner's output of frames made for others too (a broadcast). */
+static apr_status_t owner_append(wsock_conn *wc, const wsock_frames *f)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    if (wc->state != WSOCK_STATE_OPEN) {
+        return APR_EOF;
+    }
+    if (f->len > WSOCK_COPY_LIMIT && wc->upgraded) {
+        obuf_to_brigade(wc);
+        APR_BRIGADE_INSERT_TAIL(wc->bb_out,
+            apr_bucket_transient_create((const char *)f->bytes, f->len, wc->c->bucket_alloc));
+        rv = pass_and_flush(wc);
+        wc->obuf.len = 0;
+    }
+    else if (wsock_buf_reserve(&wc->obuf, f->len)) {
+        memcpy(wc->obuf.data + wc->obuf.len, f->bytes, f->len);
+        wc->obuf.len += f->len;
+    }
+    else {
+        rv = APR_ENOMEM;
+    }
+    wsock_loop_touch(wc);
+    return rv;
+}
+
+apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_shared *s)
+{
+    int form = wsock_compress_form(wc, s->len);
+    wsock_frames *f;
+
+    /* Uncompressed, the owner writes a message faster than it finds a
+     * shared copy; compressed, sharing saves compressing again.  A
+     * connection that keeps its deflate context can't share at all. */
+    if (form == WSOCK_FORM_OWN || (form == WSOCK_FORM_PLAIN && writes_itself(wc))) {
+        return wsock_output_send(wc, s->is_text, s->data, s->len);
+    }
+    if ((f = shared_form(wc, s, form)) == NULL) {
+        return wsock_output_send(wc, s->is_text, s->data, s->len);
+    }
     if (writes_itself(wc)) {
-        return owner_send(wc, is_text, data, len);
+        return owner_append(wc, f);
     }
-    if (*shared == NULL && (*shared = wsock_frames_make(is_text, data, len, frag)) == NULL) {
-        return APR_ENOMEM;
-    }
-    if ((*shared)->frag != frag) {
-        return wsock_output_send(wc, is_text, data, len);   /* cut differently */
-    }
-    apr_atomic_inc32(&(*shared)->refs);
-    return queue_frames(wc, *shared, 0);
+    apr_atomic_inc32(&f->refs);
+    return queue_frames(wc, f, 0);
 }
 
 void wsock_close(wsock_conn *wc, int code, const char *reason)
@@ -550,7 +755,7 @@ apr_status_t wsock_send_try(wsock_conn *wc, int is_text, const void *data, apr_s
         return wsock_output_backlog(wc) >= WSOCK_OUT_HIGH
                ? APR_EAGAIN : owner_send(wc, is_text, data, len);
     }
-    f = wsock_frames_make(is_text, data, len, wc->set.fragment_size);
+    f = frames_for(wc, is_text, data, len);
     return f ? queue_frames(wc, f, 1) : APR_ENOMEM;
 }
 

@@ -26,18 +26,27 @@ apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *d
  * many receivers (wsock_publish). */
 apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len);
 
-/* A message serialized once for many receivers whose WSockFragmentSize is
- * frag (one reference, the caller's); NULL when out of memory. */
-wsock_frames *wsock_frames_make(int is_text, const void *data, apr_size_t len,
-                                apr_size_t frag);
 void wsock_frames_release(wsock_frames *f);
 
-/* wsock_output_send() of one message to many connections: *shared
- * (NULL at first) is the message serialized once, made by the first call
- * that queues, and queued by reference, not copied, to every connection cut
- * for the same fragment size.  The caller releases *shared at the end. */
-apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_frames **shared, int is_text,
-                                      const void *data, apr_size_t len);
+/* One message on its way to many connections (a room's broadcast): its
+ * frames are made at most once per variant (fragment size, and
+ * compressed form: see wsock_compress.h) and queued by reference, not
+ * copied, to every receiver of that variant. */
+#define WSOCK_SHARED_FORMS 4
+typedef struct {
+    int is_text;
+    const void *data;
+    apr_size_t len;
+    wsock_frames *forms[WSOCK_SHARED_FORMS];
+    int n;
+} wsock_shared;
+
+void wsock_shared_init(wsock_shared *s, int is_text, const void *data, apr_size_t len);
+/* The caller's references; receivers hold their own. */
+void wsock_shared_release(wsock_shared *s);
+
+/* wsock_output_send() of a shared message to wc. */
+apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_shared *s);
 
 /* Registers the clean-up of the connection's queue with its pool. */
 void wsock_output_queue_init(wsock_conn *wc);

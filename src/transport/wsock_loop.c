@@ -55,6 +55,7 @@
 #include <apr_poll.h>
 #include <apr_portable.h>
 
+#include "wsock_compress.h"
 #include "wsock_cpus.h"
 #include "wsock_live.h"
 #include "wsock_loop.h"
@@ -535,6 +536,7 @@ static void trim_memory(wsock_conn *wc)
     wc->trimmed = 1;
     wsock_buf_release(&wc->obuf);   /* empty between serves */
     wsock_output_trim(wc);          /* the queue's arrays, if empty */
+    wsock_compress_trim(wc);        /* a deflate context kept for takeover */
     apr_allocator_max_free_set(a, 1);
     for (n = 0; n < LOOP_TRIM_NODES; n++) {
         /* The smallest size: the allocator hands out the smallest free
