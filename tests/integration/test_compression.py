@@ -159,13 +159,16 @@ def ws_connect(url, **kw):
 
 def expect_close(inst, c, code, path, since):
     """The server closes c with code (a close frame without RSV bits),
-    ends TCP, and logs why."""
+    ends TCP, and logs why: WSOCK0201 for a protocol error (1002), WSOCK1301
+    for a compressed message it refused (1007, 1009)."""
     got, reason, frame, skipped = c.recv_close(timeout=10)
     assert got == code, "close %r (%r), expected %d" % (got, reason, code)
     assert frame.rsv == 0 and frame.fin and not frame.masked, frame
     assert c.wait_eof(10), "TCP still open after close %d" % code
-    assert inst.wait_log(r"WSOCK(?:0201: closing WebSocket %s with %d|13\d\d:)"
-                         % (re.escape(path), code), since=since, timeout=5), inst.error_log(since)
+    tag = "0201" if code == 1002 else "1301"
+    assert inst.wait_log(r"WSOCK%s: closing WebSocket %s with %d: \S"
+                         % (tag, re.escape(path), code), since=since, timeout=5), \
+        inst.error_log(since)
     return reason
 
 
@@ -457,7 +460,8 @@ def test_malformed_offer_is_400(zs, offer):
     resp = rawws.RawWS.connect(zs.port, "/z", timeout=10, extensions=offer, refused="return")
     assert isinstance(resp, rawws.HTTPResponse) and resp.status == 400, resp
     assert resp.header("Sec-WebSocket-Accept") is None
-    assert zs.wait_log(r"WSOCK13\d\d:", since=since, timeout=5), zs.error_log(since)
+    assert zs.wait_log(r"WSOCK1303: .*malformed Sec-WebSocket-Extensions", since=since,
+                       timeout=5), zs.error_log(since)
 
 
 # ==================================================================== errors
