@@ -484,8 +484,8 @@ class Deflater:
 class Inflater:
     """Inflates what a permessage-deflate sender compressed: puts the
     00 00 ff ff tail back and inflates raw deflate with a window of
-    2**wbits (zlib refuses data that reaches further back: a sender that
-    ignored a negotiated window fails here).  keep_context: one stream
+    2**wbits (a reference further back is refused: a sender that ignored
+    a negotiated window fails here).  keep_context: one stream
     across messages (the sender's context takeover); otherwise every
     message is inflated by a fresh stream, which fails if the sender
     referred to an earlier message.  Raises zlib.error on corrupt data."""
@@ -497,21 +497,38 @@ class Inflater:
     def inflate(self, payload):
         if self._z is None or not self.keep_context:
             self._z = zlib.decompressobj(-self.wbits)
-        return self._z.decompress(payload + PMD_TAIL)
+        if self.wbits == 15:
+            return self._z.decompress(payload + PMD_TAIL)
+        # zlib checks a distance against its window plus what the current
+        # call has written: with a small window, write a quarter of it per
+        # call, so that a reference beyond the window is refused
+        step = 1 << (self.wbits - 2)
+        out, data = [], payload + PMD_TAIL
+        for _ in range(64 * 1024 * 1024 // step):
+            chunk = self._z.decompress(data, step)
+            data = self._z.unconsumed_tail
+            out.append(chunk)
+            if not data and not chunk:
+                return b"".join(out)
+        raise zlib.error("more than 64 MiB inflated")
 
 
-def deflated_frames(opcode, payload, split=1, rsv_on=(0,), **kw):
-    """The bytes of a compressed payload sent as `split` frames (masked,
+def deflated_frame_list(opcode, payload, split=1, rsv_on=(0,), **kw):
+    """A compressed payload as a list of `split` serialised frames (masked,
     as a client sends): the first with opcode, the others continuations,
     RSV1 on the frames whose index is in rsv_on."""
     n = max(1, min(split, len(payload) or 1))
     step = -(-len(payload) // n) if payload else 0
     parts = [payload[i * step:(i + 1) * step] for i in range(n)] if payload else [b""]
-    out = []
-    for i, part in enumerate(parts):
-        out.append(build_frame(opcode if i == 0 else OP_CONT, part, fin=(i == len(parts) - 1),
-                               rsv=RSV1 if i in rsv_on else 0, **kw))
-    return b"".join(out)
+    parts = [p for p in parts if p] or [b""]
+    return [build_frame(opcode if i == 0 else OP_CONT, part, fin=(i == len(parts) - 1),
+                        rsv=RSV1 if i in rsv_on else 0, **kw)
+            for i, part in enumerate(parts)]
+
+
+def deflated_frames(opcode, payload, split=1, rsv_on=(0,), **kw):
+    """The bytes of deflated_frame_list(...)."""
+    return b"".join(deflated_frame_list(opcode, payload, split, rsv_on, **kw))
 
 
 def parse_extensions(value):
