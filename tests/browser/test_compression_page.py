@@ -1,5 +1,5 @@
-"""The demo chat page with permessage-deflate (WSockCompression on in its
-/chat location) in Debian's headless Chromium, driven by playwright-core
+"""The demo chat page with permessage-deflate (the demo's /chat location
+has WSockCompression on) in Debian's headless Chromium, driven by playwright-core
 (compression_page.js): Chromium's own offer is accepted with the answer
 the defaults give, the page's WebSocket reports the extension
 (ws.extensions), and a large message typed in one page shows exactly in
@@ -34,8 +34,9 @@ def deflate_demo():
         pytest.fail("the browser test needs node, %s and tests/node/node_modules: run "
                     "scripts/test.sh (it installs them)" % CHROMIUM, pytrace=False)
     conf = demo_conf()
-    assert "<Location /chat>\n" in conf
-    conf = conf.replace("<Location /chat>\n", "<Location /chat>\n    WSockCompression on\n", 1)
+    chat = conf[conf.index("<Location /chat>"):]
+    chat = chat[:chat.index("</Location>")]
+    assert "\n    WSockCompression on\n" in chat, "the demo's chat no longer compresses"
     inst = ApacheInstance("event", extra_conf=conf, mpm_conf=TWO_CHILDREN)
     htdocs = os.path.join(inst.root, "htdocs")
     for name in os.listdir(os.path.join(DEMO, "htdocs")):
