@@ -464,6 +464,9 @@ static void *APR_THREAD_FUNC deliver_main(apr_thread_t *thd, void *data)
             if (bigger) {
                 buf = bigger;
                 cap = need;
+                /* That record is still to be read, at pos: not caught up,
+                 * or the next round would skip it to the head. */
+                caught_up = 0;
                 continue;
             }
         }
