@@ -69,7 +69,7 @@ def test_broadcast_compressed_once_per_form(inst, mixed):
     assert seen, "no WSOCK1305 line for the broadcast"
     assert sum(n for n, _ in seen) >= len(members) - 1
     for n, forms in seen:
-        # a child's members of one kind share one form; of two kinds, two
+        # a child's compressing members share one form; uncompressed
+        # members share another, unless their loop thread writes to them
+        # itself (cheaper than sharing), so at most two
         assert 1 <= forms <= (2 if mixed else 1), seen
-    if mixed and inst.mpm == "event":
-        assert any(forms == 2 for _, forms in seen), seen
