@@ -768,7 +768,8 @@ def test_client_context_takeover_raw(zs):
 def test_server_context_takeover(zs):
     """/zsctx: server_no_context_takeover=off: the server keeps its deflate
     context, so the same message repeated is much smaller on the wire
-    after the first; the raw client inflates them with one context."""
+    after the first (about a fifth); the raw client inflates them with one
+    context."""
     with pmd_connect(zs, "/zsctx", offer=FIREFOX_OFFER) as c:
         assert answer(c.response) == ("permessage-deflate", {"client_no_context_takeover": True})
         inf = rawws.Inflater(keep_context=True)
@@ -780,7 +781,11 @@ def test_server_context_takeover(zs):
             _, got, frames, compressed = c.recv_inflated(timeout=10, inflater=inf)
             assert got == msg and compressed, k
             sizes.append(sum(len(f.payload) for f in frames))
-        assert max(sizes[1:]) < sizes[0] / 2, sizes[:5]
+        # a connection quiet for 2 s gives its context back (a fresh
+        # stream is always allowed), which a stalled test machine may
+        # cause once: most, not all, later messages must be small
+        small = sum(1 for n in sizes[1:] if n < sizes[0] / 2)
+        assert small >= 0.8 * (len(sizes) - 1), sizes
 
 
 # ==================================================================== config
