@@ -535,6 +535,7 @@ static void trim_memory(wsock_conn *wc)
 
     wc->trimmed = 1;
     wsock_buf_release(&wc->obuf);   /* empty between serves */
+    wsock_buf_release(&wc->msg);    /* what assembled (or inflated) a message */
     wsock_output_trim(wc);          /* the queue's arrays, if empty */
     wsock_compress_trim(wc);        /* a deflate context kept for takeover */
     apr_allocator_max_free_set(a, 1);
