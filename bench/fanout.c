@@ -35,7 +35,9 @@
  * Each receiver checks every message: length, pattern, and sequence.  It
  * counts every message exactly once: in order (seq = last + 1), out of order
  * (a seq it had skipped arrives later), duplicated (a seq it already had),
- * corrupt; at the end every message sent and not received is lost.
+ * corrupt; at the end (once what was in flight has arrived, or nothing
+ * more arrived for 5 s, or after 60 s) every message sent and not received
+ * is lost.
  * Deliveries (messages x receivers) arriving inside the measured window
  * count for the rate; every delivery's latency (arrival - send time) inside
  * the window goes to the histogram.
@@ -62,7 +64,9 @@
 #define HDR           16          /* seq (8, LE) + send time (8, LE) */
 #define SETUP_TIMEOUT 30          /* s: connect + handshake of all receivers */
 #define SYNC_TIMEOUT  10          /* s: until every receiver had a hello */
-#define DRAIN_TIMEOUT 5           /* s: after the window, for what is in flight */
+#define DRAIN_TIMEOUT 5           /* s: after the window, for what is in flight, */
+#define DRAIN_MAX     60          /* while it moves (a slow server drains a full
+                                   * window for long: 128 x 1000 deliveries) */
 #define CLOSE_TIMEOUT 3           /* s: close handshakes */
 #define RING          8192        /* in-flight bookkeeping; W <= RING / 2 */
 #define MAX_WINDOW    (RING / 2)
@@ -139,6 +143,7 @@ static peer     g_sender;
 static uint64_t g_done;                       /* all seqs <= g_done fully delivered */
 static uint64_t g_phase_deadline, g_last_hello, g_run_start, g_sent_in_window;
 static uint64_t g_msgs_sent;                  /* hellos included */
+static uint64_t g_drain_end;                  /* the drain's last moment */
 static uint8_t *g_msg;
 
 static void put64(uint8_t *p, uint64_t v)
@@ -448,17 +453,23 @@ static void drive(worker *w)
         if (now >= g_window_end || g_sender.ws.state != WSC_OPEN) {
             atomic_store(&g_phase, P_DRAIN);
             g_phase_deadline = now + DRAIN_TIMEOUT * NS;
+            g_drain_end = now + DRAIN_MAX * NS;
         }
         else {
             pump(now);
         }
         break;
-    case P_DRAIN:
+    case P_DRAIN: {
+        uint64_t before = g_done;
         advance_done();
+        if (g_done != before && now + DRAIN_TIMEOUT * NS < g_drain_end) {
+            g_phase_deadline = now + DRAIN_TIMEOUT * NS;    /* still moving */
+        }
         if (g_done == atomic_load(&g_sent) || now > g_phase_deadline) {
             atomic_store(&g_phase, P_CLOSE);
         }
         break;
+    }
     case P_CLOSE:
         break;
     }
@@ -500,7 +511,7 @@ static void *worker_main(void *arg)
 
     /* Everything else is driven from after_batch; the overall bound is the
      * sum of all phase bounds. */
-    limit = wsc_now_ns() + (SETUP_TIMEOUT + SYNC_TIMEOUT + DRAIN_TIMEOUT + CLOSE_TIMEOUT + 5
+    limit = wsc_now_ns() + (SETUP_TIMEOUT + SYNC_TIMEOUT + DRAIN_MAX + CLOSE_TIMEOUT + 5
                             + (uint64_t)cfg.warmup + (uint64_t)cfg.duration) * NS;
     wsc_loop(w->ep, limit, finished, after_batch, w, w->index == 0 ? 1 : 10);
     for (int i = 0; i < w->npeers; i++) {

@@ -128,7 +128,7 @@ say "results: 1 sender -> $RECEIVERS receivers, $KIND messages, window $WINDOW,"
 [[ $SERVERS != *_z* ]] || echo "compressed servers (_z): the clients offer Chromium's offer," \
     "the sender compresses messages from $ZMIN bytes on"
 machine_line
-FMT='%-38s %12s %9s %11s %11s %6s %8s %9s %9s %8s %8s %8s %8s\n'
+FMT='%-52s %12s %9s %11s %11s %6s %8s %9s %9s %8s %8s %8s %8s\n'
 KEYS=(deliveries_per_sec msgs_per_sec p50_us p99_us errors server_cpu us_per_msg us_per_del
       wire_out_per_msg wire_in_per_msg client_cpu_pct other_cpu)
 printf "$FMT" server deliveries/s msgs/s "p50 us" "p99 us" errors "srv CPU%" "srv us/msg" \

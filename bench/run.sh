@@ -168,7 +168,7 @@ label() {
     node) echo "Node ws" ;;
     limit) echo "limit (C epoll)" ;;
     proxy) echo "Apache proxy->Node" ;;
-    mod_wsock_z*) echo "mod_wsock, $(compression_conf "$1" | sed 's/WSockCompression //')" ;;
+    mod_wsock_z*) echo "mod_wsock, 1 loop, compr. $(compression_conf "$1" | sed 's/WSockCompression //')" ;;
     node_z) echo "Node ws, deflate (ws)" ;;
     node_zm) echo "Node ws, deflate (ours)" ;;
     esac
@@ -180,7 +180,7 @@ say "results: $SIZE-byte $( ((TEXT)) && echo text || echo binary) messages," \
     "compresses messages from $ZMIN bytes on"
 
 machine_line
-FMT='%-33s %10s %9s %9s %7s %8s %9s %8s %8s %8s %8s\n'
+FMT='%-40s %10s %9s %9s %7s %8s %9s %8s %8s %8s %8s\n'
 KEYS=(msgs_per_sec p50_us p99_us errors server_cpu us_per_msg client_cpu_pct other_cpu
       wire_out_per_msg wire_in_per_msg)
 printf "$FMT" server msgs/s "p50 us" "p99 us" errors "srv CPU%" "srv us/msg" "cli CPU%" \

@@ -114,7 +114,7 @@ typedef struct wsc_conn wsc_conn;
 
 /* ---- permessage-deflate (RFC 7692), the client side ---- */
 
-/* The offer of Chromium (and of Firefox and of Node ws's client):
+/* The offer of Chromium (and of Node ws's client, by default):
  * permessage-deflate with room for the server to limit our window. */
 #define WSC_PMD_OFFER_CHROMIUM "permessage-deflate; client_max_window_bits"
 

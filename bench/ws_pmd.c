@@ -34,6 +34,7 @@ typedef struct {
     uint64_t hash;
     size_t   zlen, len;
     uint8_t *z;                     /* the compressed bytes, then the inflated ones */
+    int      utf8_ok;               /* the inflated bytes were checked as text */
 } memo_entry;
 
 /* What a thread shares between its connections. */
@@ -281,7 +282,7 @@ static memo_entry *memo_find(const uint8_t *z, size_t zlen, uint64_t h)
 }
 
 static void memo_put(const uint8_t *z, size_t zlen, uint64_t h, const uint8_t *plain,
-                     size_t len)
+                     size_t len, int utf8_ok)
 {
     memo_entry *e;
     uint8_t *mem;
@@ -293,7 +294,7 @@ static void memo_put(const uint8_t *z, size_t zlen, uint64_t h, const uint8_t *p
     free(e->z);
     memcpy(mem, z, zlen);
     memcpy(mem + zlen, plain, len);
-    *e = (memo_entry){ h, zlen, len, mem };
+    *e = (memo_entry){ h, zlen, len, mem, utf8_ok };
 }
 
 /* An inflater for window bits: the thread's (reset), or c's. */
@@ -385,11 +386,12 @@ static int fail(wsc_conn *c, const char *why)
     return 1;
 }
 
-/* Hands inflated bytes to the tool, text checked as UTF-8. */
+/* Hands inflated bytes to the tool, text checked as UTF-8 (unless checked
+ * already: utf8_ok). */
 static int deliver(wsc_conn *c, wsock_opcode op, const uint8_t *data, size_t len, int first,
-                   int last)
+                   int last, int utf8_ok)
 {
-    if (op == WSOCK_OP_TEXT) {
+    if (op == WSOCK_OP_TEXT && !utf8_ok) {
         if (first) {
             wsock_utf8_reset(&c->msg_utf8);
         }
@@ -419,7 +421,8 @@ int wsc_pmd_inflate(wsc_conn *c, wsock_opcode op, const uint8_t *data, size_t le
         memo_entry *e = memo_find(data, len, h = hash_bytes(data, len));
         if (e) {
             c->traffic.memo_hits++;
-            return deliver(c, op, e->z + e->zlen, e->len, 1, 1);
+            return deliver(c, op, e->z + e->zlen, e->len, 1, 1,
+                           e->utf8_ok && op == WSOCK_OP_TEXT);
         }
     }
     if (!(zs = inflater(c, whole, first && !keep, c->pmd.server_max_window_bits))) {
@@ -431,14 +434,21 @@ int wsc_pmd_inflate(wsc_conn *c, wsock_opcode op, const uint8_t *data, size_t le
         return fail(c, why);
     }
     c->msg_inflated += out;
-    if (whole && c->pmd_cfg->memo) {
-        memo_put(data, len, h, t.ibuf, out);
-    }
     if (out == 0 && !first && !last) {
         return 0;                    /* nothing new for the tool yet */
     }
+    if (whole && c->pmd_cfg->memo) {
+        /* Text is checked once, here, for every later delivery of the same
+         * bytes (the tool gets them only if they pass). */
+        int utf8_ok = op == WSOCK_OP_TEXT && wsock_utf8_valid(t.ibuf, out);
+        if (op == WSOCK_OP_TEXT && !utf8_ok) {
+            return fail(c, "inflated text is not valid UTF-8");
+        }
+        memo_put(data, len, h, t.ibuf, out, utf8_ok);
+        return deliver(c, op, t.ibuf, out, 1, 1, utf8_ok);
+    }
     /* "first" for the tool is the first chunk it gets of the message. */
-    return deliver(c, op, t.ibuf, out, first, last);
+    return deliver(c, op, t.ibuf, out, first, last, 0);
 }
 
 void wsc_pmd_conn_free(wsc_conn *c)
