@@ -25,13 +25,20 @@ static const uint8_t TAIL[4] = { 0x00, 0x00, 0xff, 0xff };   /* RFC 7692 §7.2.2
 struct wsc_pmd_conn {
     z_stream inf, def;
     int      inf_ready, def_ready;
+    uint8_t *gather;                /* memo: a message split over reads */
+    size_t   gather_len, gather_cap;
 };
 
-#define MEMO_SLOTS 1024
+/* Sets of MEMO_WAYS entries, the least recently used one replaced: a
+ * fan-out keeps up to a window of messages (128) in flight, and every
+ * receiver goes through them in the same order, so two messages of one
+ * slot of a direct-mapped table would evict each other at every receiver. */
+#define MEMO_SETS  1024
+#define MEMO_WAYS  4
 #define MEMO_MAX   (64 * 1024)      /* larger messages are not kept */
 
 typedef struct {
-    uint64_t hash;
+    uint64_t hash, used;            /* used: when last found or put (t.clock) */
     size_t   zlen, len;
     uint8_t *z;                     /* the compressed bytes, then the inflated ones */
     int      utf8_ok;               /* the inflated bytes were checked as text */
@@ -43,7 +50,8 @@ static _Thread_local struct {
     int      inf_bits, def_bits;    /* window of each stream; 0: not set up */
     uint8_t *ibuf, *dbuf;           /* inflated message / compressed message */
     size_t   icap, dcap;
-    memo_entry *memo;               /* MEMO_SLOTS, allocated at first use */
+    memo_entry *memo;               /* MEMO_SETS x MEMO_WAYS, allocated at first use */
+    uint64_t clock;
 } t;
 
 const char *wsc_pmd_offer_arg(const char *arg)
@@ -255,46 +263,74 @@ int wsc_pmd_deflate(wsc_conn *c, const uint8_t *in, size_t len, const uint8_t **
 
 /* ---- receiving ---- */
 
+/* The memo's set of a message: its length and its first and last 32
+ * bytes (the first ones are mostly deflate's Huffman tables, alike between
+ * similar messages; two messages alike in all of these are told apart by
+ * the full comparison), mixed with murmur3's finalizer. */
 static uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ n, w;
+    size_t i, tail = n > 32 ? n - 32 : 0;
 
-    for (; n >= 8; p += 8, n -= 8) {
-        memcpy(&w, p, 8);
+    for (i = 0; i + 8 <= n && i < 32; i += 8) {
+        memcpy(&w, p + i, 8);
         h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
     }
-    while (n--) {
-        h = (h ^ *p++) * 0x100000001b3ull;
+    for (i = tail > i ? tail : i; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     }
-    return h ^ (h >> 29);
+    for (; i < n; i++) {
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+static memo_entry *memo_set(uint64_t h)
+{
+    if (!t.memo && !(t.memo = calloc(MEMO_SETS * MEMO_WAYS, sizeof *t.memo))) {
+        return NULL;
+    }
+    return &t.memo[h % MEMO_SETS * MEMO_WAYS];
 }
 
 static memo_entry *memo_find(const uint8_t *z, size_t zlen, uint64_t h)
 {
-    memo_entry *e;
+    memo_entry *set = memo_set(h);
 
-    if (!t.memo && !(t.memo = calloc(MEMO_SLOTS, sizeof *t.memo))) {
-        return NULL;
+    for (int i = 0; set && i < MEMO_WAYS; i++) {
+        memo_entry *e = &set[i];
+        if (e->z && e->hash == h && e->zlen == zlen && memcmp(e->z, z, zlen) == 0) {
+            e->used = ++t.clock;
+            return e;
+        }
     }
-    e = &t.memo[h % MEMO_SLOTS];
-    return e->z && e->hash == h && e->zlen == zlen && memcmp(e->z, z, zlen) == 0 ? e : NULL;
+    return NULL;
 }
 
 static void memo_put(const uint8_t *z, size_t zlen, uint64_t h, const uint8_t *plain,
                      size_t len, int utf8_ok)
 {
-    memo_entry *e;
+    memo_entry *set = memo_set(h), *e;
     uint8_t *mem;
 
-    if (!t.memo || zlen > MEMO_MAX || len > MEMO_MAX || !(mem = malloc(zlen + len + 1))) {
+    if (!set || zlen > MEMO_MAX || len > MEMO_MAX || !(mem = malloc(zlen + len + 1))) {
         return;
     }
-    e = &t.memo[h % MEMO_SLOTS];
+    e = set;
+    for (int i = 1; i < MEMO_WAYS; i++) {
+        if (set[i].used < e->used) {
+            e = &set[i];
+        }
+    }
     free(e->z);
     memcpy(mem, z, zlen);
     memcpy(mem + zlen, plain, len);
-    *e = (memo_entry){ h, zlen, len, mem, utf8_ok };
+    *e = (memo_entry){ h, ++t.clock, zlen, len, mem, utf8_ok };
 }
 
 /* An inflater for window bits: the thread's (reset), or c's. */
@@ -417,6 +453,28 @@ int wsc_pmd_inflate(wsc_conn *c, wsock_opcode op, const uint8_t *data, size_t le
         c->msg_inflated = 0;
         c->traffic.zmsgs_in++;
     }
+    if (!keep && c->pmd_cfg->memo && !(first && last)) {
+        /* Split over reads: gathered, so that it can come from the memo
+         * too (its size is bounded by the parser's limit). */
+        struct wsc_pmd_conn *z = c->z ? c->z : (c->z = calloc(1, sizeof *c->z));
+        if (!z) {
+            return fail(c, "out of memory");
+        }
+        if (first) {
+            z->gather_len = 0;
+        }
+        if (reserve(&z->gather, &z->gather_cap, z->gather_len + len) != 0) {
+            return fail(c, "out of memory");
+        }
+        memcpy(z->gather + z->gather_len, data, len);
+        z->gather_len += len;
+        if (!last) {
+            return 0;
+        }
+        data = z->gather;
+        len = z->gather_len;
+        first = whole = 1;
+    }
     if (whole && c->pmd_cfg->memo) {
         memo_entry *e = memo_find(data, len, h = hash_bytes(data, len));
         if (e) {
@@ -460,6 +518,7 @@ void wsc_pmd_conn_free(wsc_conn *c)
         if (c->z->def_ready) {
             deflateEnd(&c->z->def);
         }
+        free(c->z->gather);
         free(c->z);
         c->z = NULL;
     }
@@ -474,7 +533,7 @@ void wsc_thread_done(void)
         deflateEnd(&t.def);
     }
     if (t.memo) {
-        for (size_t i = 0; i < MEMO_SLOTS; i++) {
+        for (size_t i = 0; i < MEMO_SETS * MEMO_WAYS; i++) {
             free(t.memo[i].z);
         }
     }
