@@ -9,6 +9,9 @@ break each rule of section 4.2.
 pmd/: Sec-WebSocket-Extensions values (the offers of real clients and of
 Autobahn's section 13, then offers declined and headers broken for each
 rule), each prefixed with the harness's policy byte (see fuzz_pmd.c).
+inflate/: permessage-deflate payloads (RFC 7692 section 7.2.3's examples,
+zlib's raw deflate at several windows, a deflate bomb, broken streams), each
+prefixed with the harness's 4 settings bytes (see fuzz_inflate.c).
 
 Deterministic (fixed mask keys), so rerunning it changes nothing; the files
 are committed.  Frames are built by tests/integration/rawws.py.
@@ -19,6 +22,7 @@ import os
 import shutil
 import struct
 import sys
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
@@ -174,6 +178,57 @@ PMD = {
 }
 
 
+def deflate_settings(window=15, limit=1000, keep=False, level=1, rt_mem=8, rt_window=15):
+    """The 4 settings bytes of fuzz_inflate.c."""
+    b0 = ((window - 8) | ([64, 1000, 20000, 1 << 20].index(limit) << 3) | (int(keep) << 5)
+          | ([0, 1, 6, 9].index(level) << 6))
+    b1 = next(b for b in range(256) if b % 9 == rt_mem - 1 and (b >> 4) % 7 == rt_window - 9)
+    return bytes([b0, b1, 0x5e, 0xed])
+
+
+def pmd_messages(texts, window=15, level=6, keep=True):
+    """Payloads as an RFC 7692 sender writes them (sync flush, tail removed)."""
+    out = []
+    c = zlib.compressobj(level, zlib.DEFLATED, -window)
+    for t in texts:
+        if not keep:
+            c = zlib.compressobj(level, zlib.DEFLATED, -window)
+        data = c.compress(t) + c.flush(zlib.Z_SYNC_FLUSH)
+        out.append(data[:-4] if data.endswith(b"\x00\x00\xff\xff") else data)
+    return out
+
+
+def bomb(size):
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    data = b"".join(c.compress(bytes(1 << 16)) for _ in range(size >> 16))
+    return (data + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+CHAT = [b'{"room":"lobby","user":"alice","text":"hello world"}',
+        b'{"room":"lobby","user":"bob","text":"hello alice"}',
+        b'{"room":"lobby","user":"alice","text":"the quick brown fox"}']
+SEP = b"MSG|"
+INFLATE = {
+    "rfc-hello": (deflate_settings(), bytes.fromhex("f248cdc9c90700")),
+    "rfc-shared-window": (deflate_settings(keep=True),
+                          bytes.fromhex("f248cdc9c90700") + SEP + bytes.fromhex("f200110000")),
+    "rfc-bfinal": (deflate_settings(), bytes.fromhex("f348cdc9c9070000")),
+    "rfc-two-blocks": (deflate_settings(), bytes.fromhex("f248050000" "00ffffcac9c90700")),
+    "rfc-stored": (deflate_settings(), bytes.fromhex("000500faff48656c6c6f00")),
+    "rfc-empty": (deflate_settings(), b"\x00" + SEP + b"" + SEP + b"\x00"),
+    "chat-takeover": (deflate_settings(keep=True, level=6), SEP.join(pmd_messages(CHAT))),
+    "chat-no-takeover": (deflate_settings(limit=64, level=0, rt_mem=1, rt_window=9),
+                         SEP.join(pmd_messages(CHAT, keep=False))),
+    "chat-window-9": (deflate_settings(window=9, keep=True, level=9, rt_mem=9, rt_window=9),
+                      SEP.join(pmd_messages(CHAT * 3, window=9))),
+    "bomb-10m": (deflate_settings(limit=20000), bomb(10 << 20)),
+    "invalid-block-type": (deflate_settings(), b"\x06"),
+    "truncated": (deflate_settings(), pmd_messages(CHAT)[0][:20]),
+    "bfinal-then-data": (deflate_settings(), bytes.fromhex("f348cdc9c90700" "f248cdc9c90700")),
+    "too-far-back": (deflate_settings(), bytes.fromhex("4a044200")),
+}
+
+
 def write(dirname, items):
     d = os.path.join(HERE, "corpus", dirname)
     shutil.rmtree(d, ignore_errors=True)
@@ -189,6 +244,7 @@ def main():
     write("handshake", HANDSHAKES)
     write("pmd", {name: bytes([pol]) + header.encode("latin-1")
                   for name, (pol, header) in PMD.items()})
+    write("inflate", {name: settings + payload for name, (settings, payload) in INFLATE.items()})
 
 
 if __name__ == "__main__":

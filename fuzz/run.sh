@@ -26,8 +26,11 @@ build() {
     local name=$1
     case "$name" in
     frame_parser)
-        "$cc" "${flags[@]}" -Isrc/codec fuzz/fuzz_frame_parser.c src/codec/wsock_*.c \
+        "$cc" "${flags[@]}" -Isrc/codec fuzz/fuzz_frame_parser.c src/codec/wsock_*.c -lz \
             -o "$out/fuzz_frame_parser" ;;
+    inflate)
+        "$cc" "${flags[@]}" -Isrc/codec fuzz/fuzz_inflate.c src/codec/wsock_deflate.c -lz \
+            -o "$out/fuzz_inflate" ;;
     handshake)
         # shellcheck disable=SC2046 # the config tools print several words
         "$cc" "${flags[@]}" -Isrc/handshake $(apr-1-config --includes --cppflags) \
@@ -37,7 +40,7 @@ build() {
         "$cc" "${flags[@]}" -Isrc/handshake fuzz/fuzz_pmd.c src/handshake/wsock_pmd.c \
             -o "$out/fuzz_pmd" ;;
     *)
-        echo "fuzz/run.sh: no harness '$name' (frame_parser, handshake, pmd)" >&2
+        echo "fuzz/run.sh: no harness '$name' (frame_parser, handshake, pmd, inflate)" >&2
         return 2 ;;
     esac
 }
@@ -63,7 +66,7 @@ run() {
 
 status=0
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(frame_parser handshake pmd)
+((${#harnesses[@]})) || harnesses=(frame_parser handshake pmd inflate)
 for h in "${harnesses[@]}"; do
     build "$h" && run "$h" || status=1
 done

@@ -13,6 +13,7 @@ pkgs=(
     libssl-dev check                                  # OpenSSL, unit tests
     libjansson-dev                                    # JSON (token claims)
     libhiredis-dev redis-server                       # redis handler, its tests
+    zlib1g-dev                                        # permessage-deflate
     python3 python3-pytest python3-websockets         # integration tests
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
 )

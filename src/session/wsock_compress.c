@@ -236,7 +236,8 @@ int wsock_compress_inflate(wsock_conn *wc, int is_text, const uint8_t *data, apr
             *why = "compressed text message is not valid UTF-8";
             break;
         }
-        /* fall through: the sink ran out of memory */
+        /* the sink ran out of memory */
+        /* fall through */
     default:
         code = WSOCK_CLOSE_INTERNAL_ERROR;
         *why = "out of memory";
