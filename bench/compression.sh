@@ -96,14 +96,15 @@ machine_line
 TABLE="rounds=$ROUNDS duration=$DURATION"
 if has_part a; then
     echo "a) chat room: 1 -> $ROOM receivers, 80..400-byte JSON chat messages, $CHAT_RATE msgs/s"
-    printf '   %-34s %10s %10s %9s %11s %11s %9s\n' variant "out B/msg" "in B/del" \
-        "wire/off" "srv us/msg" "us/deliv" "CPU/off"
+    printf '   %-34s %10s %7s %10s %7s %11s %9s %8s\n' variant "out B/msg" "/off" \
+        "in B/del" "/off" "srv us/msg" "us/deliv" "CPU/off"
     for name in "${CHAT[@]}"; do
-        printf '   %-34s %10s %10s %9s %11s %11s %9s\n' \
+        printf '   %-34s %10s %7s %10s %7s %11s %9s %8s\n' \
             "$(compression_conf "$name" | sed 's/WSockCompression //')" \
-            "$(get a "${name}_wire_out_per_msg")" "$(get a "${name}_wire_in_per_msg")" \
-            "$(get a "wire_ratio_${name}_mod_wsock")" "$(get a "${name}_us_per_msg")" \
-            "$(get a "${name}_us_per_del")" "$(get a "cpu_ratio_${name}_mod_wsock")"
+            "$(get a "${name}_wire_out_per_msg")" "$(get a "wire_out_ratio_${name}_mod_wsock")" \
+            "$(get a "${name}_wire_in_per_msg")" "$(get a "wire_ratio_${name}_mod_wsock")" \
+            "$(get a "${name}_us_per_msg")" "$(get a "${name}_us_per_del")" \
+            "$(get a "cpu_ratio_${name}_mod_wsock")"
         TABLE+=" a_${name}_in_per_del=$(get a "${name}_wire_in_per_msg")"
         TABLE+=" a_${name}_us_per_msg=$(get a "${name}_us_per_msg")"
     done

@@ -162,7 +162,7 @@ for name in "${NAMES[@]}"; do
             printf "$FMT" "ratio $name/$ref" "${v[0]}" "" "${v[1]}" "${v[2]}" "" "" \
                 "${v[3]}" "${v[4]}" "${v[5]}" "${v[6]}" "" ""
             TABLE+=" ratio_${name}_${ref}=${v[0]} cpu_ratio_${name}_${ref}=${v[3]}"
-            TABLE+=" wire_ratio_${name}_${ref}=${v[6]}"
+            TABLE+=" wire_out_ratio_${name}_${ref}=${v[5]} wire_ratio_${name}_${ref}=${v[6]}"
         fi
     done
 done
