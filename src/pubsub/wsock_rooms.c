@@ -30,13 +30,17 @@
 #include <string.h>
 
 #include <httpd.h>
+#include <http_log.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 
 #include "wsock_bus.h"
 #include "wsock_keyhash.h"
+#include "wsock_log.h"
 #include "wsock_output.h"
 #include "wsock_rooms.h"
+
+APLOG_USE_MODULE(wsock);
 
 #define WSOCK_ROOM_NAME_MAX 128
 
@@ -326,7 +330,18 @@ static int deliver_local(const char *room, const wsock_conn *except, int is_text
         if (wsock_output_send_shared(snapshot[i], &shared) == APR_SUCCESS) {
             sent++;
         }
-        wsock_unref(snapshot[i]);
+        if (i) {
+            wsock_unref(snapshot[i]);
+        }
+    }
+    if (n) {
+        /* (Tests read this: a compressed broadcast is compressed once per
+         * form, not once per member.) */
+        ap_log_cerror(APLOG_MARK, APLOG_TRACE1, 0, snapshot[0]->c,
+                      WSOCKNO(1305) "room %s: a %" APR_SIZE_T_FMT "-byte message to %"
+                      APR_SIZE_T_FMT " member(s), serialized in %d "
+                      "shared form(s)", room, len, n, shared.n);
+        wsock_unref(snapshot[0]);
     }
     wsock_shared_release(&shared);  /* the members hold their own references */
     if (own) {

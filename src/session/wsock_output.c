@@ -102,7 +102,8 @@ typedef struct {
 
 /* Step 1: the wire form of a data message of len bytes to wc, in the form
  * wsock_compress_form() chose (or WSOCK_FORM_PLAIN).  A deflated payload
- * lives in this thread's buffer until its next compression. */
+ * lives in this thread's buffer until its next compression.  Never fails:
+ * a message zlib cannot compress goes out uncompressed. */
 static apr_status_t out_prepare(wsock_conn *wc, out_msg *m, int form, wsock_opcode op,
                                 const void *data, apr_size_t len)
 {
@@ -120,7 +121,10 @@ static apr_status_t out_prepare(wsock_conn *wc, out_msg *m, int form, wsock_opco
     z = form == WSOCK_FORM_OWN ? wsock_compress_own(wc, data, len, &n)
                                : wsock_compress_shared(form, data, len, &n);
     if (z == NULL) {
-        return APR_ENOMEM;
+        /* zlib could not allocate: this message goes out as it is (a
+         * message may always be sent uncompressed, and the deflater starts
+         * a fresh stream after a failure). */
+        return APR_SUCCESS;
     }
     m->rsv = 0x40;
     m->data = z;
