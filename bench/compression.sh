@@ -25,7 +25,7 @@
 #   bench/run.sh -C [the same]
 #
 # Same via the environment: PARTS="a b c d" ROUNDS=3 DURATION=5 ROOM=50
-# CHAT_RATE=2000 CONNS=10000 (options win).  Takes about 8 minutes with the
+# CHAT_RATE=2000 CONNS=10000 (options win).  Takes about 6 minutes with the
 # defaults.  Each part's whole output is printed and kept in DIR (default
 # /tmp/wsock-compression-TIME); the summary at the end gives every target's
 # ratio and whether it is met, and a last line TABLE key=value ...  Exit
@@ -46,7 +46,7 @@ while getopts "P:r:d:o:h" opt; do
     r) ROUNDS=$OPTARG ;;
     d) DURATION=$OPTARG ;;
     o) OUT=$OPTARG ;;
-    *) sed -n '2,36p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,34p' "$0" >&2; exit 2 ;;
     esac
 done
 check_numbers ROUNDS DURATION ROOM CHAT_RATE CONNS

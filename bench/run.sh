@@ -3,7 +3,8 @@
 # vs a minimal C server (the machine's limit), vs Apache proxying to Node.
 #
 #   bench/run.sh [-c CONNS] [-s BYTES] [-d SECONDS] [-w WARMUP] [-t THREADS]
-#                [-r ROUNDS] [-T] [-p | -P CPU] [-S "SERVER..."]
+#                [-r ROUNDS] [-T] [-p | -P CPU] [-S "SERVER..."] [-Z ZMIN]
+#   bench/run.sh -C [compression.sh's options]
 #
 # Same settings via the environment: CONNS=50 SIZE=16 DURATION=10 WARMUP=2
 # THREADS=1 ROUNDS=3 TEXT=0 PIN=0 (options win; -T = text messages, else
@@ -65,7 +66,7 @@ while getopts "c:s:d:w:t:r:TpP:S:Z:h" opt; do
     P) PIN=1 PIN_CPU=$OPTARG ;;
     S) SERVERS=$OPTARG ;;
     Z) ZMIN=$OPTARG ;;
-    *) sed -n '2,41p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,42p' "$0" >&2; exit 2 ;;
     esac
 done
 check_numbers CONNS SIZE DURATION WARMUP THREADS ROUNDS ZMIN
