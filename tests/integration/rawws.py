@@ -4,6 +4,13 @@ Builds the opening handshake by hand, serialises frames with arbitrary header
 bits (FIN, RSV, opcode, mask bit, length encoding), and reads frames back
 without any checking, so the tests can judge exactly what the server sent.
 Every read is bounded by a timeout.  Talks to 127.0.0.1 only.
+
+permessage-deflate (RFC 7692) is done by hand too, with Python's zlib:
+Deflater/Inflater compress and inflate one message the way the RFC's
+section 7.2 says (raw deflate, the 00 00 ff ff tail of a sync flush taken
+off or put back), RawWS.send_deflated puts a compressed message on the
+wire (RSV1 on its first frame only, or wherever a test wants it) and
+RawWS.recv_inflated reads one back, saying whether it came compressed.
 """
 
 import base64
@@ -13,6 +20,7 @@ import select
 import socket
 import struct
 import time
+import zlib
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -22,6 +30,8 @@ OP_BINARY = 0x2
 OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
+
+RSV1 = 0b100            # the rsv value of build_frame/Frame with RSV1 set
 
 
 def make_key(nbytes=16):
@@ -424,3 +434,134 @@ class RawWS:
             return False
         r, _, _ = select.select([self.sock], [], [], wait)
         return not r
+
+    # ------------------------------------------------- permessage-deflate
+    def send_deflated(self, opcode, data, deflater=None, split=1, rsv_on=(0,), **kw):
+        """Sends data as one compressed message (RFC 7692 §7.2.1): the
+        deflated payload cut into `split` frames, RSV1 on the frames whose
+        index is in rsv_on (the first only, as the RFC says, by default).
+        Returns the compressed payload."""
+        payload = (deflater or Deflater()).compress(data)
+        self.send_raw(deflated_frames(opcode, payload, split, rsv_on, **kw))
+        return payload
+
+    def recv_inflated(self, timeout=5.0, inflater=None, answer_pings=True):
+        """The next data message: (opcode, data, frames, compressed).  A
+        message whose first frame has RSV1 is inflated (with inflater, or a
+        fresh window-15 one); compressed says whether it was."""
+        opcode, payload, frames = self.recv_message(timeout=timeout, answer_pings=answer_pings)
+        compressed = bool(frames[0].rsv & RSV1)
+        if compressed:
+            payload = (inflater or Inflater()).inflate(payload)
+        return opcode, payload, frames, compressed
+
+
+# ----------------------------------------------- permessage-deflate (RFC 7692)
+PMD_TAIL = b"\x00\x00\xff\xff"
+
+
+class Deflater:
+    """Compresses messages as a permessage-deflate sender does: raw deflate
+    (no zlib header) with a window of 2**wbits, each message ended by a
+    sync flush whose empty stored block (00 00 ff ff) is taken off.
+    keep_context: the window carries over to the next message (context
+    takeover); otherwise every message is a stream of its own."""
+
+    def __init__(self, wbits=15, level=6, keep_context=False):
+        self.wbits, self.level, self.keep_context = wbits, level, keep_context
+        self._z = None
+
+    def compress(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if self._z is None or not self.keep_context:
+            self._z = zlib.compressobj(self.level, zlib.DEFLATED, -self.wbits)
+        out = self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(PMD_TAIL), out[-8:]
+        return out[:-len(PMD_TAIL)]
+
+
+class Inflater:
+    """Inflates what a permessage-deflate sender compressed: puts the
+    00 00 ff ff tail back and inflates raw deflate with a window of
+    2**wbits (a reference further back is refused: a sender that ignored
+    a negotiated window fails here).  keep_context: one stream
+    across messages (the sender's context takeover); otherwise every
+    message is inflated by a fresh stream, which fails if the sender
+    referred to an earlier message.  Raises zlib.error on corrupt data."""
+
+    def __init__(self, wbits=15, keep_context=False):
+        self.wbits, self.keep_context = wbits, keep_context
+        self._z = None
+
+    def inflate(self, payload):
+        if self._z is None or not self.keep_context:
+            self._z = zlib.decompressobj(-self.wbits)
+        if self.wbits == 15:
+            return self._z.decompress(payload + PMD_TAIL)
+        # zlib checks a distance against its window plus what the current
+        # call has written: with a small window, write a quarter of it per
+        # call, so that a reference beyond the window is refused
+        step = 1 << (self.wbits - 2)
+        out, data = [], payload + PMD_TAIL
+        for _ in range(64 * 1024 * 1024 // step):
+            chunk = self._z.decompress(data, step)
+            data = self._z.unconsumed_tail
+            out.append(chunk)
+            if not data and not chunk:
+                return b"".join(out)
+        raise zlib.error("more than 64 MiB inflated")
+
+
+def deflated_frame_list(opcode, payload, split=1, rsv_on=(0,), **kw):
+    """A compressed payload as a list of `split` serialised frames (masked,
+    as a client sends): the first with opcode, the others continuations,
+    RSV1 on the frames whose index is in rsv_on."""
+    n = max(1, min(split, len(payload) or 1))
+    step = -(-len(payload) // n) if payload else 0
+    parts = [payload[i * step:(i + 1) * step] for i in range(n)] if payload else [b""]
+    parts = [p for p in parts if p] or [b""]
+    return [build_frame(opcode if i == 0 else OP_CONT, part, fin=(i == len(parts) - 1),
+                        rsv=RSV1 if i in rsv_on else 0, **kw)
+            for i, part in enumerate(parts)]
+
+
+def deflated_frames(opcode, payload, split=1, rsv_on=(0,), **kw):
+    """The bytes of deflated_frame_list(...)."""
+    return b"".join(deflated_frame_list(opcode, payload, split, rsv_on, **kw))
+
+
+def parse_extensions(value):
+    """A Sec-WebSocket-Extensions value as [(name, {param: value})], a
+    parameter without a value as True, quoted values unquoted; names
+    lower-cased.  Enough for the answers a server writes."""
+    out = []
+    if value is None:
+        return out
+    for ext in _split_outside_quotes(value, ","):
+        if not ext.strip():
+            continue
+        parts = _split_outside_quotes(ext, ";")
+        params = {}
+        for p in parts[1:]:
+            name, eq, v = p.strip().partition("=")
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] == '"':
+                v = v[1:-1]
+            params[name.strip().lower()] = v if eq else True
+        out.append((parts[0].strip().lower(), params))
+    return out
+
+
+def _split_outside_quotes(text, sep):
+    parts, cur, quoted = [], [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == sep and not quoted:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
