@@ -2,8 +2,9 @@
  * fanout.c — one sender, R receivers in one room: delivered messages/s and
  * delivery latency of a broadcast (RFC 6455 client; issue 4).
  *
- *   fanout -u ws://127.0.0.1:PORT/PATH [-c receivers=1000] [-s bytes=16]
+ *   fanout -u ws://127.0.0.1:PORT/PATH [-c receivers=1000] [-s bytes=16 | -j min[-max]]
  *          [-d secs=10] [-w warmup=2] [-W window=128] [-r rate=0] [-t threads=1]
+ *          [-z offer [-Z min]]
  *
  * R receivers connect first; then the sender connects and sends "hello"
  * messages (sequence 0) every 100 ms until every receiver has one, so the
@@ -12,6 +13,14 @@
  * time it was sent (CLOCK_MONOTONIC, ns) in its first 16 bytes, the rest a
  * fixed pattern.  The server must relay each message to every receiver and
  * not back to the sender.
+ *
+ * With -j, the messages are JSON chat messages of min..max bytes instead
+ * (text; chatmsg.c: seq and send time in their first fields, the rest drawn
+ * from seq), checked whole by making the expected message again.  With -z
+ * every connection offers permessage-deflate (-z chromium: Chromium's
+ * offer; the server must accept it), the sender compresses from -Z bytes
+ * on (default 0: every message, as browsers do), the receivers inflate.
+ * The wire bytes per message sent and per delivery are reported.
  *
  * Pace: at most W messages may be in flight (sent, not yet received by every
  * receiver).  With -r 0 the sender sends whenever the window allows: the
@@ -26,7 +35,9 @@
  * Each receiver checks every message: length, pattern, and sequence.  It
  * counts every message exactly once: in order (seq = last + 1), out of order
  * (a seq it had skipped arrives later), duplicated (a seq it already had),
- * corrupt; at the end every message sent and not received is lost.
+ * corrupt; at the end (once what was in flight has arrived, or nothing
+ * more arrived for 5 s, or after 60 s) every message sent and not received
+ * is lost.
  * Deliveries (messages x receivers) arriving inside the measured window
  * count for the rate; every delivery's latency (arrival - send time) inside
  * the window goes to the histogram.
@@ -47,17 +58,21 @@
 
 #include <openssl/rand.h>
 
+#include "chatmsg.h"
 #include "ws_client.h"
 
 #define HDR           16          /* seq (8, LE) + send time (8, LE) */
 #define SETUP_TIMEOUT 30          /* s: connect + handshake of all receivers */
 #define SYNC_TIMEOUT  10          /* s: until every receiver had a hello */
-#define DRAIN_TIMEOUT 5           /* s: after the window, for what is in flight */
+#define DRAIN_TIMEOUT 5           /* s: after the window, for what is in flight, */
+#define DRAIN_MAX     60          /* while it moves (a slow server drains a full
+                                   * window for long: 128 x 1000 deliveries) */
 #define CLOSE_TIMEOUT 3           /* s: close handshakes */
 #define RING          8192        /* in-flight bookkeeping; W <= RING / 2 */
 #define MAX_WINDOW    (RING / 2)
 #define MISS_MAX      64          /* skipped seqs a receiver remembers */
 #define NS            1000000000ull
+#define CACHE         256         /* expected JSON messages a thread keeps */
 
 enum phase { P_CONNECT, P_SYNC, P_RUN, P_DRAIN, P_CLOSE };
 
@@ -66,6 +81,9 @@ static struct {
     int    receivers, threads, window, rate;
     size_t size;
     int    duration, warmup;
+    int    json;                /* -j: JSON chat messages of jmin..size bytes */
+    size_t jmin;
+    wsc_pmd_config pmd;
 } cfg = { .receivers = 1000, .threads = 1, .window = 128, .size = 16, .duration = 10,
           .warmup = 2 };
 
@@ -73,6 +91,7 @@ typedef struct {               /* uint64_t only: see wsc_add_counts */
     uint64_t deliveries;       /* in the window */
     uint64_t out_of_order, duplicated, corrupt, lost, to_sender;
     uint64_t connect_failed, dropped; /* connections: never opened / ended early */
+    uint64_t received;         /* data messages the receivers got, all of the run */
 } counters;
 
 struct worker;
@@ -87,7 +106,16 @@ typedef struct peer {
     int      bad;              /* current message failed the pattern check */
     uint64_t missing[MISS_MAX];
     int      nmissing;
+    uint8_t *jbuf;             /* -j: a message split over reads, gathered */
 } peer;
+
+/* -j: the expected messages a thread made last (by seq % CACHE): the 1000
+ * receivers of a thread check the same message against one making of it. */
+typedef struct {
+    uint64_t seq, ts;
+    size_t   len;
+    char    *msg;              /* cfg.size + 1 bytes */
+} expected;
 
 typedef struct worker {
     pthread_t thr;
@@ -98,6 +126,7 @@ typedef struct worker {
     uint64_t close_deadline, rng;
     counters c;
     wsc_hist h;
+    expected *cache;           /* -j: CACHE entries */
 } worker;
 
 /* Shared between the threads. */
@@ -113,6 +142,8 @@ static uint8_t *g_pattern;                    /* expected bytes after the header
 static peer     g_sender;
 static uint64_t g_done;                       /* all seqs <= g_done fully delivered */
 static uint64_t g_phase_deadline, g_last_hello, g_run_start, g_sent_in_window;
+static uint64_t g_msgs_sent;                  /* hellos included */
+static uint64_t g_drain_end;                  /* the drain's last moment */
 static uint8_t *g_msg;
 
 static void put64(uint8_t *p, uint64_t v)
@@ -196,6 +227,56 @@ deliver:
     }
 }
 
+/* -j: 1 if msg is the chat message seq stamped ts, byte for byte. */
+static int json_expected(worker *w, uint64_t seq, uint64_t ts, const uint8_t *msg, size_t len)
+{
+    expected *e = &w->cache[seq % CACHE];
+
+    if (!e->msg || e->seq != seq || e->ts != ts) {
+        if (!e->msg && !(e->msg = malloc(cfg.size + 1))) {
+            return 0;
+        }
+        e->seq = seq;
+        e->ts = ts;
+        e->len = chatmsg_make(e->msg, cfg.size + 1, seq, ts, cfg.jmin, cfg.size);
+    }
+    return e->len == len && memcmp(e->msg, msg, len) == 0;
+}
+
+/* -j: a chunk of a JSON message; the whole message is checked at its end. */
+static void on_json_data(peer *p, wsock_opcode op, const uint8_t *data, size_t len,
+                         int first, int last)
+{
+    uint64_t seq, ts;
+
+    if (first) {
+        p->msg_len = 0;
+        p->bad = op != WSOCK_OP_TEXT;
+    }
+    if (!(first && last)) {          /* split over reads: gather it */
+        if (p->msg_len + len > cfg.size
+            || (!p->jbuf && !(p->jbuf = malloc(cfg.size)))) {
+            p->bad = 1;
+        }
+        else {
+            memcpy(p->jbuf + p->msg_len, data, len);
+        }
+        p->msg_len += len;
+        if (!last) {
+            return;
+        }
+        data = p->jbuf;
+        len = p->msg_len;
+    }
+    if (p->bad || !chatmsg_parse(data, len, &seq, &ts)
+        || !json_expected(p->w, seq, ts, data, len)) {
+        p->w->c.corrupt++;
+        wsc_diag("receiver %d: corrupt message (%zu bytes)", p->id, len);
+        return;
+    }
+    on_message(p, seq, ts);
+}
+
 static int on_data(wsc_conn *ws, wsock_opcode op, const uint8_t *data, size_t len,
                    int first, int last)
 {
@@ -204,6 +285,11 @@ static int on_data(wsc_conn *ws, wsock_opcode op, const uint8_t *data, size_t le
     if (p->is_sender) {
         p->w->c.to_sender++;
         wsc_diag("the sender received a message (it must not)");
+        return 0;
+    }
+    p->w->c.received += last;
+    if (cfg.json) {
+        on_json_data(p, op, data, len, first, last);
         return 0;
     }
     if (first) {
@@ -261,12 +347,21 @@ static const wsc_ops ops = { on_open, on_data, on_end };
 
 static void send_seq(uint64_t seq)
 {
-    put64(g_msg, seq);
-    put64(g_msg + 8, wsc_now_ns());
+    uint64_t now = wsc_now_ns();
+    size_t len = cfg.size;
+
+    if (cfg.json) {
+        len = chatmsg_make((char *)g_msg, cfg.size + 1, seq, now, cfg.jmin, cfg.size);
+    }
+    else {
+        put64(g_msg, seq);
+        put64(g_msg + 8, now);
+    }
     if (seq) {
         atomic_store_explicit(&g_sent, seq, memory_order_release);
     }
-    wsc_send(&g_sender.ws, WSOCK_OP_BINARY, g_msg, cfg.size);
+    g_msgs_sent++;
+    wsc_send(&g_sender.ws, cfg.json ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, g_msg, len);
 }
 
 /* Advances g_done over the messages every open receiver has. */
@@ -358,17 +453,23 @@ static void drive(worker *w)
         if (now >= g_window_end || g_sender.ws.state != WSC_OPEN) {
             atomic_store(&g_phase, P_DRAIN);
             g_phase_deadline = now + DRAIN_TIMEOUT * NS;
+            g_drain_end = now + DRAIN_MAX * NS;
         }
         else {
             pump(now);
         }
         break;
-    case P_DRAIN:
+    case P_DRAIN: {
+        uint64_t before = g_done;
         advance_done();
+        if (g_done != before && now + DRAIN_TIMEOUT * NS < g_drain_end) {
+            g_phase_deadline = now + DRAIN_TIMEOUT * NS;    /* still moving */
+        }
         if (g_done == atomic_load(&g_sent) || now > g_phase_deadline) {
             atomic_store(&g_phase, P_CLOSE);
         }
         break;
+    }
     case P_CLOSE:
         break;
     }
@@ -410,7 +511,7 @@ static void *worker_main(void *arg)
 
     /* Everything else is driven from after_batch; the overall bound is the
      * sum of all phase bounds. */
-    limit = wsc_now_ns() + (SETUP_TIMEOUT + SYNC_TIMEOUT + DRAIN_TIMEOUT + CLOSE_TIMEOUT + 5
+    limit = wsc_now_ns() + (SETUP_TIMEOUT + SYNC_TIMEOUT + DRAIN_MAX + CLOSE_TIMEOUT + 5
                             + (uint64_t)cfg.warmup + (uint64_t)cfg.duration) * NS;
     wsc_loop(w->ep, limit, finished, after_batch, w, w->index == 0 ? 1 : 10);
     for (int i = 0; i < w->npeers; i++) {
@@ -419,17 +520,35 @@ static void *worker_main(void *arg)
     if (w->index == 0) {
         wsc_end(&g_sender.ws, WSC_END_CLOSED, NULL);
     }
+    wsc_thread_done();
     return NULL;
 }
 
 /* ---- command line ---- */
 
+/* -j MIN or -j MIN-MAX */
+static void json_arg(char *arg)
+{
+    char *dash = strchr(arg, '-');
+
+    if (dash) {
+        *dash = '\0';
+    }
+    cfg.jmin = (size_t)wsc_num_arg(arg, CHATMSG_MIN, CHATMSG_MAX, "-j");
+    cfg.size = dash ? (size_t)wsc_num_arg(dash + 1, (long)cfg.jmin, CHATMSG_MAX, "-j")
+                    : cfg.jmin;
+    cfg.json = 1;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: fanout -u ws://127.0.0.1:PORT/PATH [-c receivers=1000] [-s bytes=16]\n"
-            "              [-d seconds=10] [-w warmup=2] [-W window=128] [-r rate=0]\n"
-            "              [-t threads=1]\n"
+            "usage: fanout -u ws://127.0.0.1:PORT/PATH [-c receivers=1000]\n"
+            "              [-s bytes=16 | -j min[-max]] [-d seconds=10] [-w warmup=2]\n"
+            "              [-W window=128] [-r rate=0] [-t threads=1] [-z offer [-Z min=0]]\n"
+            "  -j  JSON chat messages of min..max bytes (text) instead of binary ones\n"
+            "  -z  offer permessage-deflate (chromium: Chromium's offer, or the header\n"
+            "      value); -Z: the sender compresses messages from that many bytes on\n"
             "  -W  messages in flight (sent, not yet at every receiver), 1..%d\n"
             "  -r  messages per second to send (0: as fast as the window allows)\n"
             "Loopback targets only.\n", MAX_WINDOW);
@@ -446,11 +565,14 @@ int main(int argc, char **argv)
     uint64_t sender_rng;
 
     wsc_set_prog("fanout");
-    while ((opt = getopt(argc, argv, "u:c:s:d:w:W:r:t:h")) != -1) {
+    while ((opt = getopt(argc, argv, "u:c:s:j:d:w:W:r:t:z:Z:h")) != -1) {
         switch (opt) {
         case 'u': wsc_parse_url(optarg, &cfg.target); have_url = 1; break;
         case 'c': cfg.receivers = (int)wsc_num_arg(optarg, 1, 100000, "-c"); break;
         case 's': cfg.size = (size_t)wsc_num_arg(optarg, HDR, 1 << 20, "-s"); break;
+        case 'j': json_arg(optarg); break;
+        case 'z': cfg.pmd.offer = wsc_pmd_offer_arg(optarg); break;
+        case 'Z': cfg.pmd.compress_min = (size_t)wsc_num_arg(optarg, 0, 1 << 20, "-Z"); break;
         case 'd': cfg.duration = (int)wsc_num_arg(optarg, 1, 3600, "-d"); break;
         case 'w': cfg.warmup = (int)wsc_num_arg(optarg, 0, 3600, "-w"); break;
         case 'W': cfg.window = (int)wsc_num_arg(optarg, 1, MAX_WINDOW, "-W"); break;
@@ -462,6 +584,9 @@ int main(int argc, char **argv)
     if (!have_url || optind != argc) {
         usage();
     }
+    /* The receivers of a broadcast compressed once get the same bytes:
+     * each thread inflates them once (ws_client.h, memo). */
+    cfg.pmd.memo = 1;
     if (cfg.threads > cfg.receivers) {
         cfg.threads = cfg.receivers;
     }
@@ -474,7 +599,7 @@ int main(int argc, char **argv)
     ws = calloc((size_t)cfg.threads, sizeof *ws);
     peers = calloc((size_t)cfg.receivers, sizeof *peers);
     g_pattern = malloc(cfg.size);
-    g_msg = malloc(cfg.size);
+    g_msg = malloc(cfg.size + 1);
     h = calloc(1, sizeof *h);
     if (!ws || !peers || !g_pattern || !g_msg || !h
         || RAND_bytes((unsigned char *)&sender_rng, sizeof sender_rng) != 1) {
@@ -495,7 +620,8 @@ int main(int argc, char **argv)
                           - (size_t)t * (size_t)cfg.receivers / (size_t)cfg.threads);
         w->live = w->npeers + (t == 0);
         w->list = calloc((size_t)w->npeers + 1, sizeof *w->list);
-        if (!w->list || w->ep < 0 || RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1) {
+        w->cache = cfg.json ? calloc(CACHE, sizeof *w->cache) : NULL;
+        if (!w->list || (cfg.json && !w->cache) || w->ep < 0 || RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1) {
             fprintf(stderr, "fanout: epoll/RAND_bytes failed\n");
             return 2;
         }
@@ -503,8 +629,11 @@ int main(int argc, char **argv)
             peer *p = &w->peers[i];
             p->w = w;
             p->id = (int)(p - peers);
-            /* Receivers only send control frames. */
-            wsc_init(&p->ws, w->ep, &cfg.target, &ops, p, &w->rng, cfg.size, 64 * 1024);
+            /* Receivers only send control frames.  The size limit is also
+             * that of a message after inflating (ws_pmd.c); the few bytes more
+             * let through a small message that compressing made longer. */
+            wsc_init(&p->ws, w->ep, &cfg.target, &ops, p, &w->rng, cfg.size + 64, 64 * 1024);
+            wsc_set_pmd(&p->ws, &cfg.pmd);
             w->list[i] = &p->ws;
         }
     }
@@ -514,6 +643,7 @@ int main(int argc, char **argv)
     /* The sender queues at most a window of messages (plus hellos). */
     wsc_init(&g_sender.ws, ws[0].ep, &cfg.target, &ops, &g_sender, &sender_rng, 1,
              (size_t)(cfg.window + 200) * (cfg.size + WSOCK_MAX_HEADER_SIZE) + 64 * 1024);
+    wsc_set_pmd(&g_sender.ws, &cfg.pmd);
 
     double cpu0 = wsc_cpu_seconds();
     uint64_t t0 = wsc_now_ns();
@@ -549,10 +679,26 @@ int main(int argc, char **argv)
                       + tot.to_sender + tot.connect_failed + tot.dropped
                       + (uint64_t)(cfg.receivers - joined);
     int ok = ran && errors == 0 && tot.deliveries > 0;
+    /* The wire: what the sender sent per message, what a receiver got per
+     * delivery (hellos, warm-up and drain included, both). */
+    wsc_traffic traffic = { 0 };
+    char traffic_kv[512], kind[64];
+    for (int i = 0; i < cfg.receivers; i++) {
+        wsc_add_counts((uint64_t *)&traffic, (const uint64_t *)&peers[i].ws.traffic,
+                       WSC_TRAFFIC_N);
+    }
+    traffic.wire_out = g_sender.ws.traffic.wire_out;
+    traffic.zmsgs_out = g_sender.ws.traffic.zmsgs_out;
+    if (cfg.json) {
+        snprintf(kind, sizeof kind, "%zu..%zu-byte JSON", cfg.jmin, cfg.size);
+    }
+    else {
+        snprintf(kind, sizeof kind, "%zu-byte binary", cfg.size);
+    }
 
-    printf("fanout: %s  1 sender -> %d receivers, %zu-byte binary messages, window %d, "
+    printf("fanout: %s  1 sender -> %d receivers, %s messages, window %d, "
            "%s, %d thread(s), %d s warm-up + %d s measured\n",
-           cfg.target.url, cfg.receivers, cfg.size, cfg.window,
+           cfg.target.url, cfg.receivers, kind, cfg.window,
            cfg.rate ? "paced" : "as fast as delivered", cfg.threads, cfg.warmup,
            cfg.duration);
     if (cfg.rate) {
@@ -567,20 +713,30 @@ int main(int argc, char **argv)
            "  dropped %" PRIu64 "  not_joined %d\n",
            tot.lost, tot.duplicated, tot.out_of_order, tot.corrupt, tot.to_sender,
            tot.connect_failed, tot.dropped, cfg.receivers - joined);
+    wsc_traffic_report(&traffic, g_msgs_sent, tot.received, traffic_kv, sizeof traffic_kv);
     printf("  client CPU   %.0f%% of one core (%.1f s)\n", 100.0 * cpu / wall, cpu);
-    printf("RESULT url=%s receivers=%d joined=%d size=%zu window=%d rate=%d threads=%d "
+    printf("RESULT url=%s receivers=%d joined=%d size=%zu json=%d jmin=%zu pmd=%d window=%d "
+           "rate=%d threads=%d "
            "warmup=%d duration=%d sent=%" PRIu64 " msgs_per_sec=%.1f deliveries=%" PRIu64
            " deliveries_per_sec=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f "
            "lost=%" PRIu64 " duplicated=%" PRIu64 " out_of_order=%" PRIu64 " corrupt=%" PRIu64
            " to_sender=%" PRIu64 " connect_failed=%" PRIu64 " dropped=%" PRIu64
-           " client_cpu_pct=%.0f errors=%" PRIu64 " ok=%d\n",
-           cfg.target.url, cfg.receivers, joined, cfg.size, cfg.window, cfg.rate,
+           " client_cpu_pct=%.0f %s errors=%" PRIu64 " ok=%d\n",
+           cfg.target.url, cfg.receivers, joined, cfg.size, cfg.json, cfg.jmin,
+           cfg.pmd.offer != NULL, cfg.window, cfg.rate,
            cfg.threads, cfg.warmup, cfg.duration, sent, mps, tot.deliveries, dps, p50, p90,
            p99, max, tot.lost, tot.duplicated, tot.out_of_order, tot.corrupt, tot.to_sender,
-           tot.connect_failed, tot.dropped, 100.0 * cpu / wall, errors, ok);
+           tot.connect_failed, tot.dropped, 100.0 * cpu / wall, traffic_kv, errors, ok);
     for (int t = 0; t < cfg.threads; t++) {
         close(ws[t].ep);
         free(ws[t].list);
+        for (int i = 0; ws[t].cache && i < CACHE; i++) {
+            free(ws[t].cache[i].msg);
+        }
+        free(ws[t].cache);
+    }
+    for (int i = 0; i < cfg.receivers; i++) {
+        free(peers[i].jbuf);
     }
     free(ws);
     free(peers);

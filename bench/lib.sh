@@ -163,6 +163,50 @@ MaxRequestWorkers $((25 * $1))
 AsyncRequestWorkerFactor 400"
 }
 
+# ------------------------------------------------------------ compression
+# The compressed variants of the servers the benchmarks compare
+# (compression.sh; README "Compression").  A name with "_z" compresses, and
+# its clients offer permessage-deflate as Chromium does ("-z chromium") and
+# compress what they send from ZMIN bytes on (default 0: every message, as
+# browsers do):
+#   mod_wsock_z   WSockCompression on (the defaults: level 1, threshold 128,
+#                 no context takeover either way)
+#   mod_wsock_z6  the same at level=6 (zlib's default, Node's)
+#   mod_wsock_zc  client_no_context_takeover=off (clients keep their context)
+#   mod_wsock_zs  server_no_context_takeover=off (one context per connection)
+#   node_z        Node ws with perMessageDeflate as ws ships it (node/serve.js)
+#   node_zm       Node ws with mod_wsock's defaults (node/serve.js)
+ZMIN=${ZMIN:-0}
+is_compressed() { [[ $1 == *_z* ]]; }
+
+# compression_conf NAME: the WSockCompression line of mod_wsock variant NAME.
+compression_conf() {
+    case $1 in
+    *_z) echo "WSockCompression on" ;;
+    *_z6) echo "WSockCompression on level=6" ;;
+    *_zc) echo "WSockCompression on client_no_context_takeover=off" ;;
+    *_zs) echo "WSockCompression on server_no_context_takeover=off" ;;
+    *_z*) die "unknown compressed variant '$1'" ;;
+    *) echo "WSockCompression off" ;;
+    esac
+}
+
+# node_deflate NAME: node/serve.js's option for Node variant NAME (none: no
+# compression).
+node_deflate() {
+    case $1 in
+    *_zm) echo "--deflate=mod_wsock" ;;
+    *_z) echo "--deflate=ws" ;;
+    esac
+}
+
+# pmd_client_args NAME: what a bench client adds against server NAME.
+pmd_client_args() {
+    if is_compressed "$1"; then
+        echo "-z chromium -Z $ZMIN"
+    fi
+}
+
 # start_server NAME CMD...: a server that takes its port as last argument (0 =
 # any) and prints "listening PORT" when it accepts; sets PORT[NAME], PID[NAME].
 start_server() {
@@ -278,6 +322,7 @@ run_client() {
             srv = 100 * c / hz / (s / 1000); all = 100 * b / hz / (s / 1000)
             oth = all - srv - cl; printf "%.0f %.0f\n", srv, oth < 0 ? 0 : oth }')
     RES[$name.$r.server_cpu]=$srv RES[$name.$r.other_cpu]=$oth
+    RES[$name.$r.server_cpu_s]=$(awk -v c=$((c1 - c0)) -v hz="$TICK" 'BEGIN { printf "%.2f", c / hz }')
     RES[$name.$r.rc]=$rc
     if ((rc != 0)); then
         FAILED=1

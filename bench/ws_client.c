@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <openssl/rand.h>
 
 #include "ws_client.h"
+#include "ws_pmd.h"
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -104,6 +106,22 @@ double wsc_cpu_seconds(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec
            + ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+void wsc_traffic_report(const wsc_traffic *t, uint64_t msgs_out, uint64_t msgs_in, char *kv,
+                        size_t cap)
+{
+    double out = msgs_out ? (double)t->wire_out / (double)msgs_out : 0;
+    double in = msgs_in ? (double)t->wire_in / (double)msgs_in : 0;
+
+    printf("  wire         out %.1f B/msg (%" PRIu64 " msgs, %" PRIu64 " compressed), "
+           "in %.1f B/msg (%" PRIu64 " msgs, %" PRIu64 " compressed, %" PRIu64
+           " inflated from the memo)\n", out, msgs_out, t->zmsgs_out, in, msgs_in,
+           t->zmsgs_in, t->memo_hits);
+    snprintf(kv, cap, "msgs_out=%" PRIu64 " msgs_in=%" PRIu64 " wire_out=%" PRIu64
+             " wire_in=%" PRIu64 " wire_out_per_msg=%.1f wire_in_per_msg=%.1f zmsgs_out=%"
+             PRIu64 " zmsgs_in=%" PRIu64 " memo_hits=%" PRIu64, msgs_out, msgs_in,
+             t->wire_out, t->wire_in, out, in, t->zmsgs_out, t->zmsgs_in, t->memo_hits);
 }
 
 void wsc_parse_url(const char *url, wsc_target *t)
@@ -245,6 +263,11 @@ void wsc_init(wsc_conn *c, int ep, const wsc_target *t, const wsc_ops *ops, void
     wsock_parser_init(&c->parser, WSOCK_ROLE_CLIENT, max_message ? max_message : 1);
 }
 
+void wsc_set_pmd(wsc_conn *c, const wsc_pmd_config *cfg)
+{
+    c->pmd_cfg = cfg;
+}
+
 void wsc_end(wsc_conn *c, wsc_end_reason why, const char *detail)
 {
     if (c->state == WSC_DONE) {
@@ -257,6 +280,7 @@ void wsc_end(wsc_conn *c, wsc_end_reason why, const char *detail)
     c->state = WSC_DONE;
     free(c->out);
     free(c->hs);
+    wsc_pmd_conn_free(c);
     c->out = NULL;
     c->hs = NULL;
     c->out_len = c->out_off = c->out_cap = 0;
@@ -333,9 +357,12 @@ static void flush(wsc_conn *c)
     ep_update(c, 0);
 }
 
-/* Queues one masked frame (a fresh key per frame, RFC 6455 §5.3). */
-static int queue_frame(wsc_conn *c, wsock_opcode op, const uint8_t *payload, size_t len)
+/* Queues one masked frame (a fresh key per frame, RFC 6455 §5.3); rsv: its
+ * RSV bits (0x40: a compressed message). */
+static int queue_frame(wsc_conn *c, wsock_opcode op, unsigned rsv, const uint8_t *payload,
+                       size_t len)
 {
+    size_t at;
     uint32_t r = wsc_rng_next(c->rng);
     uint8_t key[4];
 
@@ -344,7 +371,12 @@ static int queue_frame(wsc_conn *c, wsock_opcode op, const uint8_t *payload, siz
         wsc_end(c, WSC_END_BACKLOG, "output backlog: the server stopped reading");
         return -1;
     }
+    at = c->out_len;
     c->out_len += wsock_frame_header_write(c->out + c->out_len, 1, op, len, key);
+    c->out[at] |= (uint8_t)rsv;
+    if (c->state != WSC_HANDSHAKE) {
+        c->traffic.wire_out += c->out_len - at + len;
+    }
     memcpy(c->out + c->out_len, payload, len);
     wsock_mask(c->out + c->out_len, len, key, 0);
     c->out_len += len;
@@ -353,10 +385,20 @@ static int queue_frame(wsc_conn *c, wsock_opcode op, const uint8_t *payload, siz
 
 int wsc_send(wsc_conn *c, wsock_opcode op, const uint8_t *payload, size_t len)
 {
+    unsigned rsv = 0;
+
     if (c->state != WSC_OPEN && !(c->state == WSC_CLOSING && op == WSOCK_OP_PONG)) {
         return -1;
     }
-    if (queue_frame(c, op, payload, len) != 0) {
+    if (!(op & 0x8)) {
+        int z = wsc_pmd_deflate(c, payload, len, &payload, &len);
+        if (z < 0) {
+            wsc_end(c, WSC_END_ABORTED, "zlib failed to compress a message");
+            return -1;
+        }
+        rsv = z ? 0x40 : 0;
+    }
+    if (queue_frame(c, op, rsv, payload, len) != 0) {
         return -1;
     }
     flush(c);
@@ -371,7 +413,7 @@ void wsc_close(wsc_conn *c)
         return;
     }
     c->state = WSC_CLOSING;
-    if (queue_frame(c, WSOCK_OP_CLOSE, payload,
+    if (queue_frame(c, WSOCK_OP_CLOSE, 0, payload,
                     wsock_close_payload(payload, WSOCK_CLOSE_NORMAL, "bye", 3)) == 0) {
         flush(c);
     }
@@ -386,6 +428,12 @@ static int on_data(void *ud, wsock_opcode op, const uint8_t *data, size_t len,
 
     if (c->state == WSC_CLOSING) {
         return 0;              /* late data after our close: the tool is done */
+    }
+    if (first) {
+        c->msg_z = c->pmd.on && c->parser.msg_compressed;
+    }
+    if (c->msg_z) {
+        return wsc_pmd_inflate(c, op, data, len, first, last) || c->state == WSC_DONE;
     }
     return c->ops->on_data(c, op, data, len, first, last) || c->state == WSC_DONE;
 }
@@ -410,7 +458,7 @@ static int on_control(void *ud, wsock_opcode op, unsigned code,
     snprintf(why, sizeof why, "server closed with %u %.*s", code, (int)len,
              (const char *)payload);
     /* Answer it (best effort) so the server sees a clean close handshake. */
-    if (queue_frame(c, WSOCK_OP_CLOSE, payload, 0) == 0) {
+    if (queue_frame(c, WSOCK_OP_CLOSE, 0, payload, 0) == 0) {
         flush(c);
     }
     wsc_end(c, WSC_END_PEER_CLOSED, why);
@@ -436,6 +484,7 @@ static void start_handshake(wsc_conn *c)
 {
     unsigned char raw[16];
     char key[32];
+    const char *offer = c->pmd_cfg ? c->pmd_cfg->offer : NULL;
     int n;
 
     RAND_bytes(raw, sizeof raw);
@@ -453,7 +502,10 @@ static void start_handshake(wsc_conn *c)
                  "Connection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\n"
                  "Sec-WebSocket-Version: 13\r\n"
-                 "\r\n", c->target->path, c->target->host, key);
+                 "%s%s%s"
+                 "\r\n", c->target->path, c->target->host, key,
+                 offer ? "Sec-WebSocket-Extensions: " : "", offer ? offer : "",
+                 offer ? "\r\n" : "");
     c->out_len = (size_t)n;
     c->state = WSC_HANDSHAKE;
     flush(c);
@@ -524,12 +576,24 @@ static void on_handshake_bytes(wsc_conn *c, const uint8_t *buf, size_t len)
         wsc_end(c, WSC_END_CONNECT_FAILED, "wrong or missing Sec-WebSocket-Accept");
         return;
     }
+    {
+        size_t len = 0;
+        const char *v = wsc_header(hs, "Sec-WebSocket-Extensions", &len), *why;
+        if (wsc_pmd_answer(c->pmd_cfg ? c->pmd_cfg->offer : NULL, v, len, &c->pmd,
+                           &why) != 0) {
+            wsc_end(c, WSC_END_CONNECT_FAILED, why);
+            return;
+        }
+        /* RSV1 marks a compressed message (RFC 7692 §6). */
+        c->parser.allowed_rsv = c->pmd.on ? 0x40 : 0;
+    }
     /* Open: the response buffer is not needed any more (idle connections
      * should cost the client little). */
     memcpy(rest, hs + hdr_len, extra);
     free(c->hs);
     c->hs = NULL;
     c->state = WSC_OPEN;
+    c->traffic.wire_in += extra;
     c->ops->on_open(c);
     if (extra && c->state == WSC_OPEN) {
         feed(c, rest, extra);
@@ -575,6 +639,7 @@ static void on_readable(wsc_conn *c)
             on_handshake_bytes(c, rbuf, (size_t)n);
         }
         else {
+            c->traffic.wire_in += (uint64_t)n;
             feed(c, rbuf, (size_t)n);
         }
         if ((size_t)n < sizeof rbuf) {

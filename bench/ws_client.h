@@ -10,6 +10,10 @@
  * ends a connection (closing its fd) exactly once, telling the tool why
  * through ops->on_end.  Targets are restricted to loopback: these are
  * benchmarks, not load tools for others' servers.
+ *
+ * A tool may offer permessage-deflate (RFC 7692, wsc_set_pmd): the library
+ * then compresses what the tool sends and inflates what it receives with
+ * zlib (ws_pmd.c), so the tool sees plain messages either way.
  */
 #ifndef WS_CLIENT_H
 #define WS_CLIENT_H
@@ -108,6 +112,58 @@ typedef enum {
 
 typedef struct wsc_conn wsc_conn;
 
+/* ---- permessage-deflate (RFC 7692), the client side ---- */
+
+/* The offer of Chromium (and of Node ws's client, by default):
+ * permessage-deflate with room for the server to limit our window. */
+#define WSC_PMD_OFFER_CHROMIUM "permessage-deflate; client_max_window_bits"
+
+typedef struct {
+    /* Sec-WebSocket-Extensions to send (NULL: none).  When set, the
+     * server must accept it: a 101 without permessage-deflate fails the
+     * connection (a benchmark of compression must compress). */
+    const char *offer;
+    /* Messages of at least this many bytes go out compressed, the others
+     * as they are (0: every message, as browsers do).  Compressed as
+     * Chromium does: zlib's default level, memLevel 8, the agreed window. */
+    size_t compress_min;
+    /* Inflate each distinct compressed message once per thread: a message
+     * byte-identical to one inflated before (a broadcast compressed once
+     * reaches every receiver as the same bytes) gets that result again.
+     * Used only while the server keeps no context (server_no_context_takeover),
+     * where inflating is a function of the message's bytes alone. */
+    int memo;
+} wsc_pmd_config;
+
+/* What the server agreed to (set when the connection opens). */
+typedef struct {
+    int on;                          /* permessage-deflate is in use */
+    int server_no_context_takeover, client_no_context_takeover;
+    int server_max_window_bits, client_max_window_bits;   /* 8..15 */
+} wsc_pmd_params;
+
+/* An -z argument: "chromium" for WSC_PMD_OFFER_CHROMIUM, "none" for
+ * NULL, anything else is the offer itself. */
+const char *wsc_pmd_offer_arg(const char *arg);
+
+struct wsc_pmd_conn;                 /* zlib streams of one connection (ws_pmd.c) */
+
+/* What went over a connection, counted by the library (uint64_t only: the
+ * tools add them up with wsc_add_counts). */
+typedef struct {
+    uint64_t wire_in, wire_out;     /* frame bytes after the 101: received, queued */
+    uint64_t zmsgs_in, zmsgs_out;   /* compressed messages received, sent */
+    uint64_t memo_hits;             /* received ones whose inflating the memo saved */
+} wsc_traffic;
+#define WSC_TRAFFIC_N (sizeof(wsc_traffic) / sizeof(uint64_t))
+
+/* Prints the "  wire ..." line of a tool's summary for t, the traffic of
+ * connections that sent msgs_out and received msgs_in data messages, and
+ * writes the same as RESULT keys (wire_out_per_msg=... zmsgs_in=...) into
+ * kv. */
+void wsc_traffic_report(const wsc_traffic *t, uint64_t msgs_out, uint64_t msgs_in, char *kv,
+                        size_t cap);
+
 typedef struct {
     /* The 101 was checked; the connection is open. */
     void (*on_open)(wsc_conn *c);
@@ -141,6 +197,18 @@ struct wsc_conn {
      * writes as fast as the socket takes can queue more from wsc_loop's
      * `after` callback. */
     int      no_read, want_write;
+
+    /* permessage-deflate: the tool's settings (wsc_set_pmd), what the
+     * server agreed to, the zlib streams kept per connection (allocated
+     * when needed), the message being received. */
+    const wsc_pmd_config *pmd_cfg;
+    wsc_pmd_params pmd;
+    struct wsc_pmd_conn *z;
+    int      msg_z;                 /* it came compressed */
+    uint64_t msg_inflated;          /* its bytes after inflating, so far */
+    wsock_utf8_state msg_utf8;      /* text: checked after inflating */
+
+    wsc_traffic traffic;            /* for the tools' reports */
 };
 
 /* Prepares c (no socket yet).  max_message: the largest message the server
@@ -148,6 +216,15 @@ struct wsc_conn {
  * bytes we queue before declaring the peer stuck. */
 void wsc_init(wsc_conn *c, int ep, const wsc_target *t, const wsc_ops *ops, void *ud,
               uint64_t *rng, uint64_t max_message, size_t out_max);
+
+/* Offers permessage-deflate with cfg (kept by reference) on c's next
+ * connect; call after wsc_init. */
+void wsc_set_pmd(wsc_conn *c, const wsc_pmd_config *cfg);
+
+/* Frees what the library keeps per thread (zlib streams shared by the
+ * thread's connections, the memo); each thread that ran connections calls
+ * it once at its end. */
+void wsc_thread_done(void);
 
 /* Starts a non-blocking connect and the handshake (ends with
  * WSC_END_CONNECT_FAILED on immediate failure). */

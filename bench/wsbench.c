@@ -2,7 +2,7 @@
  * wsbench.c — closed-loop WebSocket echo load generator (RFC 6455 client).
  *
  *   wsbench -u ws://127.0.0.1:PORT/echo [-c conns] [-s bytes] [-d secs]
- *           [-w warmup secs] [-t threads] [-T]
+ *           [-w warmup secs] [-t threads] [-T] [-z offer [-Z min]]
  *           [-F flooders [-f flood bytes] [-N] [-n nice]]
  *
  * Opens N connections (its own handshake: checks the 101 and the
@@ -11,6 +11,12 @@
  * round trip.  Only echoes completed inside the measured window (after the
  * warm-up) count.  At the end the in-flight echoes are awaited (bounded),
  * then every connection is closed with a close handshake.
+ *
+ * With -z, the measured connections offer permessage-deflate (-z chromium:
+ * Chromium's offer; the server must accept it), compress what they send
+ * from -Z bytes on (default 0: every message, as browsers do) and inflate
+ * what comes back compressed before comparing it.  The wire bytes per
+ * message each way are reported (wire_*).
  *
  * With -F, that many more connections flood the same endpoint beside the
  * measured ones, on a thread of their own: each sends binary messages of
@@ -68,6 +74,7 @@ static struct {
     int      duration, warmup;
     int      flooders, flood_read, flood_nice;
     size_t   flood_size;
+    wsc_pmd_config pmd;
 } cfg = { .conns = 50, .threads = 1, .size = 16, .duration = 10, .warmup = 2,
           .flood_read = 1, .flood_nice = 10, .flood_size = 64 * 1024 };
 
@@ -355,6 +362,7 @@ static void *flood_main(void *arg)
     for (int i = 0; i < cfg.flooders; i++) {
         wsc_end(&ft->f[i].ws, WSC_END_ABORTED, NULL);
     }
+    wsc_thread_done();
     return NULL;
 }
 
@@ -418,6 +426,7 @@ static void *worker_main(void *arg)
             wsc_end(&w->conns[i].ws, WSC_END_CLOSED, NULL);
         }
     }
+    wsc_thread_done();
     return NULL;
 }
 
@@ -430,8 +439,11 @@ static void usage(void)
     fprintf(stderr,
             "usage: wsbench -u ws://127.0.0.1:PORT/PATH [-c conns=50] [-s bytes=16]\n"
             "               [-d seconds=10] [-w warmup=2] [-t threads=1] [-T]\n"
+            "               [-z offer [-Z min=0]]\n"
             "               [-F flooders=0 [-f flood-bytes=65536] [-N] [-n nice=10]]\n"
             "  -T  send text messages (default: binary)\n"
+            "  -z  offer permessage-deflate (chromium: Chromium's offer, or the header\n"
+            "      value); -Z: compress messages from that many bytes on (0: all)\n"
             "  -F  that many more connections flood the endpoint with -f-byte binary\n"
             "      messages beside the measured ones, on a thread at nice -n;\n"
             "      -N: the flooders never read\n"
@@ -449,7 +461,7 @@ int main(int argc, char **argv)
     wsc_hist *h;
 
     wsc_set_prog("wsbench");
-    while ((opt = getopt(argc, argv, "u:c:s:d:w:t:TF:f:Nn:h")) != -1) {
+    while ((opt = getopt(argc, argv, "u:c:s:d:w:t:Tz:Z:F:f:Nn:h")) != -1) {
         switch (opt) {
         case 'u': wsc_parse_url(optarg, &cfg.target); have_url = 1; break;
         case 'c': cfg.conns = (int)wsc_num_arg(optarg, 1, MAX_CONNS, "-c"); break;
@@ -458,6 +470,8 @@ int main(int argc, char **argv)
         case 'w': cfg.warmup = (int)wsc_num_arg(optarg, 0, MAX_SECONDS, "-w"); break;
         case 't': cfg.threads = (int)wsc_num_arg(optarg, 1, 64, "-t"); break;
         case 'T': cfg.text = 1; break;
+        case 'z': cfg.pmd.offer = wsc_pmd_offer_arg(optarg); break;
+        case 'Z': cfg.pmd.compress_min = (size_t)wsc_num_arg(optarg, 0, MAX_SIZE, "-Z"); break;
         case 'F': cfg.flooders = (int)wsc_num_arg(optarg, 0, MAX_FLOODERS, "-F"); break;
         case 'f': cfg.flood_size = (size_t)wsc_num_arg(optarg, 1, MAX_SIZE, "-f"); break;
         case 'N': cfg.flood_read = 0; break;
@@ -513,6 +527,7 @@ int main(int argc, char **argv)
              * anything beyond that means the peer stopped reading. */
             wsc_init(&c->ws, w->ep, &cfg.target, &ops, c, &w->rng, cfg.size,
                      cfg.size + 64 * 1024);
+            wsc_set_pmd(&c->ws, &cfg.pmd);
             w->list[i] = &c->ws;
         }
     }
@@ -556,6 +571,15 @@ int main(int argc, char **argv)
         pthread_join(g_flood.thr, NULL);
     }
     const flood_counters *fc = &g_flood.c;
+    /* What the measured connections sent and received, warm-up included. */
+    wsc_traffic traffic = { 0 };
+    uint64_t msgs_out = 0;
+    char traffic_kv[512];
+    for (int i = 0; i < cfg.conns; i++) {
+        wsc_add_counts((uint64_t *)&traffic, (const uint64_t *)&conns[i].ws.traffic,
+                       WSC_TRAFFIC_N);
+        msgs_out += conns[i].seq;
+    }
 
     /* Client CPU over warm-up + window (+ drain/close, which are short). */
     double cpu = wsc_cpu_seconds() - cpu0;
@@ -582,6 +606,8 @@ int main(int argc, char **argv)
            tot.connect_failed, tot.mismatched, tot.unexpected_close, tot.lost);
     printf("  close        %" PRIu64 " connection(s) did not answer our close in %d s\n",
            tot.close_timeout, CLOSE_TIMEOUT);
+    /* Every echo that came back whole was a message in. */
+    wsc_traffic_report(&traffic, msgs_out, msgs_out - tot.lost, traffic_kv, sizeof traffic_kv);
     if (cfg.flooders) {
         printf("  flooders     %d x %zu-byte binary, %s, nice %d: sent %.0f msgs/s, "
                "echoed %.0f msgs/s (%" PRIu64 " sent in all, warm-up included)\n"
@@ -599,13 +625,13 @@ int main(int argc, char **argv)
            " unexpected_close=%" PRIu64 " lost=%" PRIu64 " close_timeout=%" PRIu64
            " client_cpu_pct=%.0f flooders=%d flood_size=%zu flood_read=%d"
            " flood_sent_per_sec=%.0f flood_echoed_per_sec=%.0f flood_connected=%" PRIu64
-           " flood_ended=%" PRIu64 " errors=%" PRIu64 " ok=%d\n",
+           " flood_ended=%" PRIu64 " pmd=%d %s errors=%" PRIu64 " ok=%d\n",
            cfg.target.url, cfg.conns, cfg.size, cfg.text ? "text" : "binary", cfg.threads,
            cfg.warmup, cfg.duration, tot.completed, rate, p50, p90, p99, p999, max,
            tot.connect_failed, tot.mismatched, tot.unexpected_close, tot.lost,
            tot.close_timeout, 100.0 * cpu / wall, cfg.flooders, cfg.flood_size,
            cfg.flood_read, (double)fc->sent / cfg.duration, (double)fc->echoed / cfg.duration,
-           fc->connected, fc->ended, errors, ok);
+           fc->connected, fc->ended, cfg.pmd.offer != NULL, traffic_kv, errors, ok);
     for (int t = 0; t < cfg.threads; t++) {
         close(ws[t].ep);
         free(ws[t].list);
