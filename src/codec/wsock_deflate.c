@@ -241,6 +241,13 @@ void wsock_inflater_end_message(wsock_inflater *inf, int keep_context)
     }
 }
 
+void wsock_inflater_reset(wsock_inflater *inf)
+{
+    if (inf->ready != INF_NONE) {
+        inflate_restart(inf);       /* inflateReset: the window is emptied */
+    }
+}
+
 void wsock_inflater_free(wsock_inflater *inf)
 {
     if (inf->ready != INF_NONE) {

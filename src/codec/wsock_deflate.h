@@ -88,6 +88,11 @@ wsock_inflate_result wsock_inflate(wsock_inflater *inf, const uint8_t *in, size_
  * zlib's memory is freed (ready becomes 0). */
 void wsock_inflater_end_message(wsock_inflater *inf, int keep_context);
 
+/* Forgets the stream and its window but keeps zlib's memory: the inflater
+ * may then serve another peer's message (one inflater per thread) without
+ * any of the last peer's bytes being reachable. */
+void wsock_inflater_reset(wsock_inflater *inf);
+
 /* Frees zlib's memory (safe on an inflater never used). */
 void wsock_inflater_free(wsock_inflater *inf);
 

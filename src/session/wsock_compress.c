@@ -39,6 +39,8 @@ static int form_key(int level, int window_bits, int mem_level)
 typedef struct {
     wsock_deflater d;          /* for the shareable form `form` */
     int form;                  /* 0: d not set up */
+    wsock_inflater inf;        /* for whole messages without client context */
+    int inf_init;
     uint8_t *out;              /* compressed output, reused */
     size_t cap;
 } thread_zone;
@@ -55,6 +57,7 @@ static void zone_free(void *data)
     thread_zone *tz = data;
 
     wsock_deflater_free(&tz->d);
+    wsock_inflater_free(&tz->inf);
     free(tz->out);
     free(tz);
 }
@@ -202,11 +205,30 @@ static int append_inflated(void *ud, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* The inflater for a chunk: a message that comes whole in one chunk (the
+ * usual case) and keeps no client context is inflated by its thread's
+ * inflater, reset after it (no zlib set-up and tear-down per message);
+ * any other by the connection's own. */
+static wsock_inflater *inflater_for(wsock_pmd_state *z, int whole)
+{
+    thread_zone *tz;
+
+    if (!whole || !z->agreed.client_no_context_takeover || (tz = zone()) == NULL) {
+        return &z->inflater;
+    }
+    if (!tz->inf_init) {
+        wsock_inflater_init(&tz->inf, 15);      /* reads any client window */
+        tz->inf_init = 1;
+    }
+    return &tz->inf;
+}
+
 int wsock_compress_inflate(wsock_conn *wc, int is_text, const uint8_t *data, apr_size_t len,
                            int first, int last, wsock_buf *msg, const char **why)
 {
     wsock_pmd_state *z = wc->pmd;
     inflate_target t = { z, msg, is_text, 0, 0 };
+    wsock_inflater *inf = inflater_for(z, first && last);
     int code = 0;
 
     if (first) {
@@ -214,7 +236,7 @@ int wsock_compress_inflate(wsock_conn *wc, int is_text, const uint8_t *data, apr
         wsock_utf8_reset(&z->utf8);
         msg->len = 0;
     }
-    switch (wsock_inflate(&z->inflater, data, len, last, wc->set.max_message, &z->inflated,
+    switch (wsock_inflate(inf, data, len, last, wc->set.max_message, &z->inflated,
                           append_inflated, &t)) {
     case WSOCK_INFLATE_OK:
         if (last && is_text && z->utf8.need != 0) {
@@ -243,9 +265,11 @@ int wsock_compress_inflate(wsock_conn *wc, int is_text, const uint8_t *data, apr
         *why = "out of memory";
         break;
     }
-    if (code || last) {
-        wsock_inflater_end_message(&z->inflater,
-                                   !code && !z->agreed.client_no_context_takeover);
+    if (inf != &z->inflater) {
+        wsock_inflater_reset(inf);  /* nothing of this client's for the next */
+    }
+    else if (code || last) {
+        wsock_inflater_end_message(inf, !code && !z->agreed.client_no_context_takeover);
     }
     return code;
 }

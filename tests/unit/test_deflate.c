@@ -511,6 +511,27 @@ START_TEST(test_context_takeover)
                      WSOCK_INFLATE_CORRUPT);
     wsock_inflater_end_message(&drop, 0);
 
+    /* a reset inflater keeps its memory, but nothing of the last peer's
+     * message is reachable: one inflater serves a thread's connections */
+    {
+        wsock_inflater shared;
+
+        wsock_inflater_init(&shared, 15);
+        ck_assert_int_eq(inflate_msg(&shared, a1.p, a1.len, 0, 0, &r, &total),
+                         WSOCK_INFLATE_OK);
+        wsock_inflater_reset(&shared);
+        ck_assert_int_ne(shared.ready, 0);
+        ck_assert_int_eq(inflate_msg(&shared, a2.p, a2.len, 0, 0, &r, &total),
+                         WSOCK_INFLATE_CORRUPT);
+        wsock_inflater_reset(&shared);
+        r.bytes.len = 0;
+        ck_assert_int_eq(inflate_msg(&shared, b2.p, b2.len, 0, 0, &r, &total),
+                         WSOCK_INFLATE_OK);
+        assert_bytes(&r.bytes, data, len, "after a reset");
+        wsock_inflater_free(&shared);
+        wsock_inflater_reset(&shared);          /* harmless once freed */
+    }
+
     /* ... but it reads messages compressed without takeover */
     for (int m = 0; m < 3; m++) {
         r.bytes.len = 0;
