@@ -70,6 +70,28 @@ def line_reader(stream):
     return q
 
 
+def install_demo_pages(inst):
+    """The demo's pages (conf/demo/htdocs) into inst's DocumentRoot."""
+    htdocs = os.path.join(inst.root, "htdocs")
+    for name in os.listdir(os.path.join(DEMO, "htdocs")):
+        shutil.copy(os.path.join(DEMO, "htdocs", name), htdocs)
+        os.chmod(os.path.join(htdocs, name), 0o644)
+
+
+def serve_checked(inst, after_stop=None):
+    """Generator body for a fixture: start inst, yield it, stop it, and fail
+    on a crash line in its error log."""
+    inst.start()
+    try:
+        yield inst
+    finally:
+        inst.stop()
+        crash = inst.crash_lines()
+        if after_stop:
+            after_stop()
+        assert not crash, "\n".join(crash)
+
+
 @pytest.fixture
 def demo_server():
     missing = [what for what, ok in (
@@ -86,19 +108,12 @@ def demo_server():
     # restart and removed at the end.
     inst = ApacheInstance("event", extra_conf=demo_conf(), mpm_conf=TWO_CHILDREN,
                           port=free_port(), keep=True)
-    htdocs = os.path.join(inst.root, "htdocs")
-    for name in os.listdir(os.path.join(DEMO, "htdocs")):
-        shutil.copy(os.path.join(DEMO, "htdocs", name), htdocs)
-        os.chmod(os.path.join(htdocs, name), 0o644)
-    inst.start()
-    try:
-        yield inst
-    finally:
-        inst.stop()
-        crash = inst.crash_lines()
+    install_demo_pages(inst)
+
+    def remove_root():
         if os.environ.get("WSOCK_KEEP_DIRS") != "1":
             shutil.rmtree(inst.root, ignore_errors=True)
-        assert not crash, "\n".join(crash)
+    yield from serve_checked(inst, remove_root)
 
 
 def test_chat_page_in_chromium(demo_server):

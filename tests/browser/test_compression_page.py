@@ -17,7 +17,8 @@ import sys
 
 import pytest
 
-from test_chat_page import CHROMIUM, DEMO, HERE, NODE_MODULES, REPO, TWO_CHILDREN, demo_conf
+from test_chat_page import (CHROMIUM, HERE, NODE_MODULES, REPO, TWO_CHILDREN, demo_conf,
+                            install_demo_pages, serve_checked)
 from test_chat_page import ApacheInstance
 
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
@@ -38,17 +39,8 @@ def deflate_demo():
     chat = chat[:chat.index("</Location>")]
     assert "\n    WSockCompression on\n" in chat, "the demo's chat no longer compresses"
     inst = ApacheInstance("event", extra_conf=conf, mpm_conf=TWO_CHILDREN)
-    htdocs = os.path.join(inst.root, "htdocs")
-    for name in os.listdir(os.path.join(DEMO, "htdocs")):
-        shutil.copy(os.path.join(DEMO, "htdocs", name), htdocs)
-        os.chmod(os.path.join(htdocs, name), 0o644)
-    inst.start()
-    try:
-        yield inst
-    finally:
-        inst.stop()
-        crash = inst.crash_lines()
-        assert not crash, "\n".join(crash)
+    install_demo_pages(inst)
+    yield from serve_checked(inst)
 
 
 def test_chat_page_compressed_in_chromium(deflate_demo):

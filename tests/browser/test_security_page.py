@@ -24,7 +24,7 @@ import time
 import pytest
 
 # the chat page test's paths, and the harness it put on sys.path
-from test_chat_page import CHROMIUM, HERE, NODE_MODULES, ApacheInstance
+from test_chat_page import CHROMIUM, HERE, NODE_MODULES, ApacheInstance, serve_checked
 
 SECRET = b"the secret of the browser test, long enough for HS256"
 
@@ -69,13 +69,7 @@ def server():
     with open(os.path.join(inst.root, "htdocs", "sec.html"), "w") as f:
         f.write("<!doctype html><title>security</title>\n")
     os.chmod(os.path.join(inst.root, "htdocs", "sec.html"), 0o644)
-    inst.start()
-    try:
-        yield inst
-    finally:
-        inst.stop()
-        crash = inst.crash_lines()
-        assert not crash, "\n".join(crash)
+    yield from serve_checked(inst)
 
 
 def test_origin_and_token_in_chromium(server):
