@@ -38,6 +38,7 @@ typedef struct {
     uint8_t *msg;               /* its bytes so far */
     size_t msg_len, msg_cap;
     uint64_t max;               /* the parser's max_message_size */
+    const wsock_parser *p;      /* for msg_compressed (RFC 7692's RSV1) */
 } rec;
 
 static void mix(rec *r, const void *data, size_t len)
@@ -85,10 +86,14 @@ static int on_data(void *ud, wsock_opcode op, const uint8_t *data, size_t len, i
         CHECK(len || last, "empty chunk that neither opens nor closes");
     }
     append(r, data, len);
-    CHECK(r->max == 0 || r->msg_len <= r->max, "message beyond the size limit delivered");
+    /* A compressed message (RSV1) is deflate data: its limit has the slack
+     * of stored blocks, and its UTF-8 is checked once inflated. */
+    CHECK(r->max == 0 || r->msg_len <= r->max
+          + (r->p->msg_compressed ? WSOCK_COMPRESSED_SLACK(r->max) : 0),
+          "message beyond the size limit delivered");
     if (last) {
-        uint8_t kind = (uint8_t)op;
-        if (op == WSOCK_OP_TEXT) {
+        uint8_t kind = (uint8_t)(op | (r->p->msg_compressed ? 0x40 : 0));
+        if (op == WSOCK_OP_TEXT && !r->p->msg_compressed) {
             CHECK(wsock_utf8_valid(r->msg, r->msg_len), "invalid UTF-8 text delivered");
         }
         mix(r, &kind, 1);
@@ -173,6 +178,7 @@ static void parse(uint8_t cfg, const uint8_t *stream, size_t len, uint32_t seed,
                       maxes[(cfg >> 1) & 3]);
     p.allowed_rsv = (cfg & 8) ? 0x40 : 0;
     out->r.max = p.max_message_size;
+    out->r.p = &p;
 
     for (;;) {
         size_t n = seed ? next_chunk(&seed, len - pos) : len - pos;
