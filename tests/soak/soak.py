@@ -16,14 +16,18 @@ other, drawn at random (the seed is printed; --seed repeats the draws):
 
   well-behaved: echo round trips of 1 B - 64 KiB; a chat pair (one sends,
     the other must get every message, in order, across child processes);
-    a room member that publishes and must see its own messages;
+    a room member that publishes and must see its own messages; compressed
+    echoes (permessage-deflate both ways, fragmented or not, sometimes with
+    the contexts kept on both sides);
   hostile: a sender that never reads (64 KiB echoes until its socket
     blocks); a half frame (header, half a payload, or a first fragment)
     left to WSockFrameTimeout; a slow dribble; a room hopper (thousands of
     distinct rooms joined and left); refused opens (a plugin that joins the
     room "hub" and then refuses, pipelined on keep-alive); a stuck member
     of the busy room (never reads: a slow consumer); an abrupt disconnect
-    (RST) in the middle of a message; invalid frames.
+    (RST) in the middle of a message; invalid frames; deflate bombs (a few
+    KB that inflate past the limit: 1009) and compressed messages left
+    half-sent.
 
 Beside them, for the whole run: a publisher and a reader of the busy room
 (the reader must get every message, in order), and a member of "hub", the
@@ -51,6 +55,7 @@ import tempfile
 import threading
 import time
 import traceback
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
@@ -62,7 +67,7 @@ import memory  # noqa: E402
 import rawws  # noqa: E402
 from apache_instance import ApacheInstance, default_module_path  # noqa: E402
 from hostile import KiB, MiB  # noqa: E402
-from rawws import OP_BINARY, OP_PING, OP_TEXT, build_frame  # noqa: E402
+from rawws import OP_BINARY, OP_PING, OP_TEXT, Deflater, Inflater, build_frame  # noqa: E402
 
 CONF = """\
 WSockPlugin roomcmd {tp_roomcmd}
@@ -88,6 +93,22 @@ WSockPlugin joinrefuse {tp_joinrefuse}
 </Location>
 <Location /refuse>
     WSockHandler joinrefuse
+</Location>
+# permessage-deflate: messages compressed on their own, or with the server's
+# context (a deflater per connection); a small limit for deflate bombs
+<Location /zecho>
+    WSockHandler echo
+    WSockCompression on threshold=64
+    WSockFrameTimeout 1.5
+</Location>
+<Location /zctx>
+    WSockHandler echo
+    WSockCompression on server_no_context_takeover=off client_no_context_takeover=off
+</Location>
+<Location /zsmall>
+    WSockHandler echo
+    WSockCompression on
+    WSockMaxMessageSize 64K
 </Location>
 """
 
@@ -151,6 +172,14 @@ class Failures:
 # opened; well-behaved ones record failures in out; hostile ones only
 # require that the server answers as documented, within bounds.
 
+def close_cleanly(c, what, out):
+    """The close handshake a well-behaved client ends with: 1000 back."""
+    c.send_close(1000)
+    code, _, _, _ = c.recv_close(timeout=20)
+    if code != 1000:
+        out.fail(what, "closed with %r" % code)
+
+
 def b_echo(port, rnd, out):
     with rawws.RawWS.connect(port, "/echo", timeout=15) as c:
         for i in range(rnd.randint(1, 20)):
@@ -161,10 +190,7 @@ def b_echo(port, rnd, out):
             if data != payload:
                 out.fail("echo", "message %d of %d bytes came back wrong" % (i, size))
                 return 1
-        c.send_close(1000)
-        code, _, _, _ = c.recv_close(timeout=20)
-        if code != 1000:
-            out.fail("echo", "closed with %r" % code)
+        close_cleanly(c, "echo", out)
     return 1
 
 
@@ -201,6 +227,49 @@ def b_room_member(port, rnd, out):
         _, data, _ = c.recv_message(timeout=20)
         if data != ("count %s 1 1" % room).encode():
             out.fail("room member", "alone in its room, but %r" % data)
+    return 1
+
+
+CHROMIUM_OFFER = "permessage-deflate; client_max_window_bits"
+
+
+def b_compressed_echo(port, rnd, out):
+    """Compressed both ways (as a browser), fragmented or not; on /zctx with
+    the contexts kept on both sides."""
+    ctx = rnd.random() < 0.3
+    deflater, inflater = Deflater(keep_context=ctx), Inflater(keep_context=ctx)
+    with rawws.RawWS.connect(port, "/zctx" if ctx else "/zecho", timeout=15,
+                             extensions=CHROMIUM_OFFER) as c:
+        for i in range(rnd.randint(1, 20)):
+            size = rnd.choice((1, 100, 4 * KiB, 64 * KiB, rnd.randint(0, 64 * KiB)))
+            payload = (b"chat %d " % i) * (size // 8) + os.urandom(rnd.randint(0, 64))
+            c.send_deflated(OP_BINARY, payload, deflater=deflater, split=rnd.randint(1, 4))
+            try:
+                _, data, _, _ = c.recv_inflated(timeout=20, inflater=inflater)
+            except zlib.error as e:
+                out.fail("compressed echo", "message %d: corrupt answer: %s" % (i, e))
+                return 1
+            if data != payload:
+                out.fail("compressed echo", "message %d of %d bytes came back wrong"
+                         % (i, len(payload)))
+                return 1
+        close_cleanly(c, "compressed echo", out)
+    return 1
+
+
+def b_deflate_bomb(port, rnd, out):
+    """A few KB that inflate to megabytes, past the 64 KiB limit: 1009; or
+    half a compressed message, then gone."""
+    with rawws.RawWS.connect(port, "/zsmall", timeout=15, extensions=CHROMIUM_OFFER) as c:
+        bomb = Deflater(level=9).compress(bytes(rnd.choice((1, 4, 16)) * MiB))
+        frames = rawws.deflated_frames(OP_BINARY, bomb, split=3)
+        if rnd.random() < 0.3:
+            c.send_raw(frames[:len(frames) // 2])      # and gone, mid-message
+            return 1
+        c.send_raw(frames)
+        code, _, _, _ = c.recv_close(timeout=15)
+        if code != 1009:
+            out.fail("deflate bomb", "closed with %r, not 1009" % code)
     return 1
 
 
@@ -344,6 +413,8 @@ BEHAVIOURS = [
     (6, "stuck member", b_stuck_member),
     (10, "abrupt", b_abrupt),
     (8, "invalid frame", b_invalid),
+    (10, "compressed echo", b_compressed_echo),
+    (4, "deflate bomb", b_deflate_bomb),
 ]
 
 
@@ -517,7 +588,7 @@ def run_mix(port, seconds, workers, rnd, out):
             out.fail("soak", "a worker did not finish its behaviour within 120 s")
 
 
-WELL_BEHAVED = {"echo", "chat pair", "room member"}
+WELL_BEHAVED = {"echo", "chat pair", "room member", "compressed echo"}
 
 
 def soak_one(mpm, args, sos, seed):
