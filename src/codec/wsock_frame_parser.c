@@ -64,10 +64,10 @@ static wsock_parse_result check_base_header(wsock_parser *p)
     /* RFC 7692 §6: RSV1 marks a compressed message on its first frame
      * only; never on a continuation or a control frame. */
     p->rsv1 = (b0 & 0x40) != 0;
-    if (p->rsv1 && (b0 & 0x0F) == WSOCK_OP_CONT) {
+    if (p->rsv1 && p->op == WSOCK_OP_CONT) {
         return fail(p, WSOCK_CLOSE_PROTOCOL_ERROR, "RSV1 set on a continuation frame");
     }
-    if (p->rsv1 && (b0 & 0x08)) {
+    if (p->rsv1 && is_control(p->op)) {
         return fail(p, WSOCK_CLOSE_PROTOCOL_ERROR, "RSV1 set on a control frame");
     }
     switch (p->op) {

@@ -19,10 +19,9 @@
 static const char *number(cmd_parms *cmd, const char *name, const char *v, int min, int max,
                           int *out)
 {
-    char *end;
-    long n = strtol(v, &end, 10);
+    long n;
 
-    if (*v == '\0' || *end || n < min || n > max) {
+    if (!wsock_parse_long(v, min, max, &n)) {
         return apr_psprintf(cmd->pool, "WSockCompression: %s='%s' is not a whole number "
                             "from %d to %d", name, v, min, max);
     }

@@ -60,19 +60,25 @@ int wsock_keyword_of_two(const char *arg, const char *first, const char *second)
     return strcasecmp(arg, first) == 0 ? 0 : strcasecmp(arg, second) == 0 ? 1 : -1;
 }
 
+int wsock_parse_long(const char *arg, long min, long max, long *n)
+{
+    char *end;
+
+    *n = strtol(arg, &end, 10);
+    return *arg != '\0' && *end == '\0' && *n >= min && *n <= max;
+}
+
 /* A server-config directive's whole number from min to max; NULL, or the
  * error, which says it is not what. */
 const char *wsock_global_number(cmd_parms *cmd, const char *arg, long min, long max,
                                 const char *what, long *n)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
 
     if (err) {
         return err;
     }
-    *n = strtol(arg, &end, 10);
-    if (*arg == '\0' || *end || *n < min || *n > max) {
+    if (!wsock_parse_long(arg, min, max, n)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not %s", cmd->cmd->name, arg, what);
     }
     return NULL;

@@ -17,6 +17,9 @@ const char *wsock_parse_bytes(cmd_parms *cmd, const char *arg, apr_off_t min,
 /* Which of two keywords arg is, case-insensitively: 0, 1, or -1 for neither. */
 int wsock_keyword_of_two(const char *arg, const char *first, const char *second);
 
+/* 1 if arg is a whole number from min to max (into *n), else 0. */
+int wsock_parse_long(const char *arg, long min, long max, long *n);
+
 /* A server-config directive's whole number from min to max (it fails in a
  * section); what says what it must be. */
 const char *wsock_global_number(cmd_parms *cmd, const char *arg, long min, long max,

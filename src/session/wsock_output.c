@@ -104,8 +104,8 @@ typedef struct {
  * wsock_compress_form() chose (or WSOCK_FORM_PLAIN).  A deflated payload
  * lives in this thread's buffer until its next compression.  Never fails:
  * a message zlib cannot compress goes out uncompressed. */
-static apr_status_t out_prepare(wsock_conn *wc, out_msg *m, int form, wsock_opcode op,
-                                const void *data, apr_size_t len)
+static void out_prepare(wsock_conn *wc, out_msg *m, int form, wsock_opcode op,
+                        const void *data, apr_size_t len)
 {
     apr_size_t n;
     const uint8_t *z;
@@ -116,20 +116,18 @@ static apr_status_t out_prepare(wsock_conn *wc, out_msg *m, int form, wsock_opco
     m->len = len;
     m->frag = wc->set.fragment_size;
     if (form == WSOCK_FORM_PLAIN) {
-        return APR_SUCCESS;
+        return;
     }
     z = form == WSOCK_FORM_OWN ? wsock_compress_own(wc, data, len, &n)
                                : wsock_compress_shared(form, data, len, &n);
-    if (z == NULL) {
-        /* zlib could not allocate: this message goes out as it is (a
-         * message may always be sent uncompressed, and the deflater starts
-         * a fresh stream after a failure). */
-        return APR_SUCCESS;
+    /* (NULL: zlib could not allocate; this message goes out as it is: a
+     * message may always be sent uncompressed, and the deflater starts a
+     * fresh stream after a failure.) */
+    if (z) {
+        m->rsv = 0x40;
+        m->data = z;
+        m->len = n;
     }
-    m->rsv = 0x40;
-    m->data = z;
-    m->len = n;
-    return APR_SUCCESS;
 }
 
 /* Step 2: the frames of m one by one.  *at is where the next frame's
@@ -281,9 +279,9 @@ apr_status_t wsock_output_message(wsock_conn *wc, wsock_opcode op, const void *d
                                   apr_size_t len)
 {
     out_msg m;
-    apr_status_t rv = out_prepare(wc, &m, wsock_compress_form(wc, len), op, data, len);
 
-    return rv != APR_SUCCESS ? rv : out_owner(wc, &m);
+    out_prepare(wc, &m, wsock_compress_form(wc, len), op, data, len);
+    return out_owner(wc, &m);
 }
 
 apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t *payload,
@@ -300,17 +298,29 @@ apr_status_t wsock_output_control(wsock_conn *wc, wsock_opcode op, const uint8_t
  * neither side allocates per message once the arrays have grown to the
  * usual burst; an idle connection gives both back (wsock_output_trim). */
 
-/* A queue entry holding m's frames (one reference, the caller's). */
-static wsock_frames *frames_make(const out_msg *m, int form)
+/* A queue entry of len bytes (one reference, the caller's), to be filled. */
+static wsock_frames *frames_alloc(apr_size_t len, apr_size_t frag, int form,
+                                  wsock_opcode deflate_op)
 {
-    wsock_frames *f = malloc(sizeof(*f) + out_size(m));
+    wsock_frames *f = malloc(sizeof(*f) + len);
 
     if (f) {
         f->refs = 1;
-        f->frag = m->frag;
+        f->frag = frag;
         f->form = form;
-        f->deflate_op = 0;
-        f->len = out_copy(f->bytes, m);
+        f->deflate_op = deflate_op;
+        f->len = len;
+    }
+    return f;
+}
+
+/* A queue entry holding m's frames. */
+static wsock_frames *frames_make(const out_msg *m, int form)
+{
+    wsock_frames *f = frames_alloc(out_size(m), m->frag, form, 0);
+
+    if (f) {
+        out_copy(f->bytes, m);
     }
     return f;
 }
@@ -327,21 +337,12 @@ static wsock_frames *frames_for(wsock_conn *wc, int is_text, const void *data,
     out_msg m;
 
     if (form == WSOCK_FORM_OWN) {
-        if ((f = malloc(sizeof(*f) + len)) != NULL) {
-            f->refs = 1;
-            f->frag = wc->set.fragment_size;
-            f->form = form;
-            f->deflate_op = op;
-            f->len = len;
-            if (len) {
-                memcpy(f->bytes, data, len);
-            }
+        if ((f = frames_alloc(len, wc->set.fragment_size, form, op)) != NULL && len) {
+            memcpy(f->bytes, data, len);
         }
         return f;
     }
-    if (out_prepare(wc, &m, form, op, data, len) != APR_SUCCESS) {
-        return NULL;
-    }
+    out_prepare(wc, &m, form, op, data, len);
     f = frames_make(&m, form);
     wsock_compress_scratch_trim();
     return f;
@@ -357,8 +358,8 @@ static wsock_frames *owner_ready(wsock_conn *wc, wsock_frames *f)
     if (f->deflate_op == 0) {
         return f;
     }
-    ready = out_prepare(wc, &m, WSOCK_FORM_OWN, f->deflate_op, f->bytes, f->len) == APR_SUCCESS
-            ? frames_make(&m, WSOCK_FORM_OWN) : NULL;
+    out_prepare(wc, &m, WSOCK_FORM_OWN, f->deflate_op, f->bytes, f->len);
+    ready = frames_make(&m, WSOCK_FORM_OWN);
     wsock_frames_release(f);
     return ready;
 }
@@ -659,11 +660,10 @@ static wsock_frames *shared_form(wsock_conn *wc, wsock_shared *s, int form)
             return s->forms[i];
         }
     }
-    if (s->n == WSOCK_SHARED_FORMS
-        || out_prepare(wc, &m, form, s->is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, s->data,
-                       s->len) != APR_SUCCESS) {
+    if (s->n == WSOCK_SHARED_FORMS) {
         return NULL;
     }
+    out_prepare(wc, &m, form, s->is_text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, s->data, s->len);
     if ((f = frames_make(&m, form)) != NULL) {
         s->forms[s->n++] = f;
     }
