@@ -57,6 +57,7 @@ typedef struct {
     void *handler_cfg;                 /* what handler->create_config made */
     const char *location;              /* section of the WSockHandler line */
     int handler_set;                   /* WSockHandler seen (none included) */
+    int ops_label;                     /* its counters' label (wsock_counters.h) */
     apr_array_header_t *protocols;     /* const char *, NULL = unset */
     int require_protocol;              /* WSOCK_UNSET, 0, 1 */
     apr_off_t max_message;             /* bytes, WSOCK_UNSET */
@@ -84,6 +85,7 @@ typedef struct {
 typedef struct {
     const wsock_handler *handler;
     const char *handler_name;
+    int ops_label;                     /* wsock_counters.h */
     apr_uint64_t max_message;
     apr_interval_time_t ping_interval;
     apr_interval_time_t idle_timeout;

@@ -32,6 +32,7 @@ void *wsock_dirconf_create(apr_pool_t *p, char *dir)
     d->byte_rate = d->byte_burst = WSOCK_UNSET;
     d->frame_timeout = WSOCK_UNSET;
     d->max_conns_per_ip = WSOCK_UNSET;      /* handshake security */
+    d->ops_label = -1;                      /* WSOCK_LABEL_NONE */
     return d;
 }
 
@@ -47,6 +48,7 @@ void *wsock_dirconf_merge(apr_pool_t *p, void *basev, void *addv)
     d->handler_cfg = add->handler_set ? add->handler_cfg : base->handler_cfg;
     d->handler_name = add->handler_set ? add->handler_name : base->handler_name;
     d->location = add->handler_set ? add->location : base->location;
+    d->ops_label = add->handler_set ? add->ops_label : base->ops_label;
     d->protocols = add->protocols ? add->protocols : base->protocols;
     WSOCK_MERGE(require_protocol);
     WSOCK_MERGE(max_message);
@@ -78,6 +80,7 @@ void wsock_settings_from_conf(wsock_settings *s, const wsock_dir_conf *d)
 #define WSOCK_OR(v, dflt) ((v) != WSOCK_UNSET ? (v) : (dflt))
     s->handler = d->handler;
     s->handler_name = d->handler_name;
+    s->ops_label = d->ops_label;
     s->max_message = (apr_uint64_t)WSOCK_OR(d->max_message, WSOCK_DEFAULT_MAX_MESSAGE);
     s->ping_interval = WSOCK_OR(d->ping_interval, WSOCK_DEFAULT_PING);
     s->idle_timeout = WSOCK_OR(d->idle_timeout, WSOCK_DEFAULT_IDLE);

@@ -14,6 +14,7 @@
 #include <apr_strings.h>
 
 #include "wsock_config.h"
+#include "wsock_counters.h"
 #include "wsock_handlers.h"
 #include "wsock_parse.h"
 #include "wsock_ratelimit.h"
@@ -40,6 +41,7 @@ const char *wsock_cmd_handler(cmd_parms *cmd, void *conf, int argc, char *const 
         return apr_psprintf(cmd->pool, "WSockHandler: unknown handler '%s' (built in: echo, "
                             "chat, redis; load others with WSockPlugin before this line)", argv[0]);
     }
+    d->ops_label = wsock_counters_label(d->location, d->handler_name);
     if (d->handler->create_config) {
         const char *err = d->handler->create_config(cmd->pool, argc - 1, argv + 1,
                                                     &d->handler_cfg);

@@ -14,6 +14,7 @@
 
 #include "wsock_bus.h"
 #include "wsock_config.h"
+#include "wsock_counters.h"
 #include "wsock_handlers.h"
 #include "wsock_live.h"
 #include "wsock_log.h"
@@ -27,6 +28,7 @@ static int process_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
 {
     (void)pconf; (void)plog; (void)ptemp;
     wsock_server_settings_reset();
+    wsock_counters_pre_config();
     return OK;
 }
 
@@ -35,7 +37,8 @@ static int process_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
                                server_rec *s)
 {
     (void)pconf; (void)plog; (void)ptemp;
-    /* failure is logged; rooms stay per child */
+    /* failures are logged; rooms stay per child, counters stay at 0 */
+    wsock_counters_post_config(s);
     wsock_bus_post_config(s, wsock_server.bus_size, wsock_server.bus_rooms);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
         && !wsock_server.driver_blocking_only) {
@@ -53,6 +56,7 @@ static void process_child_status(server_rec *s, pid_t pid, ap_generation_t gen, 
     (void)slot;
     if (state == MPM_CHILD_EXITED) {
         wsock_bus_child_exited(s, pid);
+        wsock_counters_child_exited(pid);
     }
 }
 
@@ -65,8 +69,10 @@ static int process_monitor(apr_pool_t *p, server_rec *s)
 
 static void process_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    apr_status_t rv = wsock_live_child_init(pchild);
+    apr_status_t rv;
 
+    wsock_counters_child_init(pchild, s);
+    rv = wsock_live_child_init(pchild);
     if (rv == APR_SUCCESS) {
         rv = wsock_rooms_child_init(pchild);
     }
