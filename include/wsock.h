@@ -62,8 +62,9 @@ extern "C" {
  * has it (#if WSOCK_API_MINOR >= n).
  *   1: wsock_send_try(), wsock_on_writable(), wsock_ref()/wsock_unref();
  *      wsock_join()/wsock_leave() from any thread; a connection holds at
- *      most WSOCK_MAX_ROOMS rooms. */
-#define WSOCK_API_MINOR 1
+ *      most WSOCK_MAX_ROOMS rooms.
+ *   2: wsock_connection_id(). */
+#define WSOCK_API_MINOR 2
 
 /* The symbol mod_wsock looks up in a plugin .so. */
 #define WSOCK_PLUGIN_SYMBOL "wsock_plugin"
@@ -239,6 +240,10 @@ const char *wsock_protocol(const wsock_conn *wc);    /* chosen subprotocol, or N
 const char *wsock_header(const wsock_conn *wc, const char *name);
 /* A log-friendly identifier of the connection (client address and port). */
 const char *wsock_conn_id(const wsock_conn *wc);
+/* The connection's id for applications: 32 random hex digits, unguessable
+ * and unique across servers; what the publish endpoint's connection=ID and
+ * the backend protocols name it by (docs/backend.md). */
+const char *wsock_connection_id(const wsock_conn *wc);
 /* Under WSockTokenAuth: the value of a top-level claim of the verified
  * token ("sub", "exp", ...) as text, if it is a string or a number; NULL
  * for any other claim, or without a token. */

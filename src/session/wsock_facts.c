@@ -10,6 +10,7 @@
 #include <httpd.h>
 #include <http_protocol.h>
 #include <apr_strings.h>
+#include <openssl/rand.h>
 
 #include "wsock_conn.h"
 
@@ -39,6 +40,19 @@ static apr_table_t *parse_query(apr_pool_t *p, const char *query)
     return t;
 }
 
+/* 16 bytes from OpenSSL's CSPRNG (the ids must not be guessable: they
+ * address a connection from outside), as 32 hex digits. */
+static void facts_new_app_id(char out[33])
+{
+    unsigned char raw[16];
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        /* Never seen; APR's generator reads the same kernel source. */
+        apr_generate_random_bytes(raw, sizeof(raw));
+    }
+    ap_bin2hex(raw, sizeof(raw), out);
+}
+
 void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,
                          void *handler_cfg, const char *location)
 {
@@ -55,6 +69,7 @@ void wsock_facts_capture(wsock_conn *wc, request_rec *r, const char *protocol,
                                  r->connection->client_addr
                                      ? r->connection->client_addr->port : 0);
     wc->f_location = apr_pstrdup(p, location ? location : "/");
+    facts_new_app_id(wc->f_app_id);
     wc->f_server = r->server;       /* lives in the configuration pool */
     wc->handler_cfg = handler_cfg;
 }
@@ -66,6 +81,7 @@ const char *wsock_remote_ip(const wsock_conn *wc) { return wc->f_remote_ip; }
 const char *wsock_user(const wsock_conn *wc) { return wc->f_user; }
 const char *wsock_protocol(const wsock_conn *wc) { return wc->f_protocol; }
 const char *wsock_conn_id(const wsock_conn *wc) { return wc->f_conn_id; }
+const char *wsock_connection_id(const wsock_conn *wc) { return wc->f_app_id; }
 const char *wsock_location(const wsock_conn *wc) { return wc->f_location; }
 conn_rec *wsock_connection(const wsock_conn *wc) { return wc->c; }
 
