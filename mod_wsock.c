@@ -14,6 +14,7 @@
 #include <http_config.h>
 
 #include "wsock_config.h"
+#include "wsock_dashboard.h"
 #include "wsock_handlers.h"
 #include "wsock_ipcap.h"
 #include "wsock_loop.h"
@@ -99,6 +100,9 @@ static const command_rec wsock_cmds[] = {
                   "WebSockets the per-IP count can hold at once, server-wide (503 beyond); "
                   "server config; default 32768"),
     WSOCK_REDIS_DIRECTIVES,
+    AP_INIT_TAKE1("WSockStatusAccess", wsock_cmd_status_access, NULL, WSOCK_CTX,
+                  "Who a wsock-status location serves: loopback (default: loopback "
+                  "clients only) or require (Apache's Require alone decides)"),
     { NULL }
 };
 
@@ -111,6 +115,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     wsock_netout_register();
     wsock_netin_register();
     wsock_security_register_hooks();
+    wsock_dashboard_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);

@@ -79,6 +79,7 @@ typedef struct {
     struct wsock_token_conf *token;      /* WSockToken*, NULL = unset */
     int max_conns_per_ip;                /* 0 = no limit, WSOCK_UNSET */
     const wsock_compress_conf *compress; /* WSockCompression, NULL = unset */
+    int status_access;                   /* WSockStatusAccess (wsock_dashboard.h), WSOCK_UNSET */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */

@@ -77,6 +77,16 @@ static int negotiate_compression(request_rec *r, const wsock_compress_conf *cc,
 int wsock_upgrade_handler(request_rec *r)
 {
     const wsock_dir_conf *d = ap_get_module_config(r->per_dir_config, &wsock_module);
+
+    wsock_loop_worker_visit();      /* back from a hand-off (wsock_loop.c) */
+    if (d->handler == NULL || r->main) {
+        return DECLINED;
+    }
+    return wsock_upgrade_serve(r, d);
+}
+
+int wsock_upgrade_serve(request_rec *r, const wsock_dir_conf *d)
+{
     conn_rec *c = r->connection;
     wsock_handshake_req req;
     wsock_handshake_result res;
@@ -87,11 +97,6 @@ int wsock_upgrade_handler(request_rec *r)
     wsock_pmd_agreed agreed;
     wsock_conn *wc;
     int open_rc, rc;
-
-    wsock_loop_worker_visit();      /* back from a hand-off (wsock_loop.c) */
-    if (d->handler == NULL || r->main) {
-        return DECLINED;
-    }
 
     req.method = r->method;
     req.proto_num = r->proto_num;

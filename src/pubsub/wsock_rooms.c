@@ -42,7 +42,7 @@
 
 APLOG_USE_MODULE(wsock);
 
-#define WSOCK_ROOM_NAME_MAX 128
+#define WSOCK_ROOM_NAME_MAX WSOCK_ROOMS_NAME_MAX
 
 /* A delivery's snapshot of a room is kept by its thread for the next
  * delivery, up to this many members' worth; a larger one is freed. */
@@ -270,6 +270,47 @@ int wsock_room_count_local(const char *room)
     n = rm ? rm->n : 0;
     apr_thread_mutex_unlock(rooms_mutex);
     return n;
+}
+
+typedef struct {
+    char name[WSOCK_ROOM_NAME_MAX + 1];
+    int members;
+} top_entry;
+
+int wsock_rooms_top(int n, void (*fn)(void *baton, const char *name, int members),
+                    void *baton)
+{
+    top_entry top[WSOCK_ROOMS_TOP_MAX];
+    int have = 0, scanned = 0, i;
+
+    if (n > WSOCK_ROOMS_TOP_MAX) {
+        n = WSOCK_ROOMS_TOP_MAX;
+    }
+    if (n <= 0 || rooms_mutex == NULL) {
+        return 0;
+    }
+    apr_thread_mutex_lock(rooms_mutex);
+    for (apr_hash_index_t *hi = apr_hash_first(NULL, rooms);
+         hi && scanned < WSOCK_ROOMS_TOP_SCAN; hi = apr_hash_next(hi), scanned++) {
+        const room_t *rm = apr_hash_this_val(hi);
+
+        if (have == n && rm->n <= top[n - 1].members) {
+            continue;
+        }
+        /* insertion into the sorted list: the smallest falls off */
+        i = have < n ? have++ : n - 1;
+        while (i > 0 && top[i - 1].members < rm->n) {
+            top[i] = top[i - 1];
+            i--;
+        }
+        apr_cpystrn(top[i].name, rm->name, sizeof(top[i].name));
+        top[i].members = rm->n;
+    }
+    apr_thread_mutex_unlock(rooms_mutex);
+    for (i = 0; i < have; i++) {
+        fn(baton, top[i].name, top[i].members);
+    }
+    return have;
 }
 
 /* Under rooms_mutex: room for n members in this thread's snapshot. */

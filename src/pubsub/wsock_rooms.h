@@ -27,4 +27,16 @@ void wsock_rooms_leave_all(wsock_conn *wc);
  * this child's members of room: no checks, the publisher made them. */
 void wsock_rooms_deliver(const char *room, int is_text, const void *data, apr_size_t len);
 
+/* The n rooms of this child with the most members (n at most
+ * WSOCK_ROOMS_TOP_MAX), largest first, handed to fn after the rooms mutex
+ * is released (fn may take its time).  Read-only; under the mutex it only
+ * compares counts and copies names, of at most WSOCK_ROOMS_TOP_SCAN rooms
+ * (beyond that, in table order, the rest are not looked at).  Returns how
+ * many rooms fn was given. */
+#define WSOCK_ROOMS_TOP_MAX 64
+#define WSOCK_ROOMS_TOP_SCAN 65536
+#define WSOCK_ROOMS_NAME_MAX 128
+int wsock_rooms_top(int n, void (*fn)(void *baton, const char *name, int members),
+                    void *baton);
+
 #endif /* WSOCK_ROOMS_H */
