@@ -21,6 +21,7 @@
 #include "wsock_netout.h"
 #include "wsock_process.h"
 #include "wsock_redis.h"
+#include "wsock_refusals.h"
 #include "wsock_security.h"
 #include "wsock_token.h"
 #include "wsock_upgrade.h"
@@ -111,6 +112,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     wsock_netout_register();
     wsock_netin_register();
     wsock_security_register_hooks();
+    wsock_refusals_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);
