@@ -29,6 +29,7 @@
 WSOCK_INCBIN(page, "dashboard.html");
 WSOCK_INCBIN(script, "dashboard.js");
 WSOCK_INCBIN(style, "dashboard.css");
+WSOCK_INCBIN(icon, "favicon.svg");
 
 int wsock_dashboard_asset_find(const char *name, wsock_dashboard_asset *out)
 {
@@ -36,6 +37,7 @@ int wsock_dashboard_asset_find(const char *name, wsock_dashboard_asset *out)
         { "", "text/html; charset=utf-8", wsock_asset_page, 0 },
         { "dashboard.js", "text/javascript; charset=utf-8", wsock_asset_script, 0 },
         { "dashboard.css", "text/css; charset=utf-8", wsock_asset_style, 0 },
+        { "favicon.svg", "image/svg+xml", wsock_asset_icon, 0 },
     };
 
     for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++) {

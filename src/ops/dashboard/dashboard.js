@@ -16,6 +16,7 @@
     let col = {};
     let rows = [];                      /* oldest first, one per second at most */
     let retry = 500;
+    let since = null;                   /* when the server's totals started */
 
     const $ = (id) => document.getElementById(id);
 
@@ -192,14 +193,25 @@
         table.dataset.rows = String(items.length);
     }
 
+    /* What the window's counts are measured from: its oldest sample, or
+     * nothing at all when the server's totals started within the window
+     * (what happened before its first sample counts too). */
+    function baseline() {
+        const last = rows[rows.length - 1];
+        if (since !== null && since >= last[0] - WINDOW) {
+            return columns.map(() => 0);
+        }
+        return rows[0];
+    }
+
     function renderSeries() {
         if (!columns || !rows.length) {
             return;
         }
-        const first = rows[0], last = rows[rows.length - 1];
+        const first = baseline(), last = rows[rows.length - 1];
         const closeCols = columns.filter((c) => c.startsWith('closed_'));
         const refusalCols = columns.filter((c) => c.startsWith('refused_'));
-        const span = last[0] - first[0];
+        const span = last[0] - (first[0] || since);
         const label = span >= 60 ? Math.round(span / 60) + ' min' : span + ' s';
         document.querySelectorAll('.window').forEach((el) => { el.textContent = label; });
         const inR = rates('messages_in'), outR = rates('messages_out');
@@ -230,7 +242,7 @@
         show($('v-members'), (s.gauges && s.gauges.room_members) || 0);
         $('since').textContent = new Date(s.since * 1000).toISOString();
         $('updated').textContent = 'updated ' + new Date(s.time_ms).toLocaleTimeString();
-        const first = rows[0];
+        const first = rows.length ? baseline() : null;
         const refusals = Object.keys(s.refused || {}).map((reason) => ({
             reason: reason,
             statuses: s.refused[reason],
@@ -281,6 +293,7 @@
             renderSeries();
         }
         else if (m.type === 'snapshot') {
+            since = typeof m.since === 'number' ? m.since : null;
             setColumns(m.columns);
             addRow(m.sample);
             renderSeries();
