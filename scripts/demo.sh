@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds mod_wsock and (re)starts the demo server:
-# http://127.0.0.1:8080/ (chat page, endpoint ws://127.0.0.1:8080/chat?room=NAME) and
-# http://127.0.0.1:8080/echo.html (echo page, endpoint ws://127.0.0.1:8080/echo).
+# http://127.0.0.1:8080/ (chat page, endpoint ws://127.0.0.1:8080/chat?room=NAME),
+# http://127.0.0.1:8080/echo.html (echo page, endpoint ws://127.0.0.1:8080/echo) and
+# http://127.0.0.1:8080/status (the live dashboard, loopback only).
 # Stop it with: scripts/demo.sh stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +42,5 @@ out=$(/usr/sbin/apache2 -f "$conf" -t 2>&1) || { echo "$out" >&2; exit 1; }
 /usr/sbin/apache2 -f "$conf" -k start
 for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 curl -fs -o /dev/null "http://127.0.0.1:$port/"
-echo "mod_wsock demo running: http://127.0.0.1:$port/  (chat; echo: http://127.0.0.1:$port/echo.html)"
+echo "mod_wsock demo running: http://127.0.0.1:$port/  (chat; echo: http://127.0.0.1:$port/echo.html; live status: http://127.0.0.1:$port/status)"
 echo "logs: $root/logs/error.log   stop: scripts/demo.sh stop"
