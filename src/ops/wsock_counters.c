@@ -157,6 +157,11 @@ static int label_find_or_add(const char *location, const char *handler)
     return (int)i;
 }
 
+static counters_head *shm_head(apr_shm_t *shm)
+{
+    return (counters_head *)APR_ALIGN((apr_uintptr_t)apr_shm_baseaddr_get(shm), 64);
+}
+
 static apr_uint32_t slots_wanted(void)
 {
     int limit = 0;
@@ -186,7 +191,8 @@ void wsock_counters_post_config(server_rec *s)
         kept->shm = NULL;
     }
     if (kept->shm == NULL) {
-        bytes = sizeof(counters_head) + ((apr_size_t)n + 1) * sizeof(counter_slot);
+        /* + 64: the slots' alignment (APR's base address is only 8-aligned) */
+        bytes = 64 + sizeof(counters_head) + ((apr_size_t)n + 1) * sizeof(counter_slot);
         rv = apr_shm_create(&kept->shm, bytes, NULL, s->process->pool);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
@@ -198,13 +204,13 @@ void wsock_counters_post_config(server_rec *s)
             return;
         }
         memset(apr_shm_baseaddr_get(kept->shm), 0, bytes);
-        head = apr_shm_baseaddr_get(kept->shm);
+        head = shm_head(kept->shm);
         head->layout = LAYOUT;
         head->nslots = n;
         head->since = apr_time_now();
         kept->nslots = n;
     }
-    head = apr_shm_baseaddr_get(kept->shm);
+    head = shm_head(kept->shm);
     slots = (counter_slot *)(head + 1);
     for (i = 0; i < cfg_nlabels; i++) {
         label_at[i] = label_find_or_add(cfg_label[i].location, cfg_label[i].handler);
