@@ -55,6 +55,10 @@ typedef struct {
     apr_uint32_t nslots;
 } history_retained;
 
+/* The room slots follow the samples: they must start on a cache line. */
+_Static_assert((sizeof(history_head) + WSOCK_HISTORY_SECONDS * sizeof(sample_entry)) % 64 == 0,
+               "room slots misaligned");
+
 static history_head *head;          /* NULL: no history */
 static sample_entry *samples;
 static room_slot *slots;
@@ -103,6 +107,12 @@ static int seq_read(const apr_uint64_t *seq, void *dst, const void *src, size_t 
     return 0;
 }
 
+/* APR's base address is only 8-aligned; the slots want 64 (cache lines). */
+static history_head *shm_head(apr_shm_t *shm)
+{
+    return (history_head *)APR_ALIGN((apr_uintptr_t)apr_shm_baseaddr_get(shm), 64);
+}
+
 void wsock_history_post_config(server_rec *s)
 {
     history_retained *kept;
@@ -124,7 +134,7 @@ void wsock_history_post_config(server_rec *s)
         kept->shm = NULL;
     }
     if (kept->shm == NULL) {
-        bytes = sizeof(history_head) + WSOCK_HISTORY_SECONDS * sizeof(sample_entry)
+        bytes = 64 + sizeof(history_head) + WSOCK_HISTORY_SECONDS * sizeof(sample_entry)
                 + n * sizeof(room_slot);
         rv = apr_shm_create(&kept->shm, bytes, NULL, s->process->pool);
         if (rv != APR_SUCCESS) {
@@ -137,12 +147,12 @@ void wsock_history_post_config(server_rec *s)
             return;
         }
         memset(apr_shm_baseaddr_get(kept->shm), 0, bytes);
-        head = apr_shm_baseaddr_get(kept->shm);
+        head = shm_head(kept->shm);
         head->layout = LAYOUT;
         head->nslots = n;
         kept->nslots = n;
     }
-    head = apr_shm_baseaddr_get(kept->shm);
+    head = shm_head(kept->shm);
     samples = (sample_entry *)(head + 1);
     slots = (room_slot *)(samples + WSOCK_HISTORY_SECONDS);
 }

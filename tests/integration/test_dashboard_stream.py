@@ -113,7 +113,7 @@ def test_history_is_there_on_first_connect(dash):
         rows = hist["rows"]
         ts = [r[0] for r in rows]
         assert ts == sorted(set(ts)), "one row per second, oldest first"
-        assert len(rows) >= 4, rows
+        assert len(rows) >= 3, rows     # 3.5 s passed since the echoes opened
         # rows from before this client connected, while nobody watched
         watched_from = int(time.time())
         unwatched = [r for r in rows if int(opened_at) + 1 <= r[0] < watched_from]

@@ -149,6 +149,14 @@
                 }
             });
             g.stroke();
+            if (s.length) {             /* the newest value, as a dot */
+                const p = s[s.length - 1];
+                g.fillStyle = colours[k % colours.length];
+                g.beginPath();
+                g.arc(left + (p[0] - tmin) / WINDOW * (right - left),
+                      bottom - p[1] / max * (bottom - top), 3.5, 0, 2 * Math.PI);
+                g.fill();
+            }
         });
         const first = series[0] || [];
         canvas.dataset.points = String(first.length);
