@@ -17,11 +17,11 @@
 #include <http_config.h>
 #include <http_log.h>
 #include <ap_mpm.h>
-#include <apr_shm.h>
 #include <apr_strings.h>
 
 #include "wsock_history.h"
 #include "wsock_log.h"
+#include "wsock_retained_shm.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -49,11 +49,6 @@ typedef struct {
     apr_uint32_t nslots;
     apr_int64_t claimed;            /* the latest second a sample was claimed for */
 } __attribute__((aligned(64))) history_head;
-
-typedef struct {
-    apr_shm_t *shm;
-    apr_uint32_t nslots;
-} history_retained;
 
 /* The room slots follow the samples: they must start on a cache line. */
 _Static_assert((sizeof(history_head) + WSOCK_HISTORY_SECONDS * sizeof(sample_entry)) % 64 == 0,
@@ -107,52 +102,31 @@ static int seq_read(const apr_uint64_t *seq, void *dst, const void *src, size_t 
     return 0;
 }
 
-/* APR's base address is only 8-aligned; the slots want 64 (cache lines). */
-static history_head *shm_head(apr_shm_t *shm)
-{
-    return (history_head *)APR_ALIGN((apr_uintptr_t)apr_shm_baseaddr_get(shm), 64);
-}
-
 void wsock_history_post_config(server_rec *s)
 {
-    history_retained *kept;
     apr_size_t bytes;
     apr_status_t rv;
-    int limit = 0;
+    int limit = 0, fresh;
     apr_uint32_t n;
 
     if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS || limit < 1) {
         limit = 16;
     }
     n = (apr_uint32_t)limit;
-    kept = ap_retained_data_get(RETAINED_KEY);
-    if (kept == NULL) {
-        kept = ap_retained_data_create(RETAINED_KEY, sizeof(*kept));
+    bytes = sizeof(history_head) + WSOCK_HISTORY_SECONDS * sizeof(sample_entry)
+            + n * sizeof(room_slot);
+    head = wsock_retained_shm(RETAINED_KEY, bytes, s, &fresh, &rv);
+    if (head == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     WSOCKNO(1440) "cannot create %" APR_SIZE_T_FMT " bytes of shared "
+                     "memory for the dashboard's history: wsock-status shows live "
+                     "values only, and no room sizes", bytes);
+        return;
     }
-    if (kept->shm != NULL && kept->nslots < n) {
-        apr_shm_destroy(kept->shm);
-        kept->shm = NULL;
-    }
-    if (kept->shm == NULL) {
-        bytes = 64 + sizeof(history_head) + WSOCK_HISTORY_SECONDS * sizeof(sample_entry)
-                + n * sizeof(room_slot);
-        rv = apr_shm_create(&kept->shm, bytes, NULL, s->process->pool);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                         WSOCKNO(1440) "cannot create %" APR_SIZE_T_FMT " bytes of shared "
-                         "memory for the dashboard's history: wsock-status shows live "
-                         "values only, and no room sizes", bytes);
-            kept->shm = NULL;
-            head = NULL;
-            return;
-        }
-        memset(apr_shm_baseaddr_get(kept->shm), 0, bytes);
-        head = shm_head(kept->shm);
+    if (fresh) {
         head->layout = LAYOUT;
         head->nslots = n;
-        kept->nslots = n;
     }
-    head = shm_head(kept->shm);
     samples = (sample_entry *)(head + 1);
     slots = (room_slot *)(samples + WSOCK_HISTORY_SECONDS);
 }

@@ -29,24 +29,8 @@ from test_chat_page import (ARTIFACTS, CHROMIUM, HERE, NODE_MODULES, REPO, TWO_C
 
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from test_compression_rooms import serving_pids  # noqa: E402
-
-XSS = "<img src=x onerror=alert(1)>"
-XSS_PATH = "/x%3Cimg%20src=x%20onerror=alert(1)%3E"
-
-CONF = """\
-<Location /status>
-    SetHandler wsock-status
-</Location>
-<Location /echo>
-    WSockHandler echo
-</Location>
-<Location /chat>
-    WSockHandler chat room=query
-</Location>
-<Location "/x%s">
-    WSockHandler chat
-</Location>
-""" % XSS
+# the locations of the stream's test: /status, /echo, /chat, the markup one
+from test_dashboard_stream import CONF, XSS, XSS_PATH  # noqa: E402
 
 
 @pytest.fixture
