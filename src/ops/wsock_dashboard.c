@@ -28,6 +28,7 @@
 #include <apr_strings.h>
 
 #include "wsock_config.h"
+#include "wsock_counters.h"
 #include "wsock_dashboard.h"
 #include "wsock_history.h"
 #include "wsock_log.h"
@@ -40,6 +41,10 @@ APLOG_USE_MODULE(wsock);
 #define STATUS_HANDLER "wsock-status"
 #define ASSET_DIR "/_/"
 #define STATUS_MAX_MESSAGE 1024     /* the stream takes no input: keep it small */
+/* The counters' location of every dashboard stream (one label for all). */
+#define STATUS_LABEL "(wsock-status)"
+
+static int status_label = WSOCK_LABEL_NONE;
 
 /* The page's policy: its own script and style, its own WebSocket, nothing
  * else (no inline script, no outside fetch, no framing). */
@@ -87,7 +92,7 @@ static int serve_stream(request_rec *r, const wsock_dir_conf *d)
     sd->handler_name = "status";
     sd->handler_cfg = NULL;
     sd->location = r->uri;
-    sd->ops_label = -1;             /* the dashboard's own are not a location's */
+    sd->ops_label = status_label;
     if (sd->max_message == WSOCK_UNSET) {
         sd->max_message = STATUS_MAX_MESSAGE;
     }
@@ -169,6 +174,9 @@ static int dashboard_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
                                  server_rec *s)
 {
     (void)pconf; (void)plog; (void)ptemp;
+    /* A label of their own for the dashboards' WebSockets, taken before the
+     * counters enter this reading's labels (their post_config runs later). */
+    status_label = wsock_counters_label(STATUS_LABEL, "status");
     wsock_history_post_config(s);
     return OK;
 }
@@ -191,7 +199,8 @@ static void dashboard_child_init(apr_pool_t *pchild, server_rec *s)
 void wsock_dashboard_register_hooks(void)
 {
     ap_hook_handler(dashboard_handler, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(dashboard_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* First: before wsock_process.c's, which maps the counters' labels. */
+    ap_hook_post_config(dashboard_post_config, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_child_status(dashboard_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     /* Last: the sampler reads the rooms and the counters of this child. */
     ap_hook_child_init(dashboard_child_init, NULL, NULL, APR_HOOK_LAST);

@@ -70,7 +70,8 @@ async def scenario(inst):
     for _ in range(2):
         with pytest.raises(websockets.InvalidStatusCode):
             await websockets.connect(ws_base + "/echo", origin="http://evil.example")
-    want = {"open": len(echoes) - 4 + 4 + 2, "rooms": {"/chat?lobby": 4, "/x" + XSS: 2}}
+    # open: and two dashboards (the test's own and the page's), counted apart
+    want = {"open": len(echoes) - 4 + 4 + 2 + 2, "rooms": {"/chat?lobby": 4, "/x" + XSS: 2}}
 
     async with websockets.connect(ws_base + "/status", max_size=2 ** 22,
                                   origin="http://127.0.0.1:%d" % inst.port) as mine:
@@ -144,6 +145,7 @@ def test_dashboard_in_chromium(server):
     locs = {l["location"]: l for l in dom["locations"]}
     assert locs["/echo"]["open"] == n - 4 and locs["/echo"]["opened"] == n
     assert locs["/x" + XSS]["open"] == 2 and locs["/chat"]["open"] == 4
+    assert locs["(wsock-status)"]["open"] == 2
 
     # the charts: the history drawn, its last point the current count
     assert dom["historyRows"] >= 1

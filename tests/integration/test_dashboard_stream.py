@@ -158,14 +158,16 @@ def test_exact_counts_across_two_children(dash):
                 await websockets.connect(ws_url(dash, "/echo"), origin="http://evil.example")
             assert e.value.status_code == 403
 
-        want_open = (n - 5) + 3 + 2
+        # ... and this test's own dashboard WebSocket, counted apart
+        want_open = (n - 5) + 3 + 2 + 1
         try:
             async with status(dash) as ws:
                 snap = await snapshot_until(ws, lambda s: (
                     s["open"] == want_open
                     and location(s, "/echo")["closed"].get("other", 0)
                     == echo0["closed"].get("other", 0) + 2
-                    and len(s["rooms"]) >= 2))
+                    # each child lists its rooms once a second: up to 1 s behind
+                    and {r["name"]: r["members"] for r in s["rooms"]}.get("/chat?lobby") == 3))
         finally:
             for c in echoes[5:] + lobby + xss:
                 await c.close()
@@ -179,6 +181,8 @@ def test_exact_counts_across_two_children(dash):
         assert echo["closed"].get("other", 0) == echo0["closed"].get("other", 0) + 2
         assert location(snap, "/chat")["open"] == 3
         assert location(snap, "/x" + XSS)["open"] == 2
+        assert location(snap, "(wsock-status)")["handler"] == "status"
+        assert location(snap, "(wsock-status)")["open"] == 1
         rooms = {r["name"]: r["members"] for r in snap["rooms"]}
         assert rooms.get("/chat?lobby") == 3, rooms
         assert rooms.get("/x" + XSS) == 2, rooms
