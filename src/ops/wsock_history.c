@@ -188,7 +188,9 @@ int wsock_history_claim(apr_int64_t t)
         return 0;
     }
     last = LOAD(&head->claimed);
-    while (last < t) {
+    /* A clock set back by more than the history: start again from now
+     * (a small step back only skips the seconds already sampled). */
+    while (last < t || last > t + WSOCK_HISTORY_SECONDS) {
         if (__atomic_compare_exchange_n(&head->claimed, &last, t, 0,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             return 1;
