@@ -129,7 +129,7 @@ static int dashboard_handler(request_rec *r)
     d = ap_get_module_config(r->per_dir_config, &wsock_module);
     if (d->status_access != WSOCK_STATUS_ACCESS_REQUIRE && !from_loopback(r)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      WSOCKNO(1444) "wsock-status %s refused (403) to %s: only loopback "
+                      WSOCKNO(1454) "wsock-status %s refused (403) to %s: only loopback "
                       "clients are served unless WSockStatusAccess require (with your "
                       "own Require) is set", r->uri, r->useragent_ip);
         return HTTP_FORBIDDEN;
@@ -144,9 +144,10 @@ static int dashboard_handler(request_rec *r)
     }
     /* <url>/_/NAME is a file of the page; anything else is the page. */
     base = apr_pstrdup(r->pool, r->uri);
-    if ((slash = strstr(base, ASSET_DIR)) != NULL && strchr(slash + 3, '/') == NULL) {
-        name = slash + 3;
-        base[slash - base] = '\0';
+    slash = strrchr(base, '/');
+    if (slash && slash - base >= 2 && strncmp(slash - 2, ASSET_DIR, 3) == 0) {
+        name = slash + 1;
+        base[slash - 2 - base] = '\0';
     }
     if (!wsock_dashboard_asset_find(name, &a)) {
         return HTTP_NOT_FOUND;

@@ -118,7 +118,7 @@ void wsock_history_post_config(server_rec *s)
     head = wsock_retained_shm(RETAINED_KEY, bytes, s, &fresh, &rv);
     if (head == NULL) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                     WSOCKNO(1440) "cannot create %" APR_SIZE_T_FMT " bytes of shared "
+                     WSOCKNO(1450) "cannot create %" APR_SIZE_T_FMT " bytes of shared "
                      "memory for the dashboard's history: wsock-status shows live "
                      "values only, and no room sizes", bytes);
         return;
@@ -173,7 +173,7 @@ void wsock_history_child_init(apr_pool_t *pchild, server_rec *s)
     }
     if (mine == NULL) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                     WSOCKNO(1441) "no dashboard room slot for this child (more "
+                     WSOCKNO(1451) "no dashboard room slot for this child (more "
                      "processes than ServerLimit): its rooms are not listed");
         return;
     }

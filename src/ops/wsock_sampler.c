@@ -154,7 +154,7 @@ void wsock_sampler_start(apr_pool_t *pchild, server_rec *s)
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                     WSOCKNO(1442) "cannot start the dashboard's sampler thread: this "
+                     WSOCKNO(1452) "cannot start the dashboard's sampler thread: this "
                      "child writes no history and its dashboards get no updates");
         return;
     }

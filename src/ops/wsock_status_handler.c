@@ -55,7 +55,7 @@ static int status_message(wsock_conn *wc, int is_text, const char *data, apr_siz
     (void)is_text;
     (void)data;
     ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wsock_connection(wc),
-                  WSOCKNO(1443) "wsock-status %s: a %" APR_SIZE_T_FMT "-byte message from "
+                  WSOCKNO(1453) "wsock-status %s: a %" APR_SIZE_T_FMT "-byte message from "
                   "the client; the status stream takes no input: closing with 1003",
                   wsock_uri(wc), len);
     return 1003;

@@ -211,7 +211,7 @@ def test_stream_takes_no_input(dash):
                     await asyncio.wait_for(ws.recv(), 5)
             assert e.value.rcvd.code == 1009
     run(go())
-    dash.wait_log(r"WSOCK1443: wsock-status /status: a 5-byte message")
+    dash.wait_log(r"WSOCK1453: wsock-status /status: a 5-byte message")
 
 
 def get(inst, path, headers=None, method="GET"):
@@ -240,6 +240,8 @@ def test_page_files_and_access(dash):
     assert get(dash, "/status", method="POST")[0] == 405
     # the same page under another URL points at its own files
     assert 'href="/status-open/_/dashboard.css"' in get(dash, "/status-open/")[2]
+    assert 'href="/status/a/_/b/_/dashboard.css"' in get(dash, "/status/a/_/b/")[2]
+    assert get(dash, "/status/a/_/b/_/dashboard.css")[1]["Content-Type"].startswith("text/css")
 
     # not on loopback (mod_remoteip's client address): refused by default,
     # page and stream alike; with WSockStatusAccess require, Require decides
@@ -261,4 +263,4 @@ def test_page_files_and_access(dash):
         async with status(dash, "/status-open", extra_headers=away) as ws:
             assert (await recv_json(ws))["type"] == "history"
     run(stream_refusals())
-    assert "WSOCK1444: wsock-status /status refused (403) to 203.0.113.7" in dash.error_log(since)
+    assert "WSOCK1454: wsock-status /status refused (403) to 203.0.113.7" in dash.error_log(since)
