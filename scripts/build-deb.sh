@@ -26,8 +26,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/wsock-deb.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 src="$work/libapache2-mod-wsock-$version"
 mkdir "$src"
+git -C "$repo" rev-parse --git-dir >/dev/null 2>&1 \
+    || { echo "build-deb: needs a git checkout (it packages git's files)" >&2; exit 1; }
 git -C "$repo" ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do [[ -e "$f" ]] && printf '%s\0' "$f"; done \
+    | while IFS= read -r -d '' f; do if [[ -e "$f" ]]; then printf '%s\0' "$f"; fi; done \
     | tar -cf - --null -T - | tar -xf - -C "$src"
 
 export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-} parallel=$(nproc)${nocheck:+ nocheck}"
