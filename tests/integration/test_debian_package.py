@@ -212,3 +212,12 @@ def test_a2enmod_and_the_packaged_module_serves(packages, reverse_plugin):
     with ApacheInstance(extra_conf="<Location /echo>\n    WSockHandler echo\n</Location>\n") as ap:
         assert run(round_trip(ap.url("/echo"), "tree")) == "tree"
         assert mapped_modules(ap) == {os.path.realpath(default_module_path())}
+
+
+def test_package_version_is_the_projects():
+    """debian/changelog and configure.ac name the same version."""
+    deb = sh(["dpkg-parsechangelog", "-l", os.path.join(REPO, "debian", "changelog"),
+              "-S", "Version"]).strip()
+    with open(os.path.join(REPO, "configure.ac")) as f:
+        ac_init = next(line for line in f if line.startswith("AC_INIT("))
+    assert ac_init.split(",")[1].strip(" []") == deb, (ac_init, deb)
