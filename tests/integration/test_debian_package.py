@@ -60,10 +60,15 @@ def sh(cmd, timeout=300, **kw):
     return p.stdout
 
 
-def installed(pkg):
+def dpkg_status(pkg):
+    """dpkg's status line of pkg, None when dpkg has never heard of it."""
     p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
                        text=True)
-    return p.returncode == 0 and "ok installed" in p.stdout
+    return p.stdout if p.returncode == 0 else None
+
+
+def installed(pkg):
+    return "ok installed" in (dpkg_status(pkg) or "")
 
 
 def apxs(var):
@@ -131,7 +136,9 @@ def install_and_purge(tmp_path_factory):
         sh(APT + ["install", module_deb, dev_deb], env=APT_ENV)
         yield
     finally:
-        sh(APT + ["purge", PKG, DEV], env=APT_ENV)
+        known = [pkg for pkg in (PKG, DEV) if dpkg_status(pkg) is not None]
+        if known:
+            sh(APT + ["purge"] + known, env=APT_ENV)
     left = [f for f in package_files() if os.path.lexists(f)]
     assert not left, "apt-get purge left %s" % left
 
