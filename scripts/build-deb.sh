@@ -32,6 +32,9 @@ git -C "$repo" ls-files -z --cached --others --exclude-standard \
     | while IFS= read -r -d '' f; do if [[ -e "$f" ]]; then printf '%s\0' "$f"; fi; done \
     | tar -cf - --null -T - | tar -xf - -C "$src"
 
+# Run from `make check` (the package test), the outer make's flags and
+# jobserver must not leak into debian/rules' own make.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-} parallel=$(nproc)${nocheck:+ nocheck}"
 (cd "$src" && dpkg-buildpackage -b -us -uc >"$work/build.log" 2>&1) || {
     tail -n 60 "$work/build.log" >&2
