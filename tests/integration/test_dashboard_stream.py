@@ -264,3 +264,13 @@ def test_page_files_and_access(dash):
             assert (await recv_json(ws))["type"] == "history"
     run(stream_refusals())
     assert "WSOCK1454: wsock-status /status refused (403) to 203.0.113.7" in dash.error_log(since)
+
+
+def test_configtest_checks_status_access(apache_factory):
+    for value, ok in (("loopback", True), ("REQUIRE", True), ("all", False), ("", False)):
+        inst = apache_factory(extra_conf="<Location /s>\n    SetHandler wsock-status\n"
+                              "    WSockStatusAccess %s\n</Location>\n" % value, start=False)
+        rc, out = inst.configtest()
+        assert (rc == 0) == ok, "WSockStatusAccess %s: rc %d\n%s" % (value, rc, out)
+        if not ok:
+            assert "WSockStatusAccess" in out, out
