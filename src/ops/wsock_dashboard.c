@@ -41,6 +41,7 @@ APLOG_USE_MODULE(wsock);
 #define STATUS_HANDLER "wsock-status"
 #define ASSET_DIR "/_/"
 #define STATUS_MAX_MESSAGE 1024     /* the stream takes no input: keep it small */
+#define STATUS_QUEUE_MSGS 64        /* snapshots waiting for a slow dashboard */
 /* The counters' location of every dashboard stream (one label for all). */
 #define STATUS_LABEL "(wsock-status)"
 
@@ -95,6 +96,11 @@ static int serve_stream(request_rec *r, const wsock_dir_conf *d)
     sd->ops_label = status_label;
     if (sd->max_message == WSOCK_UNSET) {
         sd->max_message = STATUS_MAX_MESSAGE;
+    }
+    /* A dashboard that stops reading holds a minute of snapshots at most,
+     * then is closed (1008) like any slow consumer. */
+    if (sd->queue_msgs == WSOCK_UNSET) {
+        sd->queue_msgs = STATUS_QUEUE_MSGS;
     }
     return wsock_upgrade_serve(r, sd);
 }
