@@ -105,8 +105,8 @@ async def main(args):
     inst.start()
     try:
         base = "ws://127.0.0.1:%d" % inst.port
-        print("history shared memory: %d bytes (600 samples of 264 B, 2 room slots of "
-              "2368 B, head 64 B)" % (64 + 600 * 264 + 2 * 2368))
+        print("history shared memory: %d bytes (600 samples of 1424 B, 2 room slots of "
+              "2368 B, head 64 B)" % (64 + 600 * 1424 + 2 * 2368))
         await phase(inst, "idle", args.seconds, [])
         members = []
         for r in range(args.rooms):

@@ -25,8 +25,8 @@
 
 APLOG_USE_MODULE(wsock);
 
-#define RETAINED_KEY "mod_wsock.history.1"    /* named for the layout */
-#define LAYOUT 0x77736801u                      /* "wsh" 1 */
+#define RETAINED_KEY "mod_wsock.history.2"    /* named for the layout */
+#define LAYOUT 0x77736802u                      /* "wsh" 2 */
 #define ROOMS_FRESH 3                           /* seconds a room list counts */
 #define READ_TRIES 4                            /* a reader's retries per entry */
 

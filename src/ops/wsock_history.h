@@ -24,7 +24,14 @@
 
 #define WSOCK_HISTORY_SECONDS 600   /* samples kept: ten minutes */
 #define WSOCK_HISTORY_ROOMS 16      /* rooms each child reports, largest first */
+#define WSOCK_SAMPLE_ROOMS 8        /* rooms a sample keeps, largest first */
 #define WSOCK_HISTORY_ROOM_NAME 136 /* bytes of a name kept, NUL included (128 + 1, padded) */
+
+/* A room and its members (in one child, or merged over all). */
+typedef struct {
+    apr_uint64_t members;
+    char name[WSOCK_HISTORY_ROOM_NAME];
+} wsock_room_size;
 
 /* One second of the whole server: totals as they were then (rates are
  * differences of neighbours), gauges as they were. */
@@ -36,13 +43,9 @@ typedef struct {
     apr_uint64_t messages_in, messages_out, bytes_in, bytes_out;
     apr_uint64_t closed[WSOCK_CLOSE_CODE_COUNT];    /* by wsock_close_codes, "other" last */
     apr_uint64_t refused[WSOCK_R_COUNT];            /* by reason, every status */
+    apr_uint64_t nrooms;                            /* the largest rooms then: */
+    wsock_room_size room[WSOCK_SAMPLE_ROOMS];       /* merged over the children */
 } wsock_sample;
-
-/* A room and its members (in one child, or merged over all). */
-typedef struct {
-    apr_uint64_t members;
-    char name[WSOCK_HISTORY_ROOM_NAME];
-} wsock_room_size;
 
 /* The parent (post_config): make the memory once; it lives across
  * restarts.  On failure the dashboard shows live values only (logged). */
@@ -55,7 +58,8 @@ void wsock_history_child_init(apr_pool_t *pchild, server_rec *s);
 /* Whether this process is the one to write second t's sample (once per
  * second across all children); 0 when history is off. */
 int wsock_history_claim(apr_int64_t t);
-/* The sample of c, taken at second t. */
+/* The sample of c, taken at second t (its rooms: none; see
+ * wsock_history_rooms_read). */
 void wsock_history_sample_of(wsock_sample *out, const wsock_counts *c, apr_int64_t t);
 /* Stores a sample that wsock_history_claim gave this process. */
 void wsock_history_put(const wsock_sample *s);

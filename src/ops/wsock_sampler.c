@@ -86,6 +86,8 @@ static void sample_turn(wsock_counts *c, apr_int64_t sec)
     if (wsock_history_claim(sec)) {
         wsock_counters_read(c);
         wsock_history_sample_of(&s, c, sec);
+        /* the others' lists may be a second old: they tick at the same time */
+        s.nrooms = (apr_uint64_t)wsock_history_rooms_read(s.room, WSOCK_SAMPLE_ROOMS, sec);
         wsock_history_put(&s);
     }
     if (wsock_room_count_local(WSOCK_STATUS_ROOM) > 0

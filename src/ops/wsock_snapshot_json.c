@@ -209,13 +209,42 @@ char *wsock_snapshot_json(const wsock_counts *c, const wsock_room_size *rooms, i
     return dump(o, len);
 }
 
+/* A sample's rooms: [[name, members], ...], largest first. */
+static json_t *sample_rooms(const wsock_sample *s)
+{
+    json_t *a = json_array();
+
+    for (apr_uint64_t k = 0; k < s->nrooms && k < WSOCK_SAMPLE_ROOMS; k++) {
+        json_array_append_new(a, json_pack("[o,I]", text_of(s->room[k].name),
+                                           (json_int_t)s->room[k].members));
+    }
+    return a;
+}
+
+static int same_rooms(const wsock_sample *a, const wsock_sample *b)
+{
+    if (a->nrooms != b->nrooms) {
+        return 0;
+    }
+    for (apr_uint64_t k = 0; k < a->nrooms && k < WSOCK_SAMPLE_ROOMS; k++) {
+        if (a->room[k].members != b->room[k].members
+            || strcmp(a->room[k].name, b->room[k].name) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 char *wsock_history_json(const wsock_sample *s, int n, size_t *len)
 {
-    json_t *rows = json_array();
+    json_t *rows = json_array(), *rooms = json_array();
 
     for (int i = 0; i < n; i++) {
         json_array_append_new(rows, row(&s[i]));
+        /* null: the same rooms as the row before (most seconds) */
+        json_array_append_new(rooms, i > 0 && same_rooms(&s[i], &s[i - 1])
+                                     ? json_null() : sample_rooms(&s[i]));
     }
-    return dump(json_pack("{s:s,s:i,s:o,s:o}", "type", "history", "interval", 1,
-                          "columns", columns(), "rows", rows), len);
+    return dump(json_pack("{s:s,s:i,s:o,s:o,s:o}", "type", "history", "interval", 1,
+                          "columns", columns(), "rows", rows, "rooms", rooms), len);
 }

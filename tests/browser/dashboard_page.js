@@ -70,6 +70,8 @@ const readPage = (page) => page.evaluate(() => {
     refusals: rows("t-refusals", (tr) => ({ reason: tr.dataset.reason, recent: nums(tr)[0],
                                             total: nums(tr)[1],
                                             statuses: tr.cells[3].textContent })),
+    roomLegend: [...document.querySelectorAll("#rooms-legend .key")]
+      .map((k) => ({ name: k.textContent, elements: k.children.length })),
     historyRows: Number(document.body.dataset.historyRows),
     snapshotTime: Number(document.body.dataset.snapshotTime),
     charts,

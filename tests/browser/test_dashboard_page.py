@@ -153,4 +153,8 @@ def test_dashboard_in_chromium(server):
     assert c_open["points"] >= 2 and int(c_open["last"]) == snap["open"]
     assert c_open["drawn"] > 20, c_open
     assert dom["charts"]["c-msgs"]["points"] >= 1
+    # the largest rooms over time: one line each, their newest points now's sizes
+    assert dom["roomLegend"] == [{"name": "/chat?lobby", "elements": 0},
+                                 {"name": "/x" + XSS, "elements": 0}]
+    assert dom["charts"]["c-rooms"]["lasts"] == "4,2"
     assert os.path.getsize(shot) > 10000

@@ -102,6 +102,7 @@ def test_history_is_there_on_first_connect(dash):
         opened_at = time.time()
         # nobody watches for a while: the samplers go on writing history
         clients = [await websockets.connect(ws_url(dash, "/echo")) for _ in range(3)]
+        clients += [await websockets.connect(ws_url(dash, "/chat?room=hist")) for _ in range(2)]
         try:
             await asyncio.sleep(3.5)
             async with status(dash) as ws:
@@ -118,7 +119,15 @@ def test_history_is_there_on_first_connect(dash):
         watched_from = int(time.time())
         unwatched = [r for r in rows if int(opened_at) + 1 <= r[0] < watched_from]
         assert unwatched, (opened_at, watched_from, ts)
-        assert all(r[cols.index("open")] >= 3 for r in unwatched), unwatched
+        assert all(r[cols.index("open")] >= 5 for r in unwatched), unwatched
+        # each row has its largest rooms: the room filled while nobody watched
+        assert len(hist["rooms"]) == len(rows)
+        by_t, before = {}, []
+        for r, rooms in zip(rows, hist["rooms"]):
+            before = before if rooms is None else rooms     # null: as the row before
+            by_t[r[0]] = dict(map(tuple, before))
+        assert hist["rooms"][0] is not None
+        assert any(by_t[r[0]].get("/chat?hist") == 2 for r in unwatched), by_t
         assert all(r[cols.index("children")] == 2 for r in rows[-3:])
         assert abs(ts[-1] - time.time()) <= 2
         assert snap["type"] == "snapshot" and snap["sample"][0] >= ts[-1]

@@ -15,6 +15,8 @@
     let columns = null;
     let col = {};
     let rows = [];                      /* oldest first, one per second at most */
+    let roomsAt = new Map();            /* second -> {room name: members} */
+    let roomsNow = [];                  /* the newest snapshot's rooms */
     let retry = 500;
     let since = null;                   /* when the server's totals started */
 
@@ -37,6 +39,7 @@
         }
         if (columns && columns.join() !== c.join()) {
             rows = [];                  /* a server of another layout */
+            roomsAt = new Map();
         }
         columns = c;
         col = {};
@@ -62,6 +65,24 @@
         while (rows.length && rows[0][0] <= oldest) {
             rows.shift();
         }
+        for (const k of roomsAt.keys()) {
+            if (k <= oldest) {
+                roomsAt.delete(k);
+            }
+        }
+    }
+
+    /* rooms: [[name, members], ...] or [{name, members}, ...] at second t */
+    function addRooms(t, rooms) {
+        const m = Object.create(null);
+        (Array.isArray(rooms) ? rooms : []).forEach((r) => {
+            const name = Array.isArray(r) ? r[0] : r.name;
+            const members = Array.isArray(r) ? r[1] : r.members;
+            if (typeof name === 'string' && typeof members === 'number') {
+                m[name] = members;
+            }
+        });
+        roomsAt.set(t, m);
     }
 
     function value(r, name) {
@@ -114,7 +135,7 @@
         g.setTransform(ratio, 0, 0, ratio, 0, 0);
         g.clearRect(0, 0, w, h);
         const styles = getComputedStyle(document.documentElement);
-        const colours = [styles.getPropertyValue('--k0'), styles.getPropertyValue('--k1')];
+        const colours = [0, 1, 2, 3, 4].map((i) => styles.getPropertyValue('--k' + i));
         const tmax = rows.length ? rows[rows.length - 1][0] : 0;
         const tmin = tmax - WINDOW;
         let max = 1;
@@ -138,18 +159,24 @@
             g.strokeStyle = colours[k % colours.length];
             g.lineWidth = 2;
             g.beginPath();
-            s.forEach((p, i) => {
+            let gap = true;
+            s.forEach((p) => {
+                if (p[1] === null) {        /* not known then: a gap */
+                    gap = true;
+                    return;
+                }
                 const x = left + (p[0] - tmin) / WINDOW * (right - left);
                 const y = bottom - p[1] / max * (bottom - top);
-                if (i === 0) {
+                if (gap) {
                     g.moveTo(x, y);
                 }
                 else {
                     g.lineTo(x, y);
                 }
+                gap = false;
             });
             g.stroke();
-            if (s.length) {             /* the newest value, as a dot */
+            if (s.length && s[s.length - 1][1] !== null) {  /* the newest value, as a dot */
                 const p = s[s.length - 1];
                 g.fillStyle = colours[k % colours.length];
                 g.beginPath();
@@ -230,6 +257,7 @@
         chart($('c-open'), [rows.map((r) => [r[0], value(r, 'open')])]);
         chart($('c-msgs'), [inR, outR]);
         chart($('c-events'), [ratesOfSum(refusalCols), ratesOfSum(closeCols)]);
+        renderRoomChart();
         const closes = closeCols.map((c) => ({
             code: c.slice(7), recent: value(last, c) - value(first, c), total: value(last, c)
         })).filter((c) => c.total > 0);
@@ -241,6 +269,25 @@
             cell(tr, c.total, 'num').dataset.value = String(c.total);
             barCell(tr, c.recent, cmax);
         }, 'no WebSocket closed yet');
+    }
+
+    /* The five largest rooms of now, over the window: a second where a room
+     * was not among the largest kept is a gap, not a zero. */
+    function renderRoomChart() {
+        const top = roomsNow.slice(0, 5).map((r) => r.name);
+        const times = rows.map((r) => r[0]);
+        chart($('c-rooms'), top.map((name) => times.map((t) => {
+            const m = roomsAt.get(t);
+            return [t, m && name in m ? m[name] : null];
+        })));
+        const legend = $('rooms-legend');
+        legend.replaceChildren(...top.map((name, i) => {
+            const span = document.createElement('span');
+            span.className = 'key k' + i;
+            span.textContent = name;
+            return span;
+        }));
+        legend.dataset.rooms = String(top.length);
     }
 
     function renderSnapshot(s) {
@@ -296,14 +343,25 @@
         }
         if (m.type === 'history') {
             setColumns(m.columns);
-            (m.rows || []).forEach(addRow);
+            let before = null;          /* a row's rooms: null = as the row before */
+            (m.rows || []).forEach((r, i) => {
+                addRow(r);
+                if (Array.isArray(m.rooms) && Array.isArray(r)) {
+                    before = m.rooms[i] === null ? before : m.rooms[i];
+                    addRooms(r[0], before);
+                }
+            });
             document.body.dataset.historyRows = String((m.rows || []).length);
             renderSeries();
         }
         else if (m.type === 'snapshot') {
             since = typeof m.since === 'number' ? m.since : null;
             setColumns(m.columns);
+            roomsNow = Array.isArray(m.rooms) ? m.rooms : [];
             addRow(m.sample);
+            if (Array.isArray(m.sample)) {
+                addRooms(m.sample[0], roomsNow);
+            }
             renderSeries();
             renderSnapshot(m);
         }
