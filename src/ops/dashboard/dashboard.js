@@ -291,6 +291,11 @@
     }
 
     function renderSnapshot(s) {
+        if (s.counting === false) {     /* no shared memory: the error log says why */
+            const state = $('state');
+            state.textContent = 'live, but the server counts nothing (WSOCK1401 in its error log)';
+            state.dataset.state = 'not-counting';
+        }
         show($('v-open'), s.open);
         show($('v-children'), s.children);
         show($('v-rooms'), (s.gauges && s.gauges.rooms) || 0);
