@@ -19,6 +19,7 @@
 #include "wsock_loop.h"
 #include "wsock_netin.h"
 #include "wsock_netout.h"
+#include "wsock_ops.h"
 #include "wsock_process.h"
 #include "wsock_redis.h"
 #include "wsock_security.h"
@@ -111,6 +112,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     wsock_netout_register();
     wsock_netin_register();
     wsock_security_register_hooks();
+    wsock_ops_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);
