@@ -15,6 +15,7 @@
 #include <http_config.h>
 #include <http_log.h>
 #include <http_protocol.h>
+#include <http_request.h>
 #include <apr_strings.h>
 
 #include "wsock_codec.h"
@@ -254,8 +255,8 @@ int wsock_metrics_handler(request_rec *r)
     if (r->handler == NULL || strcmp(r->handler, "wsock-metrics") != 0) {
         return DECLINED;
     }
-    r->allowed = (AP_METHOD_BIT << M_GET);
     if (r->method_number != M_GET) {
+        ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       WSOCKNO(1440) "wsock-metrics answers GET and HEAD only, not %s: 405",
                       r->method);
