@@ -22,6 +22,7 @@
 #include "wsock_ops.h"
 #include "wsock_process.h"
 #include "wsock_redis.h"
+#include "wsock_refusals.h"
 #include "wsock_security.h"
 #include "wsock_token.h"
 #include "wsock_upgrade.h"
@@ -113,6 +114,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     wsock_netin_register();
     wsock_security_register_hooks();
     wsock_ops_register_hooks();
+    wsock_refusals_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);

@@ -48,6 +48,7 @@
 #include "wsock_roomtab.h"
 #include "wsock_shmsync.h"
 #include "wsock_wakers.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -350,6 +351,7 @@ void wsock_bus_post(const char *room, int is_text, const void *data, apr_size_t 
         wake(&bus->gen, &bus->waiters);     /* children without a word */
     }
     if (too_large) {
+        wsock_count(WSOCK_C_BUS_TOO_LARGE, 1);
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
                      WSOCKNO(0504) "a %" APR_SIZE_T_FMT "-byte message to room '%s' is "
                      "larger than the room bus takes (%" APR_SIZE_T_FMT " bytes: half of "
@@ -414,6 +416,7 @@ static void deliver_batch(const unsigned char *batch, size_t len, uint32_t *next
         }
     }
     if (lost) {
+        wsock_count(WSOCK_C_BUS_LAPS, 1);
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
                      WSOCKNO(0505) "this child's room bus delivery fell behind by more "
                      "than WSockBusSize: %u message(s) lost for its members", lost);

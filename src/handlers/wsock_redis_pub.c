@@ -24,6 +24,7 @@
 
 #include "wsock_log.h"
 #include "wsock_redis.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -75,6 +76,8 @@ static void free_items_locked(pub_item *it)
         pub_item *next = it->next;
         q_len--;
         q_bytes -= it->size;
+        wsock_gauge_add(WSOCK_G_REDIS_QUEUE, -1);
+        wsock_gauge_add(WSOCK_G_REDIS_QUEUE_BYTES, -(apr_int64_t)it->size);
         free(it);
         it = next;
     }
@@ -201,6 +204,11 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
         apr_thread_mutex_unlock(q_mutex);
 
         failed = reconnect || (batch && !publish_batch(c, batch, why, sizeof(why)));
+        if (!failed) {
+            for (pub_item *it = batch; it; it = it->next) {
+                wsock_count(WSOCK_C_REDIS_PUBLISHED, 1);
+            }
+        }
         if (failed) {
             redisFree(c);
             c = NULL;
@@ -234,6 +242,7 @@ static apr_status_t enqueue(pub_item *it, apr_size_t size)
         || (q_len > 0 && q_bytes + size > wsock_redis_conf.queue_max_bytes)) {
         apr_thread_mutex_unlock(q_mutex);
         free(it);
+        wsock_count(WSOCK_C_REDIS_DROPPED, 1);
         return APR_ENOSPC;
     }
     if (q_tail) {
@@ -245,6 +254,8 @@ static apr_status_t enqueue(pub_item *it, apr_size_t size)
     q_tail = it;
     q_len++;
     q_bytes += size;
+    wsock_gauge_add(WSOCK_G_REDIS_QUEUE, 1);
+    wsock_gauge_add(WSOCK_G_REDIS_QUEUE_BYTES, (apr_int64_t)size);
     apr_thread_cond_signal(q_cond);
     apr_thread_mutex_unlock(q_mutex);
     return APR_SUCCESS;

@@ -31,6 +31,7 @@
 
 #include "wsock_log.h"
 #include "wsock_redis.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -64,8 +65,12 @@ void wsock_redis_state(wsock_redis_part part, int ok, const char *why)
     changed = wsock_redis_local_set_up(up);
     if (up != announced && (up || why)) {
         announce = 1;
+        if (up && announced == 0) {
+            wsock_count(WSOCK_C_REDIS_RECONNECTS, 1);   /* up again after down */
+        }
         announced = up;
     }
+    wsock_gauge_set(WSOCK_G_REDIS_LINKS, up);
     apr_thread_mutex_unlock(state_mutex);
     if (changed) {
         wsock_redis_local_tell_all();

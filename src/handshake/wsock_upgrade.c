@@ -25,6 +25,7 @@
 #include "wsock_loop.h"
 #include "wsock_security.h"
 #include "wsock_upgrade.h"
+#include "wsock_refusals.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -34,6 +35,7 @@ static int refuse_handshake(request_rec *r, const wsock_handshake_result *res)
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   WSOCKNO(0301) "WebSocket handshake for %s refused with %d: %s",
                   r->uri, res->status, res->reason);
+    wsock_refusal_note(r, WSOCK_R_BAD_REQUEST);
     if (res->status == HTTP_UPGRADE_REQUIRED) {
         apr_table_setn(r->err_headers_out, "Upgrade", "websocket");
         apr_table_setn(r->err_headers_out, "Sec-WebSocket-Version", "13");
@@ -113,6 +115,7 @@ int wsock_upgrade_handler(request_rec *r)
     if (set.compress.on && (rc = negotiate_compression(r, &set.compress, &agreed,
                                                        &extensions)) != OK) {
         wsock_security_refused(&adm);
+        wsock_refusal_note(r, WSOCK_R_BAD_REQUEST);
         return rc;
     }
     wc = wsock_conn_create(r, &set);
@@ -135,6 +138,7 @@ int wsock_upgrade_handler(request_rec *r)
     if (WSOCK_IS_HTTP_STATUS(open_rc)) {
         wsock_conn_refused(wc);     /* its rooms, its queue, its references */
         wsock_security_refused(&adm);
+        wsock_refusal_note(r, WSOCK_R_HANDLER);
         return open_rc;
     }
 

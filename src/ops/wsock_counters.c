@@ -288,6 +288,7 @@ void wsock_counters_child_init(apr_pool_t *pchild, server_rec *s)
     apr_pool_cleanup_register(pchild, mine, counters_child_exit, apr_pool_cleanup_null);
 }
 
+#ifndef WSOCK_NO_COUNTERS
 static int stripe(void)
 {
     if (my_stripe < 0) {
@@ -387,6 +388,8 @@ void wsock_count_turn_late(apr_interval_time_t late)
     ADD(&mine->late[b], 1);
     ADD(&mine->late_sum_us, us);
 }
+
+#endif /* WSOCK_NO_COUNTERS */
 
 void wsock_counters_read(wsock_counts *out)
 {

@@ -60,7 +60,7 @@ typedef enum {
     WSOCK_G_ROOMS,              /* rooms with a member in this child */
     WSOCK_G_MEMBERS,            /* room memberships in this child */
     WSOCK_G_LOOP_THREADS,       /* loop threads running */
-    WSOCK_G_REDIS_LINKS,        /* Redis relay connections up */
+    WSOCK_G_REDIS_LINKS,        /* children whose Redis relay is up (0/1 each) */
     WSOCK_G_REDIS_QUEUE,        /* messages waiting to be published to Redis */
     WSOCK_G_REDIS_QUEUE_BYTES,  /* ... their bytes */
     WSOCK_G_COUNT
@@ -119,6 +119,7 @@ void wsock_counters_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* ---- counting (any thread of a child; lock-free) ------------------- */
 
+#ifndef WSOCK_NO_COUNTERS
 void wsock_count_hot(wsock_hot_counter c, apr_uint64_t n);
 void wsock_count(wsock_counter c, apr_uint64_t n);
 void wsock_gauge_add(wsock_gauge g, apr_int64_t delta);
@@ -132,6 +133,18 @@ void wsock_count_closed(int label, int code);
 void wsock_count_refused(int label, wsock_refusal why, int status);
 /* A loop thread's turn started this late. */
 void wsock_count_turn_late(apr_interval_time_t late);
+#else
+/* bench/counters.sh builds the module with counting compiled out, to
+ * measure what it costs. */
+#define wsock_count_hot(c, n) ((void)(c), (void)(n))
+#define wsock_count(c, n) ((void)(c), (void)(n))
+#define wsock_gauge_add(g, d) ((void)(g), (void)(d))
+#define wsock_gauge_set(g, v) ((void)(g), (void)(v))
+#define wsock_count_opened(l) ((void)(l))
+#define wsock_count_closed(l, c) ((void)(l), (void)(c))
+#define wsock_count_refused(l, w, s) ((void)(l), (void)(w), (void)(s))
+#define wsock_count_turn_late(t) ((void)(t))
+#endif
 
 /* ---- reading (any process; a sum over the slots) ------------------- */
 

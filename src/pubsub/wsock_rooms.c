@@ -39,6 +39,7 @@
 #include "wsock_log.h"
 #include "wsock_output.h"
 #include "wsock_rooms.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -142,6 +143,7 @@ static int grow(void **array, int *cap, int n, size_t size)
 
 static void room_free(room_t *rm)
 {
+    wsock_gauge_add(WSOCK_G_ROOMS, -1);
     apr_hash_set(rooms, rm->name, APR_HASH_KEY_STRING, NULL);
     free(rm->m);
     free(rm->name);
@@ -159,6 +161,7 @@ static room_t *room_get(const char *room)
             return NULL;
         }
         apr_hash_set(rooms, rm->name, APR_HASH_KEY_STRING, rm);
+        wsock_gauge_add(WSOCK_G_ROOMS, 1);
     }
     return rm;
 }
@@ -199,6 +202,7 @@ apr_status_t wsock_join(wsock_conn *wc, const char *room)
         rm->n++;
         wc->joined_n++;
         wsock_bus_room_delta(room, 1);
+        wsock_gauge_add(WSOCK_G_MEMBERS, 1);
     }
     apr_thread_mutex_unlock(rooms_mutex);
     return rv;
@@ -221,6 +225,7 @@ static void leave_locked(wsock_conn *wc, int k)
         wc->joined[k].room->m[wc->joined[k].slot].mslot = k;
     }
     wsock_bus_room_delta(rm->name, -1);
+    wsock_gauge_add(WSOCK_G_MEMBERS, -1);
     if (rm->n == 0) {
         room_free(rm);
     }

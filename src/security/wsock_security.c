@@ -19,6 +19,7 @@
 #include "wsock_security.h"
 #include "wsock_token.h"
 #include "wsock_ipcap.h"
+#include "wsock_refusals.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -83,13 +84,21 @@ int wsock_security_admit(request_rec *r, const wsock_dir_conf *d, const char **p
     adm->claims = NULL;
     adm->token_expires = 0;
     adm->ip_hold = NULL;
-    if ((rc = check_origin(r, d)) != OK
-        || (rc = wsock_token_check(r, d->token, protocol, &adm->claims,
-                                   &adm->token_expires)) != OK) {
+    if ((rc = check_origin(r, d)) != OK) {
+        wsock_refusal_note(r, WSOCK_R_ORIGIN);
         return rc;
     }
-    return wsock_ipcap_acquire(r, d->max_conns_per_ip == WSOCK_UNSET ? 0 : d->max_conns_per_ip,
-                               &adm->ip_hold);
+    if ((rc = wsock_token_check(r, d->token, protocol, &adm->claims,
+                                &adm->token_expires)) != OK) {
+        wsock_refusal_note(r, WSOCK_R_TOKEN);
+        return rc;
+    }
+    rc = wsock_ipcap_acquire(r, d->max_conns_per_ip == WSOCK_UNSET ? 0 : d->max_conns_per_ip,
+                             &adm->ip_hold);
+    if (rc != OK) {
+        wsock_refusal_note(r, WSOCK_R_IP_CAP);
+    }
+    return rc;
 }
 
 void wsock_security_attach(wsock_conn *wc, wsock_admission *adm)

@@ -27,6 +27,7 @@
 
 #include "wsock_compress.h"
 #include "wsock_output.h"
+#include "wsock_counters.h"
 
 /* A shareable form encodes zlib's parameters; always > 0. */
 static int form_key(int level, int window_bits, int mem_level)
@@ -95,6 +96,9 @@ static const uint8_t *deflate_into_zone(thread_zone *tz, wsock_deflater *d, int 
     if (wsock_deflate_message(d, data, len, keep, tz->out, tz->cap, &n) != 0) {
         return NULL;
     }
+    /* Once per compression: a broadcast compressed once counts once. */
+    wsock_count_hot(WSOCK_C_DEFLATE_RAW, len);
+    wsock_count_hot(WSOCK_C_DEFLATE_WIRE, n);
     *outlen = n;
     return tz->out;
 }
@@ -231,6 +235,7 @@ int wsock_compress_inflate(wsock_conn *wc, int is_text, const uint8_t *data, apr
     wsock_inflater *inf = inflater_for(z, first && last);
     int code = 0;
 
+    wsock_count_hot(WSOCK_C_INFLATE_WIRE, len);
     if (first) {
         z->inflated = 0;
         wsock_utf8_reset(&z->utf8);
@@ -264,6 +269,9 @@ int wsock_compress_inflate(wsock_conn *wc, int is_text, const uint8_t *data, apr
         code = WSOCK_CLOSE_INTERNAL_ERROR;
         *why = "out of memory";
         break;
+    }
+    if (last && !code) {
+        wsock_count_hot(WSOCK_C_INFLATE_RAW, z->inflated);
     }
     if (inf != &z->inflater) {
         wsock_inflater_reset(inf);  /* nothing of this client's for the next */

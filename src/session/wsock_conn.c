@@ -20,6 +20,7 @@
 #include "wsock_rooms.h"
 #include "wsock_security.h"
 #include "wsock_slow.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -229,6 +230,7 @@ static int within_rate(wsock_conn *wc, wsock_bucket *b, apr_uint64_t n, const ch
                   "%s=%" APR_UINT64_T_FMT "/s,burst=%" APR_UINT64_T_FMT "; closing with 1008",
                   wc->f_uri, what, b->rate, b->burst);
     wsock_conn_start_close(wc, WSOCK_CLOSE_POLICY, "rate limit exceeded");
+    wsock_count(WSOCK_C_RATE_CLOSES, 1);
     wc->state = WSOCK_STATE_DONE;
     return 0;
 }
@@ -259,6 +261,8 @@ static void deliver(wsock_conn *wc, wsock_opcode op, const uint8_t *data, apr_si
     if (h->on_message == NULL) {
         return;
     }
+    wsock_count_hot(WSOCK_C_MSGS_IN, 1);
+    wsock_count_hot(WSOCK_C_BYTES_IN, len);
     wc->delivering = data;
     wc->delivering_len = len;
     code = h->on_message(wc, op == WSOCK_OP_TEXT, len ? (const char *)data : "", len);
@@ -506,6 +510,11 @@ int wsock_conn_open(wsock_conn *wc)
     const wsock_handler *h = wc->set.handler;
     int refuse = h->on_open ? h->on_open(wc) : 0;
 
+    if (refuse == 0 || WSOCK_IS_CLOSE_CODE(refuse)) {
+        /* Upgraded (a close code closes it at once): counted until it ends. */
+        wc->counted = 1;
+        wsock_count_opened(wc->set.ops_label);
+    }
     if (refuse == 0) {
         wc->opened = 1;
         return 0;
@@ -623,6 +632,15 @@ void wsock_conn_refused(wsock_conn *wc)
     wc->c->keepalive = AP_CONN_CLOSE;
 }
 
+/* Once per counted connection, whichever way it ends. */
+static void conn_count_end(wsock_conn *wc)
+{
+    if (wc->counted) {
+        wc->counted = 0;
+        wsock_count_closed(wc->set.ops_label, wc->close_code);
+    }
+}
+
 void wsock_conn_abandon(wsock_conn *wc)
 {
     const wsock_handler *h = wc->set.handler;
@@ -635,6 +653,7 @@ void wsock_conn_abandon(wsock_conn *wc)
         set_close(wc, WSOCK_CLOSE_ABNORMAL, "connection lost");
     }
     wsock_security_conn_end(wc);
+    conn_count_end(wc);
     if (wc->opened && h->on_close) {
         h->on_close(wc, wc->close_code, wc->close_reason);
     }
@@ -656,6 +675,7 @@ void wsock_conn_finish(wsock_conn *wc)
     }
     wsock_slow_report(wc);          /* dropped totals; 1008 for a slow consumer */
     wsock_security_conn_end(wc);    /* its per-IP count */
+    conn_count_end(wc);
     if (wc->opened && h->on_close) {
         h->on_close(wc, wc->close_code, wc->close_reason);
     }

@@ -95,6 +95,7 @@ struct wsock_conn {
     int close_code;                /* what ended it, for on_close and the log */
     const char *close_reason;
     int opened;                    /* on_open accepted: on_close is due */
+    int counted;                   /* upgraded: its end is still to be counted */
 
     /* input */
     int input_buffers;             /* a filter (mod_ssl) may hold input the

@@ -24,6 +24,7 @@
 #include "wsock_netout.h"
 #include "wsock_output.h"
 #include "wsock_slow.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -619,15 +620,25 @@ static apr_status_t owner_send(wsock_conn *wc, int is_text, const void *data, ap
     return rv;
 }
 
+/* A data message taken for a client (counted once, whichever way). */
+static apr_status_t count_out(apr_status_t rv, apr_size_t len)
+{
+    if (rv == APR_SUCCESS) {
+        wsock_count_hot(WSOCK_C_MSGS_OUT, 1);
+        wsock_count_hot(WSOCK_C_BYTES_OUT, len);
+    }
+    return rv;
+}
+
 apr_status_t wsock_output_send(wsock_conn *wc, int is_text, const void *data, apr_size_t len)
 {
     wsock_frames *f;
 
     if (writes_itself(wc)) {
-        return owner_send(wc, is_text, data, len);
+        return count_out(owner_send(wc, is_text, data, len), len);
     }
     f = frames_for(wc, is_text, data, len);
-    return f ? queue_frames(wc, f, 0) : APR_ENOMEM;
+    return count_out(f ? queue_frames(wc, f, 0) : APR_ENOMEM, len);
 }
 
 void wsock_shared_init(wsock_shared *s, int is_text, const void *data, apr_size_t len)
@@ -712,10 +723,10 @@ apr_status_t wsock_output_send_shared(wsock_conn *wc, wsock_shared *s)
         return wsock_output_send(wc, s->is_text, s->data, s->len);
     }
     if (writes_itself(wc)) {
-        return owner_append(wc, f);
+        return count_out(owner_append(wc, f), s->len);
     }
     apr_atomic_inc32(&f->refs);
-    return queue_frames(wc, f, 0);
+    return count_out(queue_frames(wc, f, 0), s->len);
 }
 
 void wsock_close(wsock_conn *wc, int code, const char *reason)
@@ -757,10 +768,10 @@ apr_status_t wsock_send_try(wsock_conn *wc, int is_text, const void *data, apr_s
     }
     if (writes_itself(wc)) {
         return wsock_output_backlog(wc) >= WSOCK_OUT_HIGH
-               ? APR_EAGAIN : owner_send(wc, is_text, data, len);
+               ? APR_EAGAIN : count_out(owner_send(wc, is_text, data, len), len);
     }
     f = frames_for(wc, is_text, data, len);
-    return f ? queue_frames(wc, f, 1) : APR_ENOMEM;
+    return count_out(f ? queue_frames(wc, f, 1) : APR_ENOMEM, len);
 }
 
 apr_status_t wsock_on_writable(wsock_conn *wc, void (*fn)(wsock_conn *wc, void *baton),

@@ -33,6 +33,7 @@
 
 #include "wsock_output.h"
 #include "wsock_slow.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -43,6 +44,7 @@ static const char slow_reason[] = "slow consumer";
 void wsock_slow_full_locked(wsock_conn *wc, wsock_slow_action *a)
 {
     wc->q_dropped++;
+    wsock_count(WSOCK_C_QUEUE_DROPS, 1);
     a->msgs = wc->q_msgs;
     a->bytes = wc->q_bytes;
     if (wc->set.queue_policy != WSOCK_QUEUE_CLOSE) {
@@ -60,6 +62,7 @@ void wsock_slow_full_locked(wsock_conn *wc, wsock_slow_action *a)
     wc->q_cap = wc->q_msgs = wc->q_bytes = 0;
     wc->q_closed = 1;
     wc->q_slow = 1;
+    wsock_count(WSOCK_C_SLOW_CLOSES, 1);
     if (!wc->pending_close) {
         wc->pending_close = 1;
         wc->pending_code = WSOCK_CLOSE_POLICY;

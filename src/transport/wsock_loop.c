@@ -63,6 +63,7 @@
 #include "wsock_netin.h"
 #include "wsock_netout.h"
 #include "wsock_output.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -707,6 +708,7 @@ static void serve_due(wsock_loop *L, apr_time_t now)
         wsock_conn *wc = L->due;
         L->due = wc->ready_next;
         apr_atomic_set32(&wc->in_ready, 0);
+        wsock_count_turn_late(apr_time_now() - now);
         serve(L, wc, now);
     }
 }
@@ -753,6 +755,9 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
             if (out[i].rtnevents & (APR_POLLOUT | APR_POLLHUP | APR_POLLERR)) {
                 wc->can_write = 1;
             }
+            /* How long it waited behind the connections served before it
+             * in this round (docs/operations.md). */
+            wsock_count_turn_late(apr_time_now() - now);
             serve(L, wc, now);
         }
 
@@ -789,6 +794,7 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
 
         while (L->heap_n && L->heap[0]->due <= now) {
             wsock_conn *wc = L->heap[0];
+            wsock_count_turn_late(apr_time_now() - wc->due);
             timer_remove(L, wc);
             wc->timer_fired = 1;
             serve(L, wc, now);
@@ -930,6 +936,7 @@ int wsock_loops_start(apr_pool_t *pchild, server_rec *s, int n)
     }
     /* Before pchild's subpools go: the loops use theirs until joined. */
     apr_pool_pre_cleanup_register(pchild, NULL, loops_stop);
+    wsock_gauge_set(WSOCK_G_LOOP_THREADS, nloops);
     return nloops;
 }
 
