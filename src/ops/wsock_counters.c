@@ -28,8 +28,8 @@ APLOG_USE_MODULE(wsock);
 #define STRIPES 8                   /* per-thread copies of the hot counters */
 /* Named for the layout: after an upgrade, a restart must not hand new
  * code memory laid out by the old one. */
-#define RETAINED_KEY "mod_wsock.counters.1"
-#define LAYOUT 0x77736301u          /* "wsc" 1 */
+#define RETAINED_KEY "mod_wsock.counters.2"
+#define LAYOUT 0x77736302u          /* "wsc" 2 */
 
 const int wsock_refusal_statuses[WSOCK_REFUSAL_STATUS_COUNT - 1] = WSOCK_REFUSAL_STATUSES;
 const int wsock_close_codes[WSOCK_CLOSE_CODE_COUNT - 1] = WSOCK_CLOSE_CODES;
@@ -58,6 +58,7 @@ typedef struct {
     apr_int64_t open;
     apr_uint64_t opened;
     apr_uint64_t closed[WSOCK_CLOSE_CODE_COUNT];
+    apr_uint64_t refused[WSOCK_R_COUNT];
 } label_slot;
 
 typedef struct {
@@ -68,7 +69,7 @@ typedef struct {
     apr_uint64_t refused[WSOCK_R_COUNT][WSOCK_REFUSAL_STATUS_COUNT];
     apr_uint64_t late[WSOCK_LATE_BUCKETS];
     apr_uint64_t late_sum_us;
-    label_slot label[WSOCK_LABELS_MAX];
+    label_slot label[WSOCK_LABELS_MAX + 1];     /* the last: WSOCK_LABEL_OTHER */
 } __attribute__((aligned(64))) counter_slot;
 
 typedef struct {
@@ -102,8 +103,6 @@ static struct {
 static int cfg_nlabels;
 static int label_at[WSOCK_LABELS_MAX];
 
-static apr_uint32_t stripe_next;
-static _Thread_local int my_stripe = -1;
 
 #define ADD(p, n) __atomic_fetch_add((p), (n), __ATOMIC_RELAXED)
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -157,6 +156,11 @@ static int label_find_or_add(const char *location, const char *handler)
     return (int)i;
 }
 
+static counters_head *shm_head(apr_shm_t *shm)
+{
+    return (counters_head *)APR_ALIGN((apr_uintptr_t)apr_shm_baseaddr_get(shm), 64);
+}
+
 static apr_uint32_t slots_wanted(void)
 {
     int limit = 0;
@@ -186,7 +190,8 @@ void wsock_counters_post_config(server_rec *s)
         kept->shm = NULL;
     }
     if (kept->shm == NULL) {
-        bytes = sizeof(counters_head) + ((apr_size_t)n + 1) * sizeof(counter_slot);
+        /* + 64: the slots' alignment (APR's base address is only 8-aligned) */
+        bytes = 64 + sizeof(counters_head) + ((apr_size_t)n + 1) * sizeof(counter_slot);
         rv = apr_shm_create(&kept->shm, bytes, NULL, s->process->pool);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
@@ -198,20 +203,21 @@ void wsock_counters_post_config(server_rec *s)
             return;
         }
         memset(apr_shm_baseaddr_get(kept->shm), 0, bytes);
-        head = apr_shm_baseaddr_get(kept->shm);
+        head = shm_head(kept->shm);
         head->layout = LAYOUT;
         head->nslots = n;
         head->since = apr_time_now();
         kept->nslots = n;
     }
-    head = apr_shm_baseaddr_get(kept->shm);
+    head = shm_head(kept->shm);
     slots = (counter_slot *)(head + 1);
     for (i = 0; i < cfg_nlabels; i++) {
         label_at[i] = label_find_or_add(cfg_label[i].location, cfg_label[i].handler);
         if (label_at[i] < 0) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          WSOCKNO(1402) "more than %d WebSocket locations since the server "
-                         "started: %s (%s) is counted in the server's totals only",
+                         "started: %s (%s) is counted under the location \"" WSOCK_LABEL_OTHER
+                         "\"",
                          WSOCK_LABELS_MAX, cfg_label[i].location, cfg_label[i].handler);
         }
     }
@@ -224,7 +230,7 @@ static void slot_zero_gauges(counter_slot *sl)
     for (i = 0; i < WSOCK_G_COUNT; i++) {
         __atomic_store_n(&sl->gauge[i], 0, __ATOMIC_RELAXED);
     }
-    for (i = 0; i < WSOCK_LABELS_MAX; i++) {
+    for (i = 0; i <= WSOCK_LABELS_MAX; i++) {
         __atomic_store_n(&sl->label[i].open, 0, __ATOMIC_RELAXED);
     }
 }
@@ -289,6 +295,9 @@ void wsock_counters_child_init(apr_pool_t *pchild, server_rec *s)
 }
 
 #ifndef WSOCK_NO_COUNTERS
+static apr_uint32_t stripe_next;
+static _Thread_local int my_stripe = -1;
+
 static int stripe(void)
 {
     if (my_stripe < 0) {
@@ -327,8 +336,11 @@ void wsock_gauge_set(wsock_gauge g, apr_int64_t value)
 
 static label_slot *label_of(int label)
 {
-    if (mine == NULL || label < 0 || label >= cfg_nlabels || label_at[label] < 0) {
+    if (mine == NULL) {
         return NULL;
+    }
+    if (label < 0 || label >= cfg_nlabels || label_at[label] < 0) {
+        return &mine->label[WSOCK_LABELS_MAX];      /* "(other)" */
     }
     return &mine->label[label_at[label]];
 }
@@ -367,10 +379,12 @@ void wsock_count_closed(int label, int code)
 
 void wsock_count_refused(int label, wsock_refusal why, int status)
 {
-    (void)label;
-    if (mine && why >= 0 && why < WSOCK_R_COUNT) {
+    label_slot *l = label_of(label);
+
+    if (l && why >= 0 && why < WSOCK_R_COUNT) {
         ADD(&mine->refused[why][index_of(wsock_refusal_statuses,
                                          WSOCK_REFUSAL_STATUS_COUNT - 1, status)], 1);
+        ADD(&l->refused[why], 1);
     }
 }
 
@@ -391,6 +405,38 @@ void wsock_count_turn_late(apr_interval_time_t late)
 
 #endif /* WSOCK_NO_COUNTERS */
 
+/* Adds one slot's counts of a label into o (gauges of live children only). */
+static void label_add(wsock_label_counts *o, label_slot *l, int own)
+{
+    int k;
+
+    if (own) {
+        o->open += LOAD(&l->open);
+    }
+    o->opened += LOAD(&l->opened);
+    for (k = 0; k < WSOCK_CLOSE_CODE_COUNT; k++) {
+        o->closed[k] += LOAD(&l->closed[k]);
+    }
+    for (k = 0; k < WSOCK_R_COUNT; k++) {
+        o->refused[k] += LOAD(&l->refused[k]);
+    }
+}
+
+static int label_used(const wsock_label_counts *o)
+{
+    int k;
+
+    if (o->open || o->opened) {
+        return 1;
+    }
+    for (k = 0; k < WSOCK_R_COUNT; k++) {
+        if (o->refused[k]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void wsock_counters_read(wsock_counts *out)
 {
     apr_uint32_t i, n;
@@ -404,7 +450,6 @@ void wsock_counters_read(wsock_counts *out)
     out->on = 1;
     out->since = head->since;
     n = __atomic_load_n(&head->nlabels, __ATOMIC_ACQUIRE);
-    out->nlabels = (int)n;
     for (j = 0; j < (int)n; j++) {
         memcpy(out->label[j].location, head->names[j].location, WSOCK_LABEL_NAME);
         memcpy(out->label[j].handler, head->names[j].handler, WSOCK_LABEL_HANDLER);
@@ -437,18 +482,20 @@ void wsock_counters_read(wsock_counts *out)
         }
         out->late_sum_us += LOAD(&sl->late_sum_us);
         for (j = 0; j < (int)n; j++) {
-            if (own) {
-                out->label[j].open += LOAD(&sl->label[j].open);
-            }
-            out->label[j].opened += LOAD(&sl->label[j].opened);
-            for (k = 0; k < WSOCK_CLOSE_CODE_COUNT; k++) {
-                out->label[j].closed[k] += LOAD(&sl->label[j].closed[k]);
-            }
+            label_add(&out->label[j], &sl->label[j], own);
         }
+        /* what did not fit the table of names goes after the named ones */
+        label_add(&out->label[n], &sl->label[WSOCK_LABELS_MAX], own);
+    }
+    out->nlabels = (int)n;
+    if (label_used(&out->label[n])) {
+        apr_cpystrn(out->label[n].location, WSOCK_LABEL_OTHER, WSOCK_LABEL_NAME);
+        apr_cpystrn(out->label[n].handler, WSOCK_LABEL_OTHER, WSOCK_LABEL_HANDLER);
+        out->nlabels++;
     }
     /* A gauge read between a connection's open and its close in two
      * stripes' worth of reads may be briefly off by one; never below 0. */
-    for (j = 0; j < (int)n; j++) {
+    for (j = 0; j < out->nlabels; j++) {
         if (out->label[j].open < 0) {
             out->label[j].open = 0;
         }

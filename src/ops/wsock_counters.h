@@ -97,7 +97,8 @@ typedef enum {
 #define WSOCK_LATE_BUCKETS 14           /* the bounds above, and +Inf */
 
 #define WSOCK_LABELS_MAX 64             /* (location, handler) pairs counted apart */
-#define WSOCK_LABEL_NONE (-1)           /* counted in no location (over the max) */
+#define WSOCK_LABEL_NONE (-1)           /* over the max: counted as "(other)" */
+#define WSOCK_LABEL_OTHER "(other)"     /* the location and handler names of those */
 #define WSOCK_LABEL_NAME 128            /* bytes kept of a location's path */
 #define WSOCK_LABEL_HANDLER 32          /* bytes kept of a handler's name */
 
@@ -135,15 +136,15 @@ void wsock_count_refused(int label, wsock_refusal why, int status);
 void wsock_count_turn_late(apr_interval_time_t late);
 #else
 /* bench/counters.sh builds the module with counting compiled out, to
- * measure what it costs. */
-#define wsock_count_hot(c, n) ((void)(c), (void)(n))
-#define wsock_count(c, n) ((void)(c), (void)(n))
-#define wsock_gauge_add(g, d) ((void)(g), (void)(d))
-#define wsock_gauge_set(g, v) ((void)(g), (void)(v))
-#define wsock_count_opened(l) ((void)(l))
-#define wsock_count_closed(l, c) ((void)(l), (void)(c))
-#define wsock_count_refused(l, w, s) ((void)(l), (void)(w), (void)(s))
-#define wsock_count_turn_late(t) ((void)(t))
+ * measure what it costs: the arguments are not even evaluated. */
+#define wsock_count_hot(c, n) ((void)sizeof(c), (void)sizeof(n))
+#define wsock_count(c, n) ((void)sizeof(c), (void)sizeof(n))
+#define wsock_gauge_add(g, d) ((void)sizeof(g), (void)sizeof(d))
+#define wsock_gauge_set(g, v) ((void)sizeof(g), (void)sizeof(v))
+#define wsock_count_opened(l) ((void)sizeof(l))
+#define wsock_count_closed(l, c) ((void)sizeof(l), (void)sizeof(c))
+#define wsock_count_refused(l, w, s) ((void)sizeof(l), (void)sizeof(w), (void)sizeof(s))
+#define wsock_count_turn_late(t) ((void)sizeof(t))
 #endif
 
 /* ---- reading (any process; a sum over the slots) ------------------- */
@@ -154,6 +155,7 @@ typedef struct {
     apr_int64_t open;
     apr_uint64_t opened;
     apr_uint64_t closed[WSOCK_CLOSE_CODE_COUNT];
+    apr_uint64_t refused[WSOCK_R_COUNT];    /* by reason (statuses: server-wide) */
 } wsock_label_counts;
 
 typedef struct {
@@ -167,8 +169,8 @@ typedef struct {
     apr_uint64_t refused[WSOCK_R_COUNT][WSOCK_REFUSAL_STATUS_COUNT];
     apr_uint64_t late[WSOCK_LATE_BUCKETS];  /* per bucket, not cumulative */
     apr_uint64_t late_sum_us;
-    int nlabels;
-    wsock_label_counts label[WSOCK_LABELS_MAX];
+    int nlabels;                        /* the last may be WSOCK_LABEL_OTHER's */
+    wsock_label_counts label[WSOCK_LABELS_MAX + 1];
 } wsock_counts;
 
 /* Sum every slot into *out (about 10 KiB: allocate it, don't put it on a
