@@ -124,7 +124,7 @@ static void locations(request_rec *r, const wsock_ops_reading *o)
 
 static void refusals(request_rec *r, const wsock_ops_reading *o)
 {
-    int why, k;
+    int why, k, i;
 
     family(r, "wsock_handshakes_refused_total", "counter",
            "WebSocket handshakes refused, by reason and HTTP status; a pair appears "
@@ -138,6 +138,23 @@ static void refusals(request_rec *r, const wsock_ops_reading *o)
                      apr_psprintf(r->pool, "{reason=\"%s\",status=\"%s\"}",
                                   wsock_refusal_names[why], wsock_ops_status_name(r->pool, k)),
                      o->c.refused[why][k]);
+        }
+    }
+    family(r, "wsock_handshakes_refused_by_location_total", "counter",
+           "WebSocket handshakes refused, by location and reason; a series appears "
+           "once it has been counted.");
+    for (i = 0; i < o->c.nlabels; i++) {
+        const wsock_label_counts *l = &o->c.label[i];
+
+        for (why = 0; why < WSOCK_R_COUNT; why++) {
+            if (l->refused[why] == 0) {
+                continue;
+            }
+            sample_u(r, "wsock_handshakes_refused_by_location_total",
+                     apr_psprintf(r->pool, "{location=\"%s\",handler=\"%s\",reason=\"%s\"}",
+                                  label_value(r->pool, l->location),
+                                  label_value(r->pool, l->handler), wsock_refusal_names[why]),
+                     l->refused[why]);
         }
     }
 }

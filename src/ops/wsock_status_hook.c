@@ -127,6 +127,12 @@ static void short_report(request_rec *r, const wsock_ops_reading *o)
                      l->closed[k]);
             }
         }
+        for (k = 0; k < WSOCK_R_COUNT; k++) {
+            if (l->refused[k] != 0) {
+                line(r, apr_pstrcat(p, "Refused", camel(p, wsock_refusal_names[k]), " ", lab,
+                                    NULL), l->refused[k]);
+            }
+        }
     }
 }
 
@@ -174,6 +180,21 @@ static const char *codes_text(request_rec *r, const apr_uint64_t *closed)
     return s;
 }
 
+/* "origin: 2, token: 1" */
+static const char *reasons_text(request_rec *r, const wsock_label_counts *l)
+{
+    const char *s = "";
+    int k;
+
+    for (k = 0; k < WSOCK_R_COUNT; k++) {
+        if (l->refused[k] != 0) {
+            s = apr_psprintf(r->pool, "%s%s%s: %" APR_UINT64_T_FMT, s, *s ? ", " : "",
+                             wsock_refusal_names[k], l->refused[k]);
+        }
+    }
+    return s;
+}
+
 static void html_locations(request_rec *r, int notable, const wsock_ops_reading *o)
 {
     int i;
@@ -181,7 +202,7 @@ static void html_locations(request_rec *r, int notable, const wsock_ops_reading 
     ap_rputs("<h3>WebSockets by location</h3>\n", r);
     if (!notable) {
         ap_rputs("<table border=\"1\"><tr><th>Location</th><th>Handler</th><th>Open</th>"
-                 "<th>Opened</th><th>Closed</th><th>Closes by code</th></tr>\n", r);
+                 "<th>Opened</th><th>Closed</th><th>Closes by code</th><th>Refused</th></tr>\n", r);
     }
     else {
         ap_rputs("<dl>\n", r);
@@ -191,12 +212,13 @@ static void html_locations(request_rec *r, int notable, const wsock_ops_reading 
 
         ap_rprintf(r, notable
                    ? "<dt>%s (%s): %" APR_INT64_T_FMT " open, %" APR_UINT64_T_FMT
-                     " opened, %" APR_UINT64_T_FMT " closed (%s)</dt>\n"
+                     " opened, %" APR_UINT64_T_FMT " closed (%s), refused: %s</dt>\n"
                    : "<tr><td>%s</td><td>%s</td><td align=\"right\">%" APR_INT64_T_FMT
                      "</td><td align=\"right\">%" APR_UINT64_T_FMT "</td>"
-                     "<td align=\"right\">%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
+                     "<td align=\"right\">%" APR_UINT64_T_FMT "</td><td>%s</td>"
+                     "<td>%s</td></tr>\n",
                    html(r, l->location), html(r, l->handler), l->open, l->opened,
-                   wsock_ops_label_closed(l), codes_text(r, l->closed));
+                   wsock_ops_label_closed(l), codes_text(r, l->closed), reasons_text(r, l));
     }
     ap_rputs(notable ? "</dl>\n" : "</table>\n", r);
 }
