@@ -63,6 +63,13 @@ static void line_i(request_rec *r, const char *key, apr_int64_t v)
     ap_rprintf(r, "WSock%s: %" APR_INT64_T_FMT "\n", key, v);
 }
 
+/* "Closed1000", "ClosedOther": a close code's key. */
+static const char *closed_key(apr_pool_t *p, int k)
+{
+    return apr_pstrcat(p, "Closed", k < WSOCK_CLOSE_CODE_COUNT - 1
+                                     ? wsock_ops_code_name(p, k) : "Other", NULL);
+}
+
 static void short_report(request_rec *r, const wsock_ops_reading *o)
 {
     apr_pool_t *p = r->pool;
@@ -75,8 +82,7 @@ static void short_report(request_rec *r, const wsock_ops_reading *o)
     line(r, "Opened", o->opened);
     line(r, "Closed", o->closed_all);
     for (k = 0; k < WSOCK_CLOSE_CODE_COUNT; k++) {
-        line(r, apr_pstrcat(p, "Closed", k < WSOCK_CLOSE_CODE_COUNT - 1
-                                ? wsock_ops_code_name(p, k) : "Other", NULL), o->closed[k]);
+        line(r, closed_key(p, k), o->closed[k]);
     }
     line(r, "Refused", o->refused_all);
     for (i = 0; i < WSOCK_R_COUNT; i++) {
@@ -122,9 +128,7 @@ static void short_report(request_rec *r, const wsock_ops_reading *o)
         line(r, apr_pstrcat(p, "Closed ", lab, NULL), wsock_ops_label_closed(l));
         for (k = 0; k < WSOCK_CLOSE_CODE_COUNT; k++) {
             if (l->closed[k] != 0) {
-                line(r, apr_pstrcat(p, "Closed", k < WSOCK_CLOSE_CODE_COUNT - 1
-                                    ? wsock_ops_code_name(p, k) : "Other", " ", lab, NULL),
-                     l->closed[k]);
+                line(r, apr_pstrcat(p, closed_key(p, k), " ", lab, NULL), l->closed[k]);
             }
         }
         for (k = 0; k < WSOCK_R_COUNT; k++) {
