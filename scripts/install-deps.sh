@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh --node     also Node.js/npm (benchmark, Node ws client)
 #   scripts/install-deps.sh --browser  also Chromium (browser tests)
 #   scripts/install-deps.sh --fuzz     also clang and its libFuzzer runtime (fuzz/run.sh)
+#   scripts/install-deps.sh --deb      also what builds the Debian package (scripts/build-deb.sh)
 set -euo pipefail
 
 pkgs=(
@@ -36,6 +37,11 @@ for opt in "$@"; do
         # libFuzzer ships in clang's runtime package, which clang only
         # recommends (bookworm: libclang-rt-14-dev, via libclang-rt-dev).
         for p in clang libclang-rt-dev; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+                || missing+=("$p")
+        done ;;
+    --deb)
+        for p in dpkg-dev debhelper fakeroot; do
             dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
                 || missing+=("$p")
         done ;;

@@ -5,7 +5,7 @@
 # libFuzzer harnesses for FUZZ_SECONDS each (fuzz/run.sh, default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh --node --browser --fuzz
+scripts/install-deps.sh --node --browser --fuzz --deb
 # Node's ws, the second independent client of the integration tests, and
 # playwright-core, which drives Chromium in the browser tests.
 [[ -d tests/node/node_modules/ws && -d tests/node/node_modules/playwright-core ]] \
