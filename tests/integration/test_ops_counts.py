@@ -319,7 +319,13 @@ def test_opens_closes_messages_and_gauges(srv):
         want.update({("open",) + cmd: n, ("opened",) + cmd: n,
                      ("open",) + echo: 4, ("opened",) + echo: 4,
                      "Rooms": len(pids), "RoomMembers": n, "BusRoomSlotsUsed": len(pids)})
-        await wait_counts(srv, want, before)
+        now, _ = await wait_counts(srv, want, before)
+        # the HTML page shows the same: the row of /c/cmd
+        _, _, page = http_get(srv, "/server-status")
+        row = re.search(r'<tr><td>/c/cmd</td><td>roomcmd</td><td align="right">(\d+)</td>'
+                        r'<td align="right">(\d+)</td>', page)
+        assert row and (int(row.group(1)), int(row.group(2))) == \
+            (now[("open",) + cmd], now[("opened",) + cmd]), page
         for ws, _, _ in conns:
             await ws.close()                               # 1000
         await echoes[0].close()
