@@ -101,6 +101,9 @@ def plugins():
 
 @pytest.fixture(scope="module", params=list(SERVERS))
 def srv(request, plugins):
+    if not os.path.exists(PROMTOOL):
+        pytest.fail("%s not found: scripts/install-deps.sh installs it (Debian's prometheus)"
+                    % PROMTOOL, pytrace=False)
     mpm, sizing = SERVERS[request.param]
     conf_dir = os.path.join(session_dir(), "ops-" + request.param)
     os.makedirs(conf_dir, exist_ok=True)
