@@ -20,6 +20,7 @@
 #include "wsock_netin.h"
 #include "wsock_netout.h"
 #include "wsock_process.h"
+#include "wsock_publish.h"
 #include "wsock_redis.h"
 #include "wsock_security.h"
 #include "wsock_token.h"
@@ -99,6 +100,7 @@ static const command_rec wsock_cmds[] = {
                   "WebSockets the per-IP count can hold at once, server-wide (503 beyond); "
                   "server config; default 32768"),
     WSOCK_REDIS_DIRECTIVES,
+    WSOCK_PUBLISH_DIRECTIVES,
     { NULL }
 };
 
