@@ -65,7 +65,8 @@ extern "C" {
  *      most WSOCK_MAX_ROOMS rooms.
  *   2: wsock_connection_id().
  *   3: wsock_make_addressable(), wsock_id_send(), wsock_id_close(),
- *      wsock_id_connected(): a connection addressed by its id. */
+ *      wsock_id_connected(), wsock_id_send_local(), wsock_id_close_local():
+ *      a connection addressed by its id. */
 #define WSOCK_API_MINOR 3
 
 /* The symbol mod_wsock looks up in a plugin .so. */
@@ -244,6 +245,14 @@ int wsock_id_close(const char *connection_id, int code, const char *reason);
 /* Whether an addressable connection with that id is open on this server
  * (any child process): 1 or 0. */
 int wsock_id_connected(const char *connection_id);
+
+/* wsock_id_send() and wsock_id_close() for the connections of this child
+ * process only: for relays that run one subscriber per child process
+ * (each child's subscriber serves its own child's connections).  1 if
+ * this child holds the connection. */
+int wsock_id_send_local(const char *connection_id, int is_text, const void *data,
+                        apr_size_t len);
+int wsock_id_close_local(const char *connection_id, int code, const char *reason);
 
 /* ---- per-connection data ---------------------------------------------- */
 

@@ -47,9 +47,17 @@ int wsock_connaddr_valid_code(int code)
 apr_status_t wsock_make_addressable(wsock_conn *wc)
 {
     char room[ROOM_SIZE];
+    apr_status_t rv;
 
     wsock_connaddr_room(room, wsock_connection_id(wc));
-    return wsock_rooms_join_reserved(wc, room);
+    rv = wsock_rooms_join_reserved(wc, room);
+    if (rv == APR_SUCCESS) {
+        /* (where admins, and tests, find which id a client got) */
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wsock_connection(wc),
+                      WSOCKNO(1508) "WebSocket %s from %s is addressable as connection=%s",
+                      wsock_uri(wc), wsock_conn_id(wc), wsock_connection_id(wc));
+    }
+    return rv;
 }
 
 int wsock_connaddr_open(wsock_conn *wc, int addressable)
@@ -92,7 +100,7 @@ static int apply(wsock_conn *wc, const unsigned char *m, apr_size_t len)
 /* This child's connection with id, if any, does what m says; else the
  * bus carries m to the child that holds it.  How many connections of the
  * server have the id (0 or 1). */
-static int dispatch(const char *id, const unsigned char *m, apr_size_t len)
+static int dispatch(const char *id, const unsigned char *m, apr_size_t len, int local)
 {
     char room[ROOM_SIZE];
     wsock_conn *wc;
@@ -106,6 +114,9 @@ static int dispatch(const char *id, const unsigned char *m, apr_size_t len)
         apply(wc, m, len);
         wsock_unref(wc);
         return 1;
+    }
+    if (local) {
+        return 0;
     }
     /* The bus posts only to a child that holds the room (to all of them
      * if its table overflowed and it cannot tell). */
@@ -124,7 +135,7 @@ void wsock_connaddr_deliver(const char *room, const void *data, apr_size_t len)
     }
 }
 
-int wsock_id_send(const char *id, int is_text, const void *data, apr_size_t len)
+static int id_send(const char *id, int is_text, const void *data, apr_size_t len, int local)
 {
     unsigned char *m;
     int n;
@@ -137,12 +148,22 @@ int wsock_id_send(const char *id, int is_text, const void *data, apr_size_t len)
     }
     m[0] = is_text ? 'T' : 'B';
     memcpy(m + 1, data, len);
-    n = dispatch(id, m, len + 1);
+    n = dispatch(id, m, len + 1, local);
     free(m);
     return n;
 }
 
-int wsock_id_close(const char *id, int code, const char *reason)
+int wsock_id_send(const char *id, int is_text, const void *data, apr_size_t len)
+{
+    return id_send(id, is_text, data, len, 0);
+}
+
+int wsock_id_send_local(const char *id, int is_text, const void *data, apr_size_t len)
+{
+    return id_send(id, is_text, data, len, 1);
+}
+
+static int id_close(const char *id, int code, const char *reason, int local)
 {
     unsigned char m[3 + REASON_MAX];
     apr_size_t rlen = reason ? strlen(reason) : 0;
@@ -155,7 +176,17 @@ int wsock_id_close(const char *id, int code, const char *reason)
     m[1] = (unsigned char)(code >> 8);
     m[2] = (unsigned char)(code & 0xff);
     memcpy(m + 3, reason ? reason : "", rlen);
-    return dispatch(id, m, 3 + rlen);
+    return dispatch(id, m, 3 + rlen, local);
+}
+
+int wsock_id_close(const char *id, int code, const char *reason)
+{
+    return id_close(id, code, reason, 0);
+}
+
+int wsock_id_close_local(const char *id, int code, const char *reason)
+{
+    return id_close(id, code, reason, 1);
 }
 
 int wsock_id_connected(const char *id)
