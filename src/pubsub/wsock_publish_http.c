@@ -255,15 +255,6 @@ static int room_from_query(const wsock_dir_conf *td)
     return -1;
 }
 
-static int valid_room_arg(const char *s)
-{
-    apr_size_t n = strlen(s);
-
-    return n >= 1 && n <= WSOCK_ROOMSEL_ARG_MAX
-           && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                        "0123456789_.-") == n;
-}
-
 /* POST ?location=PATH[&room=NAME] */
 static int publish_room(request_rec *r, const char *location, const char *room_arg)
 {
@@ -278,7 +269,7 @@ static int publish_room(request_rec *r, const char *location, const char *room_a
         || strpbrk(location, "?#") != NULL) {
         return fail(r, HTTP_BAD_REQUEST, WSOCKNO(1502), "location must be a path (/...)");
     }
-    if (room_arg && !valid_room_arg(room_arg)) {
+    if (room_arg && !wsock_roomsel_valid_arg(room_arg)) {
         return fail(r, HTTP_BAD_REQUEST, WSOCKNO(1502),
                     "room must be 1-64 characters of A-Z a-z 0-9 _ . -");
     }

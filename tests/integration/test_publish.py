@@ -26,26 +26,7 @@ import websockets
 import memory
 from conftest import new_instance, run, serve, session_dir
 from test_chat import close_all, connect, fresh_room, recv
-
-TWO_EVENT_CHILDREN = """\
-StartServers 2
-ServerLimit 2
-ThreadLimit 32
-ThreadsPerChild 32
-MinSpareThreads 64
-MaxSpareThreads 64
-MaxRequestWorkers 64
-MaxConnectionsPerChild 0
-"""
-
-PREFORK_FEW = """\
-StartServers 6
-MinSpareServers 6
-MaxSpareServers 30
-ServerLimit 30
-MaxRequestWorkers 30
-MaxConnectionsPerChild 0
-"""
+from test_redis import PREFORK_FEW, TWO_EVENT_CHILDREN
 
 MODS = "/usr/lib/apache2/modules"
 USER, PASSWORD = "pusher", "s3cret-pw"
