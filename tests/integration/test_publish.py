@@ -43,6 +43,10 @@ RemoteIPHeader X-Forwarded-For
 RemoteIPInternalProxy 127.0.0.1
 Timeout 3
 LogLevel info wsock:debug
+<IfModule mpm_event_module>
+    # WebSockets live on mod_wsock's loop threads: let a child hold 500
+    AsyncRequestWorkerFactor 400
+</IfModule>
 
 <Location /chat>
     WSockHandler chat room=query
@@ -437,3 +441,40 @@ def test_hostile_publishers_cost_bounded_memory_and_time_out(srv):
     assert peak.max.pss_kib - base.pss_kib < 32 * 1024, (base, peak.max)
     assert after.pss_kib <= base.pss_kib + 8 * 1024, (base, after)
     assert post(srv, "/pub?location=/chat&room=" + fresh_room("h"), "still here")[0] == 200
+
+
+def test_cost_of_500_addressable_connections(srv):
+    """500 addressable WebSockets (bench/publish.py measures ~23 KiB each,
+    +0.1 KiB for being addressable): a generous bound, every one reachable
+    by its id, and everything given back when they go."""
+    if srv.mpm != "event":
+        pytest.skip("one MPM is enough for the bound")
+    n = 500
+    base = memory.settled(srv.pid)
+    since = srv.log_offset()
+
+    async def go():
+        conns = []
+        for i in range(0, n, 100):
+            conns += await asyncio.gather(*[connect(srv.url("/chat?room=" + fresh_room("m")))
+                                            for _ in range(100)])
+        try:
+            held = memory.settled(srv.pid)
+            ids = re.findall(r"addressable as connection=([0-9a-f]{32})", srv.error_log(since))
+            probe = [ids[0], ids[len(ids) // 2], ids[-1]]
+            loop = asyncio.get_running_loop()
+            seen = [(await loop.run_in_executor(None, request, srv, "GET",
+                                                "/pub?connection=" + i))[0] for i in probe]
+            return held, len(set(ids)), probe, seen
+        finally:
+            await close_all(conns)
+
+    held, count, probe, seen = run(go(), timeout=120)
+    assert count == n
+    assert seen == [200, 200, 200]
+    assert held.pss_kib - base.pss_kib < n * 100, (base, held)
+    memory.wait_connections_gone(srv.port, timeout=20)
+    deadline = time.monotonic() + 10
+    while request(srv, "GET", "/pub?connection=" + probe[1])[0] != 404:
+        assert time.monotonic() < deadline, "the id is forgotten when it goes"
+        time.sleep(0.05)
