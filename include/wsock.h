@@ -173,7 +173,9 @@ void wsock_unref(wsock_conn *wc);
 
 /* ---- rooms ------------------------------------------------------------- */
 
-/* A room is a name (1-128 bytes, no NUL) for a group of connections that
+/* A room is a name (1-128 bytes, no NUL; a first byte 0x01 is reserved for
+ * the module: wsock_join() and wsock_publish*() refuse it) for a group of
+ * connections that
  * wsock_publish() reaches together, whichever thread and whichever child
  * process of the server holds them (the in-server bus: docs/bus.md).  Each
  * receiver sees one publisher's messages in the order they were published. */
