@@ -17,7 +17,9 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -478,3 +480,44 @@ def test_cost_of_500_addressable_connections(srv):
     while request(srv, "GET", "/pub?connection=" + probe[1])[0] != 404:
         assert time.monotonic() < deadline, "the id is forgotten when it goes"
         time.sleep(0.05)
+
+
+def test_node_ws_client_gets_room_and_direct_messages(srv):
+    """Node's ws (tests/node/ws_member.js) as the subscriber: a room's text
+    and binary, a message to its id, and the close DELETE asks for."""
+    node_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "node")
+    if shutil.which("node") is None or not os.path.isdir(os.path.join(node_dir, "node_modules",
+                                                                      "ws")):
+        pytest.fail("Node and tests/node/node_modules are needed", pytrace=False)
+    room = fresh_room("n")
+    since = srv.log_offset()
+    p = subprocess.Popen(["node", os.path.join(node_dir, "ws_member.js"),
+                          srv.url("/chat?room=" + room), "plain"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        def line(tag):
+            got = p.stdout.readline()       # ws_member.js gives up after 90 s
+            assert got.startswith(tag + " "), got
+            return json.loads(got[len(tag) + 1:])
+
+        port = line("OPEN")["port"]
+        pat = re.compile(r":%d is addressable as connection=([0-9a-f]{32})" % port)
+        deadline = time.monotonic() + 10
+        while not pat.search(srv.error_log(since)):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        cid = pat.search(srv.error_log(since)).group(1)
+        sent = [("text", "für alle".encode()), ("bin", bytes(range(256)) * 4)]
+        assert post(srv, "/pub?location=/chat&room=" + room, sent[0][1])[0] == 200
+        assert post(srv, "/pub?location=/chat&room=" + room, sent[1][1],
+                    "application/octet-stream")[0] == 200
+        assert post(srv, "/pub?connection=" + cid, b"just you", "text/plain")[0] == 200
+        for n, (kind, data) in enumerate(sent + [("text", b"just you")]):
+            assert line("GOT") == {"n": n, "bin": kind == "bin", "len": len(data),
+                                   "sha": hashlib.sha256(data).hexdigest()}
+        assert request(srv, "DELETE", "/pub?connection=%s&code=4002" % cid)[0] == 200
+        assert line("CLOSED") == {"code": 4002}
+    finally:
+        p.kill()
+        p.wait(10)
