@@ -167,6 +167,45 @@ def test_connection_by_id_on_the_other_server(pair):
     assert closed is not None and closed.rcvd.code == 1008 and closed.rcvd.reason == "go"
 
 
+@pytest.fixture(scope="module")
+def plain_pair(redis):
+    """Two servers that name the Redis (WSockRedis) but have no redis
+    location: their relays run for connections addressed by id only."""
+    yield from serve_pair("""
+WSockRedis 127.0.0.1:%d
+WSockRedisTimeout 2
+LogLevel info wsock:debug
+<Location /addr>
+    WSockHandler echo
+    WSockAddressable on
+</Location>
+<Location /pub>
+    SetHandler wsock-publish
+</Location>
+""" % redis.port)
+
+
+def test_wsockredis_alone_carries_connection_ids_between_servers(plain_pair):
+    a, b = plain_pair
+
+    async def go():
+        since = b.log_offset()
+        ws = await connect(b.url("/addr"))
+        try:
+            cid = connection_id(b, ws, since)
+            sent = await apost(a, "/pub?connection=" + cid, "from the other server")
+            got = await recv(ws)
+            await ws.send("still an echo")
+            echo = await recv(ws)
+            return sent, got, echo
+        finally:
+            await ws.close()
+
+    sent, got, echo = run(go(), timeout=60)
+    assert sent[0] == 202 and sent[2]["relayed"] is True, sent
+    assert got == "from the other server" and echo == "still an echo"
+
+
 def test_relay_down_answers_503(pair, redis):
     """Last: Redis goes away; publishing answers 503 (bounded wait for the
     relay to notice), then works again once Redis is back."""
