@@ -16,6 +16,7 @@ pkgs=(
     zlib1g-dev                                        # permessage-deflate
     python3 python3-pytest python3-websockets         # integration tests
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
+    php-cli                                           # examples/publish/push.php, its test
 )
 
 missing=()

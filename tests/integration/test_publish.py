@@ -521,3 +521,28 @@ def test_node_ws_client_gets_room_and_direct_messages(srv):
     finally:
         p.kill()
         p.wait(10)
+
+
+def test_the_readme_php_example_pushes_to_a_browser_room(srv):
+    """examples/publish/push.php (the README's example) with Debian's php-cli."""
+    if shutil.which("php") is None:
+        pytest.fail("php-cli is needed for the README example's test", pytrace=False)
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "examples", "publish", "push.php")
+    room = fresh_room("php")
+
+    async def go():
+        ws = await connect(srv.url("/chat?room=" + room))
+        try:
+            out = await asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
+                ["php", script, "http://127.0.0.1:%d" % srv.port, room],
+                capture_output=True, text=True, timeout=30))
+            return out, await recv(ws)
+        finally:
+            await ws.close()
+
+    out, got = run(go())
+    assert out.returncode == 0, out
+    assert json.loads(out.stdout) == {"location": "/chat", "room": room, "handler": "chat",
+                                      "bytes": 33, "type": "text", "receivers": 1}
+    assert json.loads(got) == {"order": 1234, "status": "shipped"}
