@@ -108,12 +108,12 @@ static void wsock_register_hooks(apr_pool_t *p)
 {
     (void)p;
     wsock_handlers_add_builtin();
+    wsock_publish_register_hooks();
     wsock_process_register_hooks();
     wsock_loop_register_hooks();
     wsock_netout_register();
     wsock_netin_register();
     wsock_security_register_hooks();
-    wsock_publish_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);

@@ -74,12 +74,12 @@ static void free_items_locked(pub_item *it)
 {
     while (it) {
         pub_item *next = it->next;
-        q_len--;
-        q_bytes -= it->size;
         if (it->waiter) {
             /* never sent, or the connection failed before the reply */
             wsock_redis_waiter_finish(it->waiter, NULL);
         }
+        q_len--;
+        q_bytes -= it->size;
         free(it);
         it = next;
     }
@@ -246,7 +246,7 @@ static apr_status_t enqueue(pub_item *it, apr_size_t size)
     if (q_len >= wsock_redis_conf.queue_max
         || (q_len > 0 && q_bytes + size > wsock_redis_conf.queue_max_bytes)) {
         apr_thread_mutex_unlock(q_mutex);
-        free(it);                   /* (a waiter stays the caller's) */
+        free(it);
         return APR_ENOSPC;
     }
     if (q_tail) {
@@ -293,7 +293,7 @@ apr_status_t wsock_redis_relay_publish_w(const wsock_redis_cfg *cfg, const char 
         return APR_ENOMEM;
     }
     it->next = NULL;
-    it->waiter = waiter;            /* (enqueue's refusal frees it: the caller's) */
+    it->waiter = waiter;            /* if enqueue refuses it, still the caller's */
     it->session_ttl = 0;
     it->history_max = cfg->history_max;
     it->history_age_ms = cfg->history_age_ms;
