@@ -61,6 +61,14 @@ LogLevel info wsock:debug
 <Location /plain>
     WSockHandler echo
 </Location>
+# clients of /members authenticate; the publisher does not need to
+<Location /members>
+    WSockHandler chat
+    AuthType Basic
+    AuthName members
+    AuthUserFile {pw}
+    Require valid-user
+</Location>
 
 <Location /pub>
     SetHandler wsock-publish
@@ -288,6 +296,24 @@ def test_chunked_body_over_the_limit_is_refused_without_reading_it_all(srv):
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     finally:
         s.close()
+
+
+def test_the_target_locations_own_access_control_does_not_apply_to_publishers(srv):
+    """Its subscribers authenticate; the publisher (already let in by the
+    publish location) reaches them without their credentials."""
+    async def go():
+        ws = await connect(srv.url("/members"), extra_headers=auth(USER, PASSWORD))
+        try:
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(None, post, srv, "/pub?location=/members",
+                                                "members only")
+            return answer, await recv(ws)
+        finally:
+            await ws.close()
+
+    answer, got = run(go())
+    assert answer[0] == 200 and answer[2]["receivers"] == 1, answer
+    assert got == "members only"
 
 
 # ============================================================ connection=ID
