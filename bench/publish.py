@@ -9,7 +9,7 @@ with mod_wsock on a free 127.0.0.1 port and measures, in one run:
 1. Addressable connections (WSockAddressable on): the server's memory
    (PSS of the whole process tree) with CONNS idle echo WebSockets that
    are not addressable, then with CONNS that are, then not again (after a
-   warm-up round); per connection, and the difference (the private room
+   warm-up round of each); per connection, and the difference (the private room
    and its slot in the bus's room table).
 2. Publishing: SUBSCRIBERS WebSockets in one chat room, PUBLISHERS threads
    POSTing BYTES-byte messages to /pub (keep-alive) for SECONDS: POSTs/s,
@@ -173,12 +173,17 @@ def main():
     ok = True
     try:
         inst.start()
-        # a first round warms the allocators up (its figure is not kept);
-        # then plain, addressable, plain again, and the mean of the plains
+        # a first round of each warms the allocators up (their figures are
+        # not kept); then plain, addressable, plain again: the mean of the
+        # plains against the addressable
         idle_cost(inst, "/plain", a.n)
+        idle_cost(inst, "/addr", a.n)
         plain1 = idle_cost(inst, "/plain", a.n)
         addr = idle_cost(inst, "/addr", a.n)
-        plain = (plain1 + idle_cost(inst, "/plain", a.n)) / 2
+        plain2 = idle_cost(inst, "/plain", a.n)
+        plain = (plain1 + plain2) / 2
+        print("rounds (KiB per connection, after a warm-up round of each): plain %.2f, "
+              "addressable %.2f, plain %.2f" % (plain1 / a.n, addr / a.n, plain2 / a.n))
         print("idle WebSockets: %d not addressable: %.2f KiB each; addressable: %.2f KiB "
               "each; addressable costs %+.2f KiB per connection"
               % (a.n, plain / a.n, addr / a.n, (addr - plain) / a.n))
