@@ -21,6 +21,7 @@
 #include "wsock_netout.h"
 #include "wsock_ops.h"
 #include "wsock_process.h"
+#include "wsock_publish.h"
 #include "wsock_redis.h"
 #include "wsock_refusals.h"
 #include "wsock_security.h"
@@ -101,6 +102,7 @@ static const command_rec wsock_cmds[] = {
                   "WebSockets the per-IP count can hold at once, server-wide (503 beyond); "
                   "server config; default 32768"),
     WSOCK_REDIS_DIRECTIVES,
+    WSOCK_PUBLISH_DIRECTIVES,
     { NULL }
 };
 
@@ -108,6 +110,7 @@ static void wsock_register_hooks(apr_pool_t *p)
 {
     (void)p;
     wsock_handlers_add_builtin();
+    wsock_publish_register_hooks();
     wsock_process_register_hooks();
     wsock_loop_register_hooks();
     wsock_netout_register();

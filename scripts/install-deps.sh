@@ -18,6 +18,7 @@ pkgs=(
     python3 python3-pytest python3-websockets         # integration tests
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
     prometheus                                        # promtool checks wsock-metrics
+    php-cli                                           # examples/publish/push.php, its test
 )
 
 missing=()
