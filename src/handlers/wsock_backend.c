@@ -68,37 +68,74 @@ static void add_header(wsock_backend_call *call, const char *name, const char *v
  * taken from the client's own headers. */
 static void trust_headers(wsock_backend_conn *bc, wsock_backend_call *call)
 {
-    wsock_conn *wc = bc->wc;
-    const char *q = wsock_query(wc);
-    char uri[8192];
-    int n = snprintf(uri, sizeof(uri), "%s%s%s", wsock_uri(wc), q ? "?" : "", q ? q : "");
-
-    add_header(call, "Connection-Id", wsock_connection_id(wc));
-    add_header(call, "Wsock-Remote-Addr", wsock_remote_ip(wc));
-    add_header(call, "Wsock-User", wsock_user(wc));
-    add_header(call, "Wsock-Protocol", wsock_protocol(wc));
-    add_header(call, "Wsock-Location", wsock_location(wc));
-    if (n > 0 && (apr_size_t)n < sizeof(uri)) {
-        add_header(call, "Wsock-Uri", uri);
-    }
+    add_header(call, "Connection-Id", bc->id);
+    add_header(call, "Wsock-Remote-Addr", bc->remote);
+    add_header(call, "Wsock-User", bc->user);
+    add_header(call, "Wsock-Protocol", bc->protocol);
+    add_header(call, "Wsock-Location", bc->location);
+    add_header(call, "Wsock-Uri", bc->uri_q);
     wsock_backend_call_header(call, "Expect", NULL);    /* no 100-continue round trip */
 }
 
 /* The client's handshake headers the backend may see. */
 static void client_headers(wsock_backend_conn *bc, wsock_backend_call *call)
 {
-    const wsock_backend_cfg *cfg = bc->cfg;
+    for (int i = 0; i < bc->nclient_hdrs; i++) {
+        wsock_backend_call_line(call, bc->client_hdrs[i]);
+    }
+}
 
+static char *copy(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void keep_header(wsock_backend_conn *bc, wsock_conn *wc, const char *name)
+{
+    const char *v = wsock_header(wc, name);
+    apr_size_t n;
+
+    if (v == NULL || !safe_value(v)) {
+        return;
+    }
+    n = strlen(name) + strlen(v) + 3;
+    if ((bc->client_hdrs[bc->nclient_hdrs] = malloc(n)) != NULL) {
+        snprintf(bc->client_hdrs[bc->nclient_hdrs++], n, "%s: %s", name, v);
+    }
+}
+
+/* Copies what the requests say about the client; 0 when memory runs out. */
+static int keep_facts(wsock_backend_conn *bc, wsock_conn *wc)
+{
+    const wsock_backend_cfg *cfg = bc->cfg;
+    const char *q = wsock_query(wc);
+    apr_size_t n = strlen(wsock_uri(wc)) + (q ? strlen(q) + 1 : 0) + 1;
+    int max = 5 + cfg->nheaders + 2;
+
+    bc->id = copy(wsock_connection_id(wc));
+    bc->uri = copy(wsock_uri(wc));
+    bc->remote = copy(wsock_remote_ip(wc));
+    bc->user = copy(wsock_user(wc));
+    bc->protocol = copy(wsock_protocol(wc));
+    bc->location = copy(wsock_location(wc));
+    if ((bc->uri_q = malloc(n)) != NULL) {
+        snprintf(bc->uri_q, n, "%s%s%s", wsock_uri(wc), q ? "?" : "", q ? q : "");
+    }
+    if ((bc->client_hdrs = calloc((apr_size_t)max, sizeof(char *))) == NULL
+        || !bc->id || !bc->uri || !bc->uri_q || !bc->location) {
+        return 0;
+    }
     for (int i = 0; passed_headers[i]; i++) {
-        add_header(call, passed_headers[i], wsock_header(bc->wc, passed_headers[i]));
+        keep_header(bc, wc, passed_headers[i]);
     }
     for (int i = 0; i < cfg->nheaders; i++) {
-        add_header(call, cfg->headers[i], wsock_header(bc->wc, cfg->headers[i]));
+        keep_header(bc, wc, cfg->headers[i]);
     }
     if (cfg->credentials) {
-        add_header(call, "Cookie", wsock_header(bc->wc, "Cookie"));
-        add_header(call, "Authorization", wsock_header(bc->wc, "Authorization"));
+        keep_header(bc, wc, "Cookie");
+        keep_header(bc, wc, "Authorization");
     }
+    return 1;
 }
 
 /* Appends an event to the queue (bc->lock held); 0 when memory runs out. */
@@ -253,6 +290,17 @@ static void conn_free(wsock_backend_conn *bc)
     for (int i = 0; i < bc->nmeta; i++) {
         free(bc->meta[i]);
     }
+    for (int i = 0; i < bc->nclient_hdrs; i++) {
+        free(bc->client_hdrs[i]);
+    }
+    free(bc->client_hdrs);
+    free(bc->id);
+    free(bc->uri);
+    free(bc->uri_q);
+    free(bc->remote);
+    free(bc->user);
+    free(bc->protocol);
+    free(bc->location);
     free(bc->pending);
     wsock_backend_call_free(bc->retry);
     pthread_mutex_destroy(&bc->lock);
@@ -269,37 +317,61 @@ static void request_failed(wsock_backend_conn *bc, wsock_backend_call *call)
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                  WSOCKNO(1558) "backend %s: %s connection %s: closing the client with 1011; "
                  "%d event(s) of its last request may not have reached the backend",
-                 bc->cfg->url, wsock_uri(bc->wc), wsock_connection_id(bc->wc), call->nevents);
+                 bc->cfg->url, bc->uri, bc->id, call->nevents);
     pthread_mutex_lock(&bc->lock);
     bc->failed = 1;
     pthread_mutex_unlock(&bc->lock);
     wsock_close(bc->wc, 1011, "backend error");
 }
 
-/* On the HTTP thread: a request of an accepted connection ended. */
+/* Lets go of the client once it has ended (bc->lock held): the holder of
+ * inflight, or on_close when nothing is in flight.  Returns what to unref. */
+static wsock_conn *let_go(wsock_backend_conn *bc)
+{
+    wsock_conn *wc = bc->closing ? bc->wc : NULL;
+
+    if (wc) {
+        bc->wc = NULL;
+    }
+    return wc;
+}
+
+/* On the HTTP thread: a request of an accepted connection ended.  bc->wc
+ * only changes under the holder of inflight (that is us) once on_close ran. */
 static void request_done(wsock_backend_call *call)
 {
     wsock_backend_conn *bc = call->baton;
     int ok, final = call->final, more = 0, done = 0;
+    wsock_conn *gone;
 
     if (stopping) {
         wsock_backend_call_free(call);  /* the child ends: nothing to tell anyone */
         return;
     }
     ok = wsock_backend_answer_ok(bc, call);
-    if (ok) {
+    if (ok && bc->wc) {
         int rc = wsock_backend_apply(bc, call, 0);
         if (rc && !final) {
             request_failed(bc, call);
         }
     }
-    else if (final) {
+    else if (!ok && !final && bc->wc) {
+        request_failed(bc, call);
+    }
+    pthread_mutex_lock(&bc->lock);
+    gone = let_go(bc);
+    pthread_mutex_unlock(&bc->lock);
+    if (gone) {
+        wsock_unref(gone);          /* the connection's memory can go back now */
+    }
+
+    if (!ok && final) {
         if (++bc->attempts <= bc->cfg->retries) {
             apr_time_t at = apr_time_now() + apr_time_from_sec(bc->attempts);
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, LOGS,
                          WSOCKNO(1548) "backend %s: %s connection %s: its last events "
                          "(closed) will be tried again in %d s (attempt %d of %d)",
-                         bc->cfg->url, wsock_uri(bc->wc), wsock_connection_id(bc->wc),
+                         bc->cfg->url, bc->uri, bc->id,
                          bc->attempts, bc->attempts + 1, bc->cfg->retries + 1);
             pthread_mutex_lock(&bc->lock);
             bc->retry = call;
@@ -310,11 +382,7 @@ static void request_done(wsock_backend_call *call)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1559) "backend %s: %s connection %s: gave up telling the "
                      "backend that the connection closed, after %d attempts",
-                     bc->cfg->url, wsock_uri(bc->wc), wsock_connection_id(bc->wc),
-                     bc->attempts);
-    }
-    else {
-        request_failed(bc, call);
+                     bc->cfg->url, bc->uri, bc->id, bc->attempts);
     }
     wsock_backend_call_free(call);
 
@@ -409,7 +477,7 @@ static int open_outcome(wsock_backend_conn *bc, wsock_backend_call *call)
     if (call->status == 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1541) "backend %s: %s: refused the client with %d, no answer to "
-                     "its OPEN: %s", bc->cfg->url, wsock_uri(bc->wc),
+                     "its OPEN: %s", bc->cfg->url, bc->uri,
                      call->timed_out ? 504 : 502, call->error);
         return call->timed_out ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
     }
@@ -417,7 +485,7 @@ static int open_outcome(wsock_backend_conn *bc, wsock_backend_call *call)
         int st = WSOCK_IS_HTTP_STATUS(call->status) ? (int)call->status : HTTP_BAD_GATEWAY;
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, LOGS,
                      WSOCKNO(1542) "backend %s: %s: the backend refused the client with "
-                     "%ld (passed on as %d)", bc->cfg->url, wsock_uri(bc->wc), call->status,
+                     "%ld (passed on as %d)", bc->cfg->url, bc->uri, call->status,
                      st);
         return st;
     }
@@ -426,7 +494,7 @@ static int open_outcome(wsock_backend_conn *bc, wsock_backend_call *call)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1543) "backend %s: %s: refused the client with 502, the answer "
                      "to its OPEN is not application/websocket-events (Content-Type: %s)",
-                     bc->cfg->url, wsock_uri(bc->wc), ct ? ct : "none");
+                     bc->cfg->url, bc->uri, ct ? ct : "none");
         return HTTP_BAD_GATEWAY;
     }
     return wsock_backend_apply(bc, call, 1) ? HTTP_BAD_GATEWAY : 0;
@@ -452,7 +520,7 @@ static int backend_open(wsock_conn *wc)
     bc->cfg = wsock_handler_config(wc);
     bc->wc = wc;                    /* not referenced yet: conn_free must not unref */
     bc->inflight = 1;
-    if (!append_event(bc, "OPEN", 0, NULL, 0)
+    if (!keep_facts(bc, wc) || !append_event(bc, "OPEN", 0, NULL, 0)
         || (call = build_request(bc, 1)) == NULL) {
         bc->wc = NULL;
         conn_free(bc);
@@ -535,6 +603,7 @@ static void backend_close(wsock_conn *wc, int code, const char *reason)
     wsock_backend_conn *bc = wsock_get_user_data(wc);
     unsigned char c[2] = { (unsigned char)(code >> 8), (unsigned char)code };
     int kick = 0, gone = 0, queued = 1;
+    wsock_conn *release = NULL;
 
     (void)reason;
     pthread_mutex_lock(&bc->lock);
@@ -545,6 +614,10 @@ static void backend_close(wsock_conn *wc, int code, const char *reason)
                                               : append_event(bc, "CLOSE", 1, c, 2);
     }
     if (!bc->inflight) {
+        /* nobody applies an answer now: the connection's memory may go
+         * back as soon as on_close returns (its last request needs only
+         * the facts kept in bc) */
+        release = let_go(bc);
         if (bc->detached || !queued) {
             gone = 1;
         }
@@ -553,6 +626,9 @@ static void backend_close(wsock_conn *wc, int code, const char *reason)
         }
     }
     pthread_mutex_unlock(&bc->lock);
+    if (release) {
+        wsock_unref(release);
+    }
     if (gone) {
         conn_free(bc);
     }

@@ -119,8 +119,14 @@ void wsock_backend_http_on_tick(void (*fn)(apr_time_t now));
 typedef struct wsock_backend_conn wsock_backend_conn;
 
 struct wsock_backend_conn {
-    wsock_conn *wc;                 /* referenced until the state is freed */
+    wsock_conn *wc;                 /* referenced until the connection ends and
+                                     * no answer is being applied; then NULL */
     const wsock_backend_cfg *cfg;
+    /* the client's facts, copied at the open: the last requests of a
+     * connection go out after it has ended */
+    char *id, *uri, *uri_q, *remote, *user, *protocol, *location;
+    char **client_hdrs;             /* "Name: value" lines passed on */
+    int nclient_hdrs;
     pthread_mutex_t lock;           /* what follows up to 'answer only' */
     char *pending;                  /* encoded events waiting (malloc'd) */
     apr_size_t plen, pcap;

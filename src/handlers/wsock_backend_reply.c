@@ -35,14 +35,14 @@ int wsock_backend_answer_ok(wsock_backend_conn *bc, wsock_backend_call *call)
     if (call->status == 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1544) "backend %s: %s connection %s: no answer: %s",
-                     bc->cfg->url, wsock_uri(bc->wc), wsock_connection_id(bc->wc),
+                     bc->cfg->url, bc->uri, bc->id,
                      call->error);
         return 0;
     }
     if (call->status < 200 || call->status > 299) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1545) "backend %s: %s connection %s: answered %ld",
-                     bc->cfg->url, wsock_uri(bc->wc), wsock_connection_id(bc->wc),
+                     bc->cfg->url, bc->uri, bc->id,
                      call->status);
         return 0;
     }
@@ -52,7 +52,7 @@ int wsock_backend_answer_ok(wsock_backend_conn *bc, wsock_backend_call *call)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1546) "backend %s: %s connection %s: the answer is not "
                      "application/websocket-events (Content-Type: %s)",
-                     bc->cfg->url, wsock_uri(bc->wc), wsock_connection_id(bc->wc),
+                     bc->cfg->url, bc->uri, bc->id,
                      ct ? ct : "none");
         return 0;
     }
@@ -74,8 +74,8 @@ static void set_meta(wsock_backend_conn *bc, const char *line)
     if (nlen == 0 || nlen + strlen(value) > WSOCK_BACKEND_META_LEN) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, LOGS,
                      WSOCKNO(1550) "backend %s: %s connection %s: ignored %.40s (at most "
-                     "%d bytes of name and value)", bc->cfg->url, wsock_uri(bc->wc),
-                     wsock_connection_id(bc->wc), line, WSOCK_BACKEND_META_LEN);
+                     "%d bytes of name and value)", bc->cfg->url, bc->uri,
+                     bc->id, line, WSOCK_BACKEND_META_LEN);
         return;
     }
     for (i = 0; i < bc->nmeta; i++) {
@@ -94,8 +94,8 @@ static void set_meta(wsock_backend_conn *bc, const char *line)
     if (bc->nmeta == WSOCK_BACKEND_META_MAX) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, LOGS,
                      WSOCKNO(1551) "backend %s: %s connection %s: ignored %.40s (at most "
-                     "%d Meta headers)", bc->cfg->url, wsock_uri(bc->wc),
-                     wsock_connection_id(bc->wc), line, WSOCK_BACKEND_META_MAX);
+                     "%d Meta headers)", bc->cfg->url, bc->uri,
+                     bc->id, line, WSOCK_BACKEND_META_MAX);
         return;
     }
     if ((bc->meta[bc->nmeta] = malloc(5 + nlen + 2 + strlen(value) + 1)) != NULL) {
@@ -143,18 +143,18 @@ static void control(wsock_backend_conn *bc, const char *data, apr_size_t len)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, LOGS,
                      WSOCKNO(1549) "backend %s: %s connection %s: ignored a GRIP control "
                      "message that is not a JSON object with a type", bc->cfg->url,
-                     wsock_uri(bc->wc), wsock_connection_id(bc->wc));
+                     bc->uri, bc->id);
     }
     else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0) {
         const char *ch = json_string_value(json_object_get(msg, "channel"));
         char room[256];
-        int n = ch ? snprintf(room, sizeof(room), "%s?%s", wsock_location(bc->wc), ch) : -1;
+        int n = ch ? snprintf(room, sizeof(room), "%s?%s", bc->location, ch) : -1;
 
         if (ch == NULL || !*ch || strlen(ch) > WSOCK_BACKEND_CHANNEL_MAX || n < 0 || n > 128) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, LOGS,
                          WSOCKNO(1553) "backend %s: %s connection %s: ignored %s of a bad "
                          "channel (1-%d bytes, and the location plus the channel at most "
-                         "127)", bc->cfg->url, wsock_uri(bc->wc), wsock_connection_id(bc->wc),
+                         "127)", bc->cfg->url, bc->uri, bc->id,
                          type, WSOCK_BACKEND_CHANNEL_MAX);
         }
         else if (type[0] == 's') {
@@ -162,8 +162,8 @@ static void control(wsock_backend_conn *bc, const char *data, apr_size_t len)
             if (rv != APR_SUCCESS && rv != APR_EOF) {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, rv, LOGS,
                              WSOCKNO(1555) "backend %s: %s connection %s: cannot subscribe "
-                             "to channel %s", bc->cfg->url, wsock_uri(bc->wc),
-                             wsock_connection_id(bc->wc), ch);
+                             "to channel %s", bc->cfg->url, bc->uri,
+                             bc->id, ch);
             }
         }
         else {
@@ -178,8 +178,8 @@ static void control(wsock_backend_conn *bc, const char *data, apr_size_t len)
     else {
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, LOGS,
                      WSOCKNO(1556) "backend %s: %s connection %s: GRIP control message "
-                     "'%s' not supported, ignored", bc->cfg->url, wsock_uri(bc->wc),
-                     wsock_connection_id(bc->wc), type);
+                     "'%s' not supported, ignored", bc->cfg->url, bc->uri,
+                     bc->id, type);
     }
     json_decref(msg);
 }
@@ -191,7 +191,7 @@ static int send_message(wsock_backend_conn *bc, int is_text, const char *data, a
     if (rv == APR_EINVAL) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1552) "backend %s: %s connection %s: a TEXT event is not "
-                     "UTF-8", bc->cfg->url, wsock_uri(bc->wc), wsock_connection_id(bc->wc));
+                     "UTF-8", bc->cfg->url, bc->uri, bc->id);
         return 1011;
     }
     return 0;   /* APR_EOF (closing), APR_ENOSPC (dropped and counted): as any sender */
@@ -227,8 +227,8 @@ static int apply_events(wsock_backend_conn *bc, wsock_backend_call *call, int op
     if (rc < 0 || (opening && n == 0)) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1547) "backend %s: %s connection %s: the answer is not "
-                     "application/websocket-events%s", bc->cfg->url, wsock_uri(bc->wc),
-                     wsock_connection_id(bc->wc),
+                     "application/websocket-events%s", bc->cfg->url, bc->uri,
+                     bc->id,
                      rc == -1 ? " (malformed event)" : " (the OPEN answer must start with "
                      "OPEN)");
         return 1011;
