@@ -20,6 +20,7 @@
 #include "wsock_netin.h"
 #include "wsock_netout.h"
 #include "wsock_process.h"
+#include "wsock_publish.h"
 #include "wsock_redis.h"
 #include "wsock_security.h"
 #include "wsock_token.h"
@@ -99,6 +100,7 @@ static const command_rec wsock_cmds[] = {
                   "WebSockets the per-IP count can hold at once, server-wide (503 beyond); "
                   "server config; default 32768"),
     WSOCK_REDIS_DIRECTIVES,
+    WSOCK_PUBLISH_DIRECTIVES,
     { NULL }
 };
 
@@ -111,6 +113,7 @@ static void wsock_register_hooks(apr_pool_t *p)
     wsock_netout_register();
     wsock_netin_register();
     wsock_security_register_hooks();
+    wsock_publish_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever
      * other handler the URL would map to. */
     ap_hook_handler(wsock_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);

@@ -79,6 +79,9 @@ typedef struct {
     struct wsock_token_conf *token;      /* WSockToken*, NULL = unset */
     int max_conns_per_ip;                /* 0 = no limit, WSOCK_UNSET */
     const wsock_compress_conf *compress; /* WSockCompression, NULL = unset */
+    /* publishing (src/pubsub/wsock_publish_http.c), each WSOCK_UNSET */
+    int addressable;                   /* WSockAddressable: 0, 1 */
+    int publish_access;                /* WSockPublishAccess: WSOCK_PUBLISH_* */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */

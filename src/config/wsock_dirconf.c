@@ -33,6 +33,7 @@ void *wsock_dirconf_create(apr_pool_t *p, char *dir)
     d->frame_timeout = WSOCK_UNSET;
     d->max_conns_per_ip = WSOCK_UNSET;      /* handshake security */
     d->ops_label = -1;                      /* WSOCK_LABEL_NONE */
+    d->addressable = d->publish_access = WSOCK_UNSET;
     return d;
 }
 
@@ -71,6 +72,8 @@ void *wsock_dirconf_merge(apr_pool_t *p, void *basev, void *addv)
     d->token = wsock_token_conf_merge(p, base->token, add->token);
     WSOCK_MERGE(max_conns_per_ip);
     d->compress = add->compress ? add->compress : base->compress;
+    WSOCK_MERGE(addressable);
+    WSOCK_MERGE(publish_access);
 #undef WSOCK_MERGE
     return d;
 }

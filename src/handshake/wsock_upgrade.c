@@ -19,6 +19,7 @@
 #include "wsock_compress.h"
 #include "wsock_config.h"
 #include "wsock_conn.h"
+#include "wsock_connaddr.h"
 #include "wsock_driver.h"
 #include "wsock_handshake.h"
 #include "wsock_log.h"
@@ -131,7 +132,9 @@ int wsock_upgrade_handler(request_rec *r)
 
     /* The handler may still refuse with an HTTP status: no upgrade then.
      * (A close code means: upgrade, then close at once; already started.) */
-    open_rc = wsock_conn_open(wc);
+    if ((open_rc = wsock_connaddr_open(wc, d->addressable == 1)) == 0) {
+        open_rc = wsock_conn_open(wc);
+    }
     if (WSOCK_IS_HTTP_STATUS(open_rc)) {
         wsock_conn_refused(wc);     /* its rooms, its queue, its references */
         wsock_security_refused(&adm);

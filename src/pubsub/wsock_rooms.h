@@ -15,6 +15,18 @@ typedef struct wsock_membership {
     int slot;
 } wsock_membership;
 
+/* Room names that start with this byte are the module's own (a
+ * connection's private room, wsock_connaddr.c): no client or plugin can
+ * join or publish to them through wsock.h. */
+#define WSOCK_ROOM_RESERVED '\x01'
+
+/* wsock_join() for a reserved name (APR_EINVAL for any other). */
+apr_status_t wsock_rooms_join_reserved(wsock_conn *wc, const char *room);
+
+/* A member of room in this child, with a reference (wsock_unref() it when
+ * done), or NULL: for rooms of one member. */
+wsock_conn *wsock_rooms_member(const char *room);
+
 /* Once per child, before any connection. */
 apr_status_t wsock_rooms_child_init(apr_pool_t *pchild);
 
