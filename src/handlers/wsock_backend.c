@@ -520,6 +520,16 @@ static int backend_open(wsock_conn *wc)
     bc->cfg = wsock_handler_config(wc);
     bc->wc = wc;                    /* not referenced yet: conn_free must not unref */
     bc->inflight = 1;
+    /* the backend may push to it by its Connection-Id (publish endpoint,
+     * connection=ID) as soon as it has the OPEN */
+    if ((rc = wsock_make_addressable(wc)) != APR_SUCCESS) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rc, wsock_connection(wc),
+                      WSOCKNO(1560) "backend %s: refused with 503, the connection cannot be "
+                      "made addressable", wsock_uri(wc));
+        bc->wc = NULL;
+        conn_free(bc);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
     if (!keep_facts(bc, wc) || !append_event(bc, "OPEN", 0, NULL, 0)
         || (call = build_request(bc, 1)) == NULL) {
         bc->wc = NULL;

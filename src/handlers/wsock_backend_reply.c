@@ -22,6 +22,7 @@
 
 #include "wsock_backend.h"
 #include "wsock_log.h"
+#include "wsock_roomsel.h"          /* wsock_roomsel_valid_arg */
 #include "wsock_wsevents.h"
 
 APLOG_USE_MODULE(wsock);
@@ -150,11 +151,12 @@ static void control(wsock_backend_conn *bc, const char *data, apr_size_t len)
         char room[256];
         int n = ch ? snprintf(room, sizeof(room), "%s?%s", bc->location, ch) : -1;
 
-        if (ch == NULL || !*ch || strlen(ch) > WSOCK_BACKEND_CHANNEL_MAX || n < 0 || n > 128) {
+        /* channels are named as the publish endpoint's room= names them */
+        if (ch == NULL || !wsock_roomsel_valid_arg(ch) || n < 0 || n > 128) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, LOGS,
                          WSOCKNO(1553) "backend %s: %s connection %s: ignored %s of a bad "
-                         "channel (1-%d bytes, and the location plus the channel at most "
-                         "127)", bc->cfg->url, bc->uri, bc->id,
+                         "channel (1-%d characters of A-Z a-z 0-9 _ . -, and the location "
+                         "plus the channel at most 127 bytes)", bc->cfg->url, bc->uri, bc->id,
                          type, WSOCK_BACKEND_CHANNEL_MAX);
         }
         else if (type[0] == 's') {

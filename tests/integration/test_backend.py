@@ -6,6 +6,7 @@ with Fanout's GRIP library -- and a backend that fails on purpose
 with Python websockets and Node ws clients.
 """
 import asyncio
+import http.client as http_client
 import json
 import os
 import re
@@ -141,6 +142,9 @@ def backend_conf(b):
 </Location>
 <Location /tls>
     WSockHandler backend https://127.0.0.1:{tls}/ws ca={cert}
+</Location>
+<Location /pub>
+    SetHandler wsock-publish
 </Location>
 """.format(cert=b["cert"], **p)
 
@@ -313,6 +317,73 @@ def test_grip_backend_with_node_client(server):
     assert not r["errors"], r
     r = node_talk(server, "/node", 2, "bye")
     assert r["received"] == [] and r["close"]["code"] == 4000, r
+
+
+def http(inst, method, target, body=b""):
+    c = http_client.HTTPConnection("127.0.0.1", inst.port, timeout=10)
+    c.request(method, target, body=body, headers={"Content-Type": "text/plain; charset=utf-8"})
+    r = c.getresponse()
+    out = (r.status, r.read())
+    c.close()
+    return out
+
+
+def test_grip_channels_reached_by_the_publish_endpoint(server):
+    """The Node GRIP backend subscribes its clients to channels; the publish
+    endpoint reaches a channel as room=<channel> of the backend's location,
+    in whichever child holds the client."""
+    async def go():
+        a = await websockets.connect(url(server, "/node?channel=news"))
+        b = await websockets.connect(url(server, "/node?channel=weather"))
+        await a.send("join sports")
+        assert await recv(a) == "joined sports"
+        # the subscriptions are in place once the answers came back
+        await b.send("ping")
+        assert await recv(b) == "node: ping"
+        got = []
+        for room, text in (("news", "n1"), ("sports", "s1"), ("weather", "w1")):
+            st, body = await asyncio.to_thread(
+                http, server, "POST", "/pub?location=/node&room=%s" % room, text.encode())
+            assert st == 200, body
+        got.append([await recv(a), await recv(a)])
+        got.append([await recv(b)])
+        await a.send("leave news")
+        assert await recv(a) == "left news"
+        for room, text in (("news", "n2"), ("sports", "s2")):
+            await asyncio.to_thread(http, server, "POST", "/pub?location=/node&room=%s" % room,
+                                    text.encode())
+        got.append([await recv(a)])         # s2 only: n2 went to nobody
+        await a.close()
+        await b.close()
+        return got
+    assert run(go()) == [["n1", "s1"], ["w1"], ["s2"]]
+
+
+def test_backend_pushes_to_one_connection_by_its_id(server):
+    """The id the backend gets in Connection-Id addresses that client at the
+    publish endpoint (push, is it connected, disconnect)."""
+    async def go():
+        a = await websockets.connect(url(server, "/php?user=ann"))
+        b = await websockets.connect(url(server, "/php?user=ben"))
+        await recv(a)
+        await recv(b)
+        await a.send("whoami")
+        cid = json.loads(await recv(a))["connection"]
+        st, _ = await asyncio.to_thread(http, server, "POST", "/pub?connection=" + cid,
+                                        b"just for ann")
+        assert st == 200
+        assert await recv(a) == "just for ann"
+        await b.send("and ben?")
+        assert await recv(b) == "AND BEN?"          # b got nothing else before
+        st, _ = await asyncio.to_thread(http, server, "GET", "/pub?connection=" + cid)
+        assert st == 200
+        st, _ = await asyncio.to_thread(http, server, "DELETE",
+                                        "/pub?connection=%s&code=4009" % cid)
+        assert st == 200
+        code = await closed_code(a)
+        await b.close()
+        return code
+    assert run(go()) == 4009
 
 
 # ---------------------------------------------------------------- failures
