@@ -489,8 +489,7 @@ static int open_outcome(wsock_backend_conn *bc, wsock_backend_call *call)
                      st);
         return st;
     }
-    if (bc->cfg->protocol == WSOCK_BACKEND_EVENTS
-        && (ct == NULL || strncasecmp(ct, "application/websocket-events", 28) != 0)) {
+    if (bc->cfg->protocol == WSOCK_BACKEND_EVENTS && !wsock_backend_events_type(ct)) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1543) "backend %s: %s: refused the client with 502, the answer "
                      "to its OPEN is not application/websocket-events (Content-Type: %s)",

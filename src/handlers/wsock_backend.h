@@ -153,6 +153,9 @@ struct wsock_backend_conn {
  * (1011 for an answer that is not one), after a log line. */
 int wsock_backend_apply(wsock_backend_conn *bc, wsock_backend_call *call, int opening);
 
+/* Whether a Content-Type is application/websocket-events (parameters allowed). */
+int wsock_backend_events_type(const char *ct);
+
 /* Whether a call got a usable 2xx answer; otherwise logs why (tag) and
  * returns 0. */
 int wsock_backend_answer_ok(wsock_backend_conn *bc, wsock_backend_call *call);

@@ -29,6 +29,12 @@ APLOG_USE_MODULE(wsock);
 
 #define LOGS wsock_backend_server()
 
+int wsock_backend_events_type(const char *ct)
+{
+    return ct && strncasecmp(ct, "application/websocket-events", 28) == 0
+           && (ct[28] == '\0' || ct[28] == ';' || ct[28] == ' ');
+}
+
 int wsock_backend_answer_ok(wsock_backend_conn *bc, wsock_backend_call *call)
 {
     const char *ct = wsock_backend_answer_header(call, "Content-Type");
@@ -48,8 +54,7 @@ int wsock_backend_answer_ok(wsock_backend_conn *bc, wsock_backend_call *call)
         return 0;
     }
     if (bc->cfg->protocol == WSOCK_BACKEND_EVENTS && call->answer_len
-        && (ct == NULL || strncasecmp(ct, "application/websocket-events", 28) != 0
-            || (ct[28] && ct[28] != ';' && ct[28] != ' '))) {
+        && !wsock_backend_events_type(ct)) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,
                      WSOCKNO(1546) "backend %s: %s connection %s: the answer is not "
                      "application/websocket-events (Content-Type: %s)",
