@@ -63,6 +63,10 @@ class Backend(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def say(self, *words):
+        """One line of what happened, on the server's `out` (stdout)."""
+        print(*words, file=getattr(self.server, "out", sys.stdout), flush=True)
+
     def answer(self, status, body=b"", headers=()):
         self.send_response(status)
         self.send_header("Content-Type", "application/websocket-events" if status == 200
@@ -81,9 +85,9 @@ class Backend(BaseHTTPRequestHandler):
         if not events:
             with lock:
                 keepalives[cid] = keepalives.get(cid, 0) + 1
-            print("KEEPALIVE", cid, flush=True)
+            self.say("KEEPALIVE", cid)
         for name, content in events:
-            print("EVENT", cid, name, (content or b"")[:60], flush=True)
+            self.say("EVENT", cid, name, (content or b"")[:60])
             if name == "OPEN":
                 query = parse_qs(urlsplit(self.headers.get("Wsock-Uri", "")).query)
                 token = query.get("token", [None])[0]

@@ -4,8 +4,9 @@ WebSocket-over-HTTP, with one fault per path:
 
   /sleep     OPEN answered at once (or after 3 s with ?opensleep in the
              client's URI); every later request answered after 3 s
-  /garbage   OPEN accepted; later answers are 200 websocket-events bodies
-             that are not events
+  /garbage   OPEN accepted (?opengarbage: answered 200 text/html;
+             ?openbad: events that do not start with OPEN); later answers
+             are 200 websocket-events bodies that are not events
   /slowok    every request after the OPEN answered after 0.5 s, empty
   /headers   OPEN accepted, answered with a TEXT event carrying the
              request headers it got, as JSON
@@ -45,6 +46,14 @@ class Faults(example.Backend):
         if opening:
             if path == "/sleep" and "opensleep" in query:
                 time.sleep(3)
+            if path == "/garbage" and "opengarbage" in query:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", "6")
+                self.end_headers()
+                return self.wfile.write(b"<html>")
+            if path == "/garbage" and "openbad" in query:
+                return self.answer(200, b"TEXT 5\r\nhello\r\n")   # no OPEN first
             out = example.event("OPEN")
             if path == "/headers":
                 out += example.event("TEXT", json.dumps(dict(self.headers.items())).encode())
@@ -78,4 +87,5 @@ def serve_example_tls(port, cert, key):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.out = open(os.devnull, "w")     # its event lines are not the tests' output
     return _serve(srv)

@@ -75,7 +75,8 @@ class Proc:
 def backends():
     d = tempfile.mkdtemp(prefix="wsock-backends-")
     os.chmod(d, 0o755)
-    ports = {k: free_port() for k in ("py", "py2", "php", "node", "fault", "tls")}
+    # "down": a port nobody listens on
+    ports = {k: free_port() for k in ("py", "py2", "php", "node", "fault", "tls", "down")}
     py = [shutil.which("python3") or "/usr/bin/python3",
           os.path.join(REPO, "examples", "python", "backend.py")]
     # the Node example imports @fanoutio/grip: run a copy next to tests/node's modules
@@ -146,6 +147,9 @@ def backend_conf(b):
 <Location /pub>
     SetHandler wsock-publish
 </Location>
+<Location /down>
+    WSockHandler backend http://127.0.0.1:{down}/ws timeout=2
+</Location>
 """.format(cert=b["cert"], **p)
 
 
@@ -194,9 +198,15 @@ def test_open_refused_with_the_backends_status(server):
     assert server.wait_log(r"WSOCK1542: .*refused the client with 403")
 
 
-def test_open_answer_late_is_504(server):
+def test_open_without_answer_is_504_or_502(server):
     assert run(status_of(url(server, "/slow?opensleep=1"))) == 504
-    assert server.wait_log(r"WSOCK1541: .*refused the client with 504")
+    assert server.wait_log(r"WSOCK1541: .*/slow: refused the client with 504")
+    assert run(status_of(url(server, "/down"))) == 502
+    assert server.wait_log(r"WSOCK1541: .*/down: refused the client with 502.*connect")
+    assert run(status_of(url(server, "/garbage?opengarbage=1"))) == 502
+    assert server.wait_log(r"WSOCK1543: .*/garbage: refused the client with 502")
+    assert run(status_of(url(server, "/garbage?openbad=1"))) == 502
+    assert server.wait_log(r"WSOCK1547: .*/garbage .*must start with OPEN")
 
 
 # ---------------------------------------------------------------- websocket-events
