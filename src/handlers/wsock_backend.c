@@ -487,6 +487,13 @@ static int open_outcome(wsock_backend_conn *bc, wsock_backend_call *call)
                      WSOCKNO(1542) "backend %s: %s: the backend refused the client with "
                      "%ld (passed on as %d)", bc->cfg->url, bc->uri, call->status,
                      st);
+        if (st == call->status && call->answer_len <= WSOCK_REFUSAL_BODY_MAX) {
+            /* the backend's own words go to the client (a type with control
+             * characters, or none: Apache's page) */
+            const char *ct = wsock_backend_answer_header(call, "Content-Type");
+            wsock_refusal_body(bc->wc, ct ? ct : "application/octet-stream", call->answer,
+                               call->answer_len);
+        }
         return st;
     }
     if (bc->cfg->protocol == WSOCK_BACKEND_EVENTS && !wsock_backend_events_type(ct)) {

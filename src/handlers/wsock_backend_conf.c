@@ -44,6 +44,22 @@ static int number(const char *v, apr_size_t min, apr_size_t max, apr_size_t *out
     return wsock_redis_parse_size(v, min, max, out);
 }
 
+/* Headers mod_wsock sets itself: a client's must never stand in for them. */
+static int reserved_header(const char *name)
+{
+    static const char *const reserved[] = {
+        "Connection-Id", "Content-Type", "Content-Length", "Accept", "Host", "Connection",
+        "Expect", "Transfer-Encoding", "Upgrade", "Sec-WebSocket-Extensions", NULL
+    };
+
+    for (int i = 0; reserved[i]; i++) {
+        if (strcasecmp(name, reserved[i]) == 0) {
+            return 1;
+        }
+    }
+    return strncasecmp(name, "Meta-", 5) == 0 || strncasecmp(name, "Wsock-", 6) == 0;
+}
+
 static int header_names(apr_pool_t *pool, const char *v, wsock_backend_cfg *cfg)
 {
     char *list = apr_pstrdup(pool, v), *last, *name;
@@ -56,7 +72,8 @@ static int header_names(apr_pool_t *pool, const char *v, wsock_backend_cfg *cfg)
     for (name = apr_strtok(list, ",", &last); name; name = apr_strtok(NULL, ",", &last)) {
         /* an HTTP token: what a header name may be */
         if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                             "0123456789!#$%&'*+-.^_`|~") != strlen(name)) {
+                             "0123456789!#$%&'*+-.^_`|~") != strlen(name)
+            || reserved_header(name)) {
             return 0;
         }
         cfg->headers[cfg->nheaders++] = name;

@@ -198,6 +198,28 @@ def test_open_refused_with_the_backends_status(server):
     assert server.wait_log(r"WSOCK1542: .*refused the client with 403")
 
 
+def handshake_answer(inst, path):
+    """An upgrade request by hand: (status, Content-Type, body) of a refusal."""
+    c = http_client.HTTPConnection("127.0.0.1", inst.port, timeout=15)
+    c.request("GET", path, headers={
+        "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    r = c.getresponse()
+    out = (r.status, r.getheader("Content-Type"), r.read())
+    c.close()
+    return out
+
+
+def test_refusal_carries_the_backends_body(server):
+    assert handshake_answer(server, "/py?token=wrong") == \
+        (403, "text/plain", b"that token is not valid\n")
+    st, ct, body = handshake_answer(server, "/php?user=mallory")
+    assert (st, body) == (403, b"not you, mallory\n") and ct.startswith("text/html"), ct
+    # no answer at all: Apache's own page
+    st, ct, body = handshake_answer(server, "/down")
+    assert st == 502 and b"Bad Gateway" in body
+
+
 def test_open_without_answer_is_504_or_502(server):
     assert run(status_of(url(server, "/slow?opensleep=1"))) == 504
     assert server.wait_log(r"WSOCK1541: .*/slow: refused the client with 504")
@@ -502,6 +524,8 @@ def test_flooding_client_is_bounded(server):
     ("http://127.0.0.1:1/ queue-bytes=12", "bad value"),
     ("http://127.0.0.1:1/ ca=/nonexistent.pem", "no such file"),
     ("http://127.0.0.1:1/ headers=Bad:Name", "bad value"),
+    ("http://127.0.0.1:1/ headers=X-A,Meta-Role", "bad value"),
+    ("http://127.0.0.1:1/ headers=wsock-user", "bad value"),
     ("http://127.0.0.1:1/ colour=red", "unknown argument 'colour=red'"),
 ])
 def test_configtest_catches_bad_arguments(args, why):
