@@ -22,12 +22,14 @@
 APLOG_USE_MODULE(wsock);
 
 #define TICK (APR_USEC_PER_SEC / 2)
+#define DRAIN APR_USEC_PER_SEC      /* what a stopping child gives its requests */
 #define HDR_LINE_MAX 8192
 
 static struct {
     pthread_mutex_t lock;           /* waiting, stop, running */
     wsock_backend_call *waiting, *waiting_tail;
     int stop, running;
+    apr_time_t stop_by;             /* stop: requests out until then may end */
     CURLM *multi;
     pthread_t thread;
     server_rec *s;
@@ -279,14 +281,16 @@ static void *http_main(void *arg)
 
     (void)arg;
     for (;;) {
-        apr_time_t now;
-        int stop;
+        apr_time_t now = apr_time_now(), stop_by = 0;
+        int stop, idle;
 
         pthread_mutex_lock(&http.lock);
         stop = http.stop;
+        stop_by = http.stop_by;
+        idle = http.waiting == NULL && http.active == 0;
         pthread_mutex_unlock(&http.lock);
-        if (stop) {
-            break;
+        if (stop && (idle || now >= stop_by)) {
+            break;                  /* drained, or out of time */
         }
         take_waiting();
         curl_multi_perform(http.multi, &still);
@@ -308,7 +312,9 @@ static void *http_main(void *arg)
             curl_multi_perform(http.multi, &still);
             continue;
         }
-        curl_multi_poll(http.multi, NULL, 0, (int)apr_time_as_msec(next_tick - now) + 1, NULL);
+        curl_multi_poll(http.multi, NULL, 0, (int)apr_time_as_msec(
+                            (stop && stop_by < next_tick ? stop_by : next_tick) - now) + 1,
+                        NULL);
     }
     return NULL;
 }
@@ -319,7 +325,7 @@ apr_status_t wsock_backend_submit(wsock_backend_call *call)
 
     call->next = NULL;
     pthread_mutex_lock(&http.lock);
-    running = http.running && !http.stop;
+    running = http.running;
     if (running) {
         if (http.waiting_tail) {
             http.waiting_tail->next = call;
@@ -358,20 +364,25 @@ apr_status_t wsock_backend_http_start(apr_pool_t *pchild, server_rec *s)
     return APR_SUCCESS;
 }
 
-/* The child ends: the thread stops, and every call it still has ends with
- * an error (their done() frees what they hold). */
+/* The child ends: the requests out get up to DRAIN to end (a closing
+ * client's last events still reach the backend), then the thread stops, and
+ * every call it still has ends with an error (their done() frees what they
+ * hold), counted in one log line. */
 void wsock_backend_http_stop(void)
 {
+    int abandoned = 0;
+
     if (!http.running) {
         return;
     }
     pthread_mutex_lock(&http.lock);
     http.stop = 1;
+    http.stop_by = apr_time_now() + DRAIN;
     pthread_mutex_unlock(&http.lock);
     curl_multi_wakeup(http.multi);
     pthread_join(http.thread, NULL);
     pthread_mutex_lock(&http.lock);
-    http.running = 0;
+    http.running = 0;               /* submit() refuses from now on */
     pthread_mutex_unlock(&http.lock);
     while (http.waiting) {
         wsock_backend_call *call = http.waiting;
@@ -379,12 +390,20 @@ void wsock_backend_http_stop(void)
         snprintf(call->error, sizeof(call->error), "the server is stopping");
         call->status = 0;
         call->done(call);
+        abandoned++;
     }
     http.waiting_tail = NULL;
     while (http.running_calls) {
         wsock_backend_call *call = http.running_calls;
         snprintf(call->error, sizeof(call->error), "the server is stopping");
         finish(call, CURLE_ABORTED_BY_CALLBACK);
+        abandoned++;
+    }
+    if (abandoned) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, http.s,
+                     WSOCKNO(1561) "backend: %d request(s) to backends abandoned as this "
+                     "child stops (not answered within %d s)", abandoned,
+                     (int)apr_time_sec(DRAIN));
     }
     curl_multi_cleanup(http.multi);
     http.multi = NULL;

@@ -516,6 +516,35 @@ def test_flooding_client_is_bounded(server):
         assert grown < 16 * 1024, memory.report(before=before, peak=peak.max)
 
 
+def test_stopping_server_tells_the_backend(apache_factory, backends):
+    """A graceful stop closes the clients with 1001; their CLOSE still
+    reaches the backend (the HTTP thread drains for up to 1 s)."""
+    out = backends["procs"]["py"].out
+    inst = apache_factory("event", backend_conf(backends), mpm_conf=TWO_EVENT_CHILDREN)
+
+    async def go():
+        ws = await websockets.connect(url(inst, "/py?token=secret&name=stopper"))
+        await recv(ws)
+        await ws.send("before the stop")
+        assert await recv(ws) == "echo: before the stop"
+        with open(out) as f:
+            seen = len(f.read().splitlines())
+        await asyncio.to_thread(inst.graceful_stop)
+        code = await closed_code(ws)
+        return seen, code
+    seen, code = run(go())
+    assert code == 1001
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(out) as f:
+            later = f.read().splitlines()[seen:]
+        if any(re.search(r"CLOSE b'\\x03\\xe9'", ln) for ln in later):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the backend never got CLOSE 1001: %r" % later)
+
+
 # ---------------------------------------------------------------- config
 @pytest.mark.parametrize("args,why", [
     ("ftp://x/", "http:// or https:// URL"),
