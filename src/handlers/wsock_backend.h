@@ -143,6 +143,7 @@ struct wsock_backend_conn {
     wsock_backend_call *retry;      /* the last request, to be tried again */
     /* answer only: touched by whoever holds 'inflight' */
     int grip;                       /* GRIP extension agreed on OPEN */
+    char prefix[33];                /* its message-prefix (default "m:") */
     char *meta[WSOCK_BACKEND_META_MAX];     /* "Name: value" */
     int nmeta;
     wsock_backend_conn *prev, *next;        /* this child's connections */

@@ -109,6 +109,32 @@ static void set_meta(wsock_backend_conn *bc, const char *line)
     }
 }
 
+/* The grip extension's parameters (after "grip"): message-prefix=VALUE or
+ * ="VALUE" sets the prefix its messages carry; default "m:". */
+static void grip_prefix(wsock_backend_conn *bc, const char *params)
+{
+    const char *end = strchr(params, ',');
+    const char *p = strstr(params, "message-prefix=");
+    apr_size_t n;
+
+    strcpy(bc->prefix, "m:");
+    if (p == NULL || (end && p > end)) {
+        return;
+    }
+    p += 15;
+    if (*p == '"') {
+        const char *q = strchr(++p, '"');
+        n = q ? (apr_size_t)(q - p) : 0;
+    }
+    else {
+        n = strcspn(p, ";, \t");
+    }
+    if (n < sizeof(bc->prefix)) {
+        memcpy(bc->prefix, p, n);
+        bc->prefix[n] = '\0';
+    }
+}
+
 static void apply_headers(wsock_backend_conn *bc, wsock_backend_call *call, int opening)
 {
     const char *ka = wsock_backend_answer_header(call, "Keep-Alive-Interval");
@@ -131,6 +157,7 @@ static void apply_headers(wsock_backend_conn *bc, wsock_backend_call *call, int 
             int ends = p[4] == '\0' || p[4] == ';' || p[4] == ',' || p[4] == ' ';
             if (starts && ends) {
                 bc->grip = 1;
+                grip_prefix(bc, p + 4);
                 break;
             }
             p += 4;
@@ -251,9 +278,10 @@ static int apply_events(wsock_backend_conn *bc, wsock_backend_call *call, int op
                 control(bc, d + 2, len - 2);
                 continue;
             }
-            if (bc->grip && len >= 2 && d[0] == 'm' && d[1] == ':') {
-                d += 2;                 /* the GRIP message prefix */
-                len -= 2;
+            if (bc->grip && len >= strlen(bc->prefix)
+                && memcmp(d, bc->prefix, strlen(bc->prefix)) == 0) {
+                d += strlen(bc->prefix);    /* the GRIP message prefix */
+                len -= strlen(bc->prefix);
             }
             if ((rc = send_message(bc, is_text, d, len)) != 0) {
                 return rc;

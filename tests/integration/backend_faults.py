@@ -10,6 +10,8 @@ WebSocket-over-HTTP, with one fault per path:
   /slowok    every request after the OPEN answered after 0.5 s, empty
   /headers   OPEN accepted, answered with a TEXT event carrying the
              request headers it got, as JSON
+  /prefix    OPEN accepted with GRIP and message-prefix="x>", answered
+             with TEXT x>hello and TEXT m:kept
 
 It uses the event codec of the Python example (examples/python/backend.py),
 which also serves over TLS here (serve_example_tls).
@@ -55,6 +57,10 @@ class Faults(example.Backend):
             if path == "/garbage" and "openbad" in query:
                 return self.answer(200, b"TEXT 5\r\nhello\r\n")   # no OPEN first
             out = example.event("OPEN")
+            if path == "/prefix":
+                out += example.event("TEXT", b"x>hello") + example.event("TEXT", b"m:kept")
+                return self.answer(200, out, [("Sec-WebSocket-Extensions",
+                                               'grip; message-prefix="x>"')])
             if path == "/headers":
                 out += example.event("TEXT", json.dumps(dict(self.headers.items())).encode())
             return self.answer(200, out)

@@ -138,6 +138,9 @@ def backend_conf(b):
 <Location /creds>
     WSockHandler backend http://127.0.0.1:{fault}/headers credentials=on headers=X-Trace
 </Location>
+<Location /prefix>
+    WSockHandler backend http://127.0.0.1:{fault}/prefix
+</Location>
 <Location /nocreds>
     WSockHandler backend http://127.0.0.1:{fault}/headers
 </Location>
@@ -416,6 +419,15 @@ def test_backend_pushes_to_one_connection_by_its_id(server):
         await b.close()
         return code
     assert run(go()) == 4009
+
+
+def test_grip_message_prefix_parameter(server):
+    async def go():
+        ws = await websockets.connect(url(server, "/prefix"))
+        got = [await recv(ws), await recv(ws)]
+        await ws.close()
+        return got
+    assert run(go()) == ["hello", "m:kept"]
 
 
 # ---------------------------------------------------------------- failures
