@@ -5,7 +5,8 @@ WebSocket-over-HTTP, with one fault per path:
   /sleep     OPEN answered at once (or after 3 s with ?opensleep in the
              client's URI); every later request answered after 3 s
   /garbage   OPEN accepted (?opengarbage: answered 200 text/html;
-             ?openbad: events that do not start with OPEN); later answers
+             ?openbad: events that do not start with OPEN; ?openclose: OPEN,
+             TEXT bye, CLOSE 4003 "no room"); later answers
              are 200 websocket-events bodies that are not events
   /slowok    every request after the OPEN answered after 0.5 s, empty
   /headers   OPEN accepted, answered with a TEXT event carrying the
@@ -54,6 +55,9 @@ class Faults(example.Backend):
                 self.send_header("Content-Length", "6")
                 self.end_headers()
                 return self.wfile.write(b"<html>")
+            if path == "/garbage" and "openclose" in query:   # accepted, then closed
+                return self.answer(200, example.event("OPEN") + example.event("TEXT", b"bye") +
+                                   example.event("CLOSE", b"\x0f\xa3no room"))
             if path == "/garbage" and "openbad" in query:
                 return self.answer(200, b"TEXT 5\r\nhello\r\n")   # no OPEN first
             out = example.event("OPEN")

@@ -421,6 +421,15 @@ def test_backend_pushes_to_one_connection_by_its_id(server):
     assert run(go()) == 4009
 
 
+def test_open_answer_may_close_at_once(server):
+    async def go():
+        ws = await websockets.connect(url(server, "/garbage?openclose=1"))
+        got = await recv(ws)
+        code = await closed_code(ws)
+        return got, code, ws.close_reason
+    assert run(go()) == ("bye", 4003, "no room")
+
+
 def test_grip_message_prefix_parameter(server):
     async def go():
         ws = await websockets.connect(url(server, "/prefix"))
