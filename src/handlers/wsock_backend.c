@@ -302,6 +302,7 @@ static void conn_free(wsock_backend_conn *bc)
     free(bc->protocol);
     free(bc->location);
     free(bc->pending);
+    free(bc->ka_content);
     wsock_backend_call_free(bc->retry);
     pthread_mutex_destroy(&bc->lock);
     if (bc->wc) {
@@ -408,15 +409,43 @@ static void request_done(wsock_backend_call *call)
 
 /* On the HTTP thread, about twice a second: keep-alive requests of idle
  * connections (Keep-Alive-Interval), and last requests to try again. */
+typedef struct {
+    wsock_conn *wc;                 /* referenced */
+    char *data;                     /* a copy: bc may be gone when it is sent */
+    apr_size_t len;
+    int is_text;
+} ka_send;
+
+/* A GRIP keep-alive of bc that is due (bc->lock held): taken into ka. */
+static int keep_alive_due(wsock_backend_conn *bc, apr_time_t now, ka_send *ka)
+{
+    if (bc->ka_content == NULL || bc->wc == NULL || bc->closing
+        || now - bc->ka_last < bc->ka_every
+        || (ka->data = malloc(bc->ka_len ? bc->ka_len : 1)) == NULL) {
+        return 0;
+    }
+    memcpy(ka->data, bc->ka_content, bc->ka_len);
+    ka->len = bc->ka_len;
+    ka->is_text = !bc->ka_binary;
+    ka->wc = bc->wc;
+    wsock_ref(ka->wc);              /* on_close may let go of it meanwhile */
+    bc->ka_last = now;
+    return 1;
+}
+
 static void on_tick(apr_time_t now)
 {
     wsock_backend_conn *due[TICK_BATCH];
     wsock_backend_call *retry[TICK_BATCH];
-    int n = 0;
+    ka_send ka[TICK_BATCH];
+    int n = 0, nka = 0;
 
     pthread_mutex_lock(&conns_lock);
     for (wsock_backend_conn *bc = conns; bc && n < TICK_BATCH; bc = bc->next) {
         pthread_mutex_lock(&bc->lock);
+        if (nka < TICK_BATCH && keep_alive_due(bc, now, &ka[nka])) {
+            nka++;
+        }
         if (bc->retry && now >= bc->retry_at) {
             retry[n] = bc->retry;
             bc->retry = NULL;
@@ -432,6 +461,11 @@ static void on_tick(apr_time_t now)
         pthread_mutex_unlock(&bc->lock);
     }
     pthread_mutex_unlock(&conns_lock);
+    for (int i = 0; i < nka; i++) {
+        wsock_send(ka[i].wc, ka[i].is_text, ka[i].data, ka[i].len);
+        wsock_unref(ka[i].wc);
+        free(ka[i].data);
+    }
     for (int i = 0; i < n; i++) {
         if (retry[i]) {
             wsock_backend_call *call = retry[i];

@@ -115,6 +115,7 @@ void wsock_backend_http_on_tick(void (*fn)(apr_time_t now));
 #define WSOCK_BACKEND_META_MAX 32           /* Meta-* entries per connection */
 #define WSOCK_BACKEND_META_LEN 1024         /* bytes of a name plus value */
 #define WSOCK_BACKEND_CHANNEL_MAX 64        /* GRIP channel name */
+#define WSOCK_BACKEND_KA_MAX 4096           /* GRIP keep-alive content */
 
 typedef struct wsock_backend_conn wsock_backend_conn;
 
@@ -144,6 +145,13 @@ struct wsock_backend_conn {
     /* answer only: touched by whoever holds 'inflight' */
     int grip;                       /* GRIP extension agreed on OPEN */
     char prefix[33];                /* its message-prefix (default "m:") */
+    /* GRIP keep-alive: a message sent to the client when nothing was for
+     * ka_every (mode idle) or every ka_every (mode interval); under lock */
+    char *ka_content;               /* malloc'd, or NULL: none */
+    apr_size_t ka_len;
+    int ka_binary, ka_interval;
+    apr_interval_time_t ka_every;
+    apr_time_t ka_last;             /* the last message this handler sent it */
     char *meta[WSOCK_BACKEND_META_MAX];     /* "Name: value" */
     int nmeta;
     wsock_backend_conn *prev, *next;        /* this child's connections */

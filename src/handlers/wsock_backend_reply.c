@@ -165,6 +165,41 @@ static void apply_headers(wsock_backend_conn *bc, wsock_backend_call *call, int 
     }
 }
 
+/* GRIP {"type":"keep-alive","content":C,"message-type":"text"|"binary",
+ * "timeout":SECONDS,"mode":"idle"|"interval"}: C goes to the client when
+ * this handler sent it nothing for SECONDS (idle, the default), or every
+ * SECONDS (interval); without content, no keep-alive. */
+static void keep_alive(wsock_backend_conn *bc, json_t *msg)
+{
+    const char *content = json_string_value(json_object_get(msg, "content"));
+    const char *mtype = json_string_value(json_object_get(msg, "message-type"));
+    const char *mode = json_string_value(json_object_get(msg, "mode"));
+    json_t *t = json_object_get(msg, "timeout");
+    json_int_t sec = json_is_integer(t) ? json_integer_value(t) : 30;
+    apr_size_t len = content ? json_string_length(json_object_get(msg, "content")) : 0;
+    char *copy = NULL;
+
+    if (content && (len > WSOCK_BACKEND_KA_MAX || sec < 1 || sec > 3600)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, LOGS,
+                     WSOCKNO(1562) "backend %s: %s connection %s: ignored a GRIP keep-alive "
+                     "(content at most %d bytes, timeout 1-3600 s)", bc->cfg->url, bc->uri,
+                     bc->id, WSOCK_BACKEND_KA_MAX);
+        return;
+    }
+    if (content && (copy = malloc(len ? len : 1)) != NULL) {
+        memcpy(copy, content, len);
+    }
+    pthread_mutex_lock(&bc->lock);
+    free(bc->ka_content);
+    bc->ka_content = copy;
+    bc->ka_len = len;
+    bc->ka_binary = mtype && strcmp(mtype, "binary") == 0;
+    bc->ka_interval = mode && strcmp(mode, "interval") == 0;
+    bc->ka_every = apr_time_from_sec(sec);
+    bc->ka_last = apr_time_now();
+    pthread_mutex_unlock(&bc->lock);
+}
+
 /* A GRIP control message (the JSON after "c:"). */
 static void control(wsock_backend_conn *bc, const char *data, apr_size_t len)
 {
@@ -204,6 +239,9 @@ static void control(wsock_backend_conn *bc, const char *data, apr_size_t len)
             wsock_leave(bc->wc, room);
         }
     }
+    else if (strcmp(type, "keep-alive") == 0) {
+        keep_alive(bc, msg);
+    }
     else if (strcmp(type, "detach") == 0) {
         pthread_mutex_lock(&bc->lock);
         bc->detached = 1;
@@ -221,6 +259,12 @@ static void control(wsock_backend_conn *bc, const char *data, apr_size_t len)
 static int send_message(wsock_backend_conn *bc, int is_text, const char *data, apr_size_t len)
 {
     apr_status_t rv = wsock_send(bc->wc, is_text, data, len);
+
+    if (bc->ka_content && !bc->ka_interval) {
+        pthread_mutex_lock(&bc->lock);
+        bc->ka_last = apr_time_now();       /* idle keep-alives count from here */
+        pthread_mutex_unlock(&bc->lock);
+    }
 
     if (rv == APR_EINVAL) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, LOGS,

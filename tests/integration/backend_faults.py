@@ -11,6 +11,8 @@ WebSocket-over-HTTP, with one fault per path:
   /slowok    every request after the OPEN answered after 0.5 s, empty
   /headers   OPEN accepted, answered with a TEXT event carrying the
              request headers it got, as JSON
+  /keepalive OPEN accepted with GRIP and a keep-alive control message:
+             "still there?" after 1 s without messages
   /prefix    OPEN accepted with GRIP and message-prefix="x>", answered
              with TEXT x>hello and TEXT m:kept
 
@@ -61,6 +63,10 @@ class Faults(example.Backend):
             if path == "/garbage" and "openbad" in query:
                 return self.answer(200, b"TEXT 5\r\nhello\r\n")   # no OPEN first
             out = example.event("OPEN")
+            if path == "/keepalive":
+                ka = b'c:{"type":"keep-alive","content":"still there?","timeout":1}'
+                return self.answer(200, out + example.event("TEXT", ka),
+                                   [("Sec-WebSocket-Extensions", "grip")])
             if path == "/prefix":
                 out += example.event("TEXT", b"x>hello") + example.event("TEXT", b"m:kept")
                 return self.answer(200, out, [("Sec-WebSocket-Extensions",

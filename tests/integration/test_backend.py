@@ -138,6 +138,9 @@ def backend_conf(b):
 <Location /creds>
     WSockHandler backend http://127.0.0.1:{fault}/headers credentials=on headers=X-Trace
 </Location>
+<Location /keepalive>
+    WSockHandler backend http://127.0.0.1:{fault}/keepalive
+</Location>
 <Location /prefix>
     WSockHandler backend http://127.0.0.1:{fault}/prefix
 </Location>
@@ -428,6 +431,15 @@ def test_open_answer_may_close_at_once(server):
         code = await closed_code(ws)
         return got, code, ws.close_reason
     assert run(go()) == ("bye", 4003, "no room")
+
+
+def test_grip_keep_alive_control_message(server):
+    async def go():
+        ws = await websockets.connect(url(server, "/keepalive"))
+        got = [await recv(ws, 5), await recv(ws, 5)]
+        await ws.close()
+        return got
+    assert run(go()) == ["still there?", "still there?"]
 
 
 def test_grip_message_prefix_parameter(server):
