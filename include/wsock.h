@@ -66,8 +66,9 @@ extern "C" {
  *   2: wsock_connection_id().
  *   3: wsock_make_addressable(), wsock_id_send(), wsock_id_close(),
  *      wsock_id_connected(), wsock_id_send_local(), wsock_id_close_local():
- *      a connection addressed by its id. */
-#define WSOCK_API_MINOR 3
+ *      a connection addressed by its id.
+ *   4: wsock_refusal_body(). */
+#define WSOCK_API_MINOR 4
 
 /* The symbol mod_wsock looks up in a plugin .so. */
 #define WSOCK_PLUGIN_SYMBOL "wsock_plugin"
@@ -123,6 +124,16 @@ typedef struct wsock_handler {
      * went away).  May be NULL. */
     void (*on_close)(wsock_conn *wc, int code, const char *reason);
 } wsock_handler;
+
+/* In on_open (on its thread), before it returns an HTTP status: the
+ * refusal carries this body (copied; at most WSOCK_REFUSAL_BODY_MAX bytes)
+ * with this Content-Type (NULL: text/plain; charset=utf-8) instead of
+ * Apache's error page, e.g. what an application's backend answered.  No
+ * effect if on_open accepts.  APR_SUCCESS; APR_EINVAL for a body too long,
+ * a content type with control characters, or after the 101. */
+#define WSOCK_REFUSAL_BODY_MAX 65536
+apr_status_t wsock_refusal_body(wsock_conn *wc, const char *content_type, const void *body,
+                                apr_size_t len);
 
 /* ---- sending (any thread) --------------------------------------------- */
 

@@ -15,6 +15,7 @@ pkgs=(
     libjansson-dev                                    # JSON (token claims)
     libhiredis-dev redis-server                       # redis handler, its tests
     zlib1g-dev                                        # permessage-deflate
+    libcurl4-openssl-dev php-cli                      # backend handler, its PHP example
     python3 python3-pytest python3-websockets         # integration tests
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
     prometheus                                        # promtool checks wsock-metrics
