@@ -650,6 +650,10 @@ static void on_readable(wsc_conn *c)
 
 static void on_event(wsc_conn *c, unsigned ev)
 {
+    if (c->ops->on_event) {             /* not a WebSocket: the tool's own */
+        c->ops->on_event(c, ev);
+        return;
+    }
     if (c->state == WSC_CONNECTING) {
         int err = 0;
         socklen_t l = sizeof err;

@@ -174,6 +174,11 @@ typedef struct {
     /* The connection has ended (its fd is closed); called once.  detail says
      * more for the diagnostics (may be NULL). */
     void (*on_end)(wsc_conn *c, wsc_end_reason why, const char *detail);
+    /* Optional: a connection that speaks another protocol on its socket
+     * (http_pub.c): wsc_connect opens it, and from then on every epoll
+     * event goes here instead of the WebSocket code (on_open and on_data
+     * are not used; wsc_end still ends it). */
+    void (*on_event)(wsc_conn *c, unsigned ev);
 } wsc_ops;
 
 struct wsc_conn {

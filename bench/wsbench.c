@@ -217,7 +217,7 @@ static void on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
     wsc_diag("connection %d: %s", c->id, detail ? detail : "ended");
 }
 
-static const wsc_ops ops = { on_open, on_data, on_end };
+static const wsc_ops ops = { on_open, on_data, on_end, NULL };
 
 /* ---- flooders ---- */
 
@@ -299,7 +299,7 @@ static void flood_on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
     }
 }
 
-static const wsc_ops flood_ops = { flood_on_open, flood_on_data, flood_on_end };
+static const wsc_ops flood_ops = { flood_on_open, flood_on_data, flood_on_end, NULL };
 
 static void flooder_connect(flooder *f)
 {
