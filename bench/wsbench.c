@@ -3,7 +3,7 @@
  *
  *   wsbench -u ws://127.0.0.1:PORT/echo [-c conns] [-s bytes] [-d secs]
  *           [-w warmup secs] [-t threads] [-T] [-z offer [-Z min]]
- *           [-F flooders [-f flood bytes] [-N] [-n nice]]
+ *           [-F flooders [-f flood bytes] [-N] [-n nice]] [-D drain secs]
  *
  * Opens N connections (its own handshake: checks the 101 and the
  * Sec-WebSocket-Accept), then every connection repeats: send one masked
@@ -32,6 +32,10 @@
  * benchmark exercises the same frame rules the module enforces.  Targets are
  * restricted to loopback: this is a benchmark, not a load tool for others'
  * servers.  Every wait is bounded, so the program always ends by itself.
+ *
+ * -D sets how long the echoes in flight when the window closes are awaited
+ * (default 2 s): longer for an echo that is slow on purpose, e.g. through
+ * a backend that sleeps (bench/backend-sleep.sh).
  *
  * Output: human-readable text, then one line
  *   RESULT key=value ...
@@ -75,8 +79,9 @@ static struct {
     int      flooders, flood_read, flood_nice;
     size_t   flood_size;
     wsc_pmd_config pmd;
+    int      drain;                /* -D: seconds for the echoes in flight */
 } cfg = { .conns = 50, .threads = 1, .size = 16, .duration = 10, .warmup = 2,
-          .flood_read = 1, .flood_nice = 10, .flood_size = 64 * 1024 };
+          .flood_read = 1, .flood_nice = 10, .flood_size = 64 * 1024, .drain = DRAIN_TIMEOUT };
 
 /* Start of the measured window and its end, set once all threads are ready. */
 static uint64_t g_window_start, g_window_end;
@@ -404,7 +409,8 @@ static void *worker_main(void *arg)
     }
     wsc_loop(w->ep, g_window_end, NULL, NULL, w, 100);
     w->sending = 0;
-    wsc_loop(w->ep, wsc_now_ns() + DRAIN_TIMEOUT * 1000000000ull, none_in_flight, NULL, w, 100);
+    wsc_loop(w->ep, wsc_now_ns() + (uint64_t)cfg.drain * 1000000000ull, none_in_flight, NULL, w,
+             100);
 
     /* 4. Close handshake; an echo still missing now is lost. */
     for (int i = 0; i < w->nconns; i++) {
@@ -415,7 +421,7 @@ static void *worker_main(void *arg)
         if (c->in_flight) {
             w->c.lost++;
             c->in_flight = 0;
-            wsc_diag("connection %d: echo not received within %d s", c->id, DRAIN_TIMEOUT);
+            wsc_diag("connection %d: echo not received within %d s", c->id, cfg.drain);
         }
         wsc_close(&c->ws);
     }
@@ -441,12 +447,14 @@ static void usage(void)
             "               [-d seconds=10] [-w warmup=2] [-t threads=1] [-T]\n"
             "               [-z offer [-Z min=0]]\n"
             "               [-F flooders=0 [-f flood-bytes=65536] [-N] [-n nice=10]]\n"
+            "               [-D drain-seconds=2]\n"
             "  -T  send text messages (default: binary)\n"
             "  -z  offer permessage-deflate (chromium: Chromium's offer, or the header\n"
             "      value); -Z: compress messages from that many bytes on (0: all)\n"
             "  -F  that many more connections flood the endpoint with -f-byte binary\n"
             "      messages beside the measured ones, on a thread at nice -n;\n"
             "      -N: the flooders never read\n"
+            "  -D  seconds to await the echoes in flight when the window closes\n"
             "Loopback targets only.\n");
     exit(2);
 }
@@ -461,7 +469,7 @@ int main(int argc, char **argv)
     wsc_hist *h;
 
     wsc_set_prog("wsbench");
-    while ((opt = getopt(argc, argv, "u:c:s:d:w:t:Tz:Z:F:f:Nn:h")) != -1) {
+    while ((opt = getopt(argc, argv, "u:c:s:d:w:t:Tz:Z:F:f:Nn:D:h")) != -1) {
         switch (opt) {
         case 'u': wsc_parse_url(optarg, &cfg.target); have_url = 1; break;
         case 'c': cfg.conns = (int)wsc_num_arg(optarg, 1, MAX_CONNS, "-c"); break;
@@ -476,6 +484,7 @@ int main(int argc, char **argv)
         case 'f': cfg.flood_size = (size_t)wsc_num_arg(optarg, 1, MAX_SIZE, "-f"); break;
         case 'N': cfg.flood_read = 0; break;
         case 'n': cfg.flood_nice = (int)wsc_num_arg(optarg, 0, 19, "-n"); break;
+        case 'D': cfg.drain = (int)wsc_num_arg(optarg, 1, 600, "-D"); break;
         default: usage();
         }
     }
