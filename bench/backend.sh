@@ -127,7 +127,7 @@ for r in $(seq "$ROUNDS"); do
         RES[$name.$r.us_per_msg]=$(awk -v c="${RES[$name.$r.server_cpu]}" \
             -v m="${RES[$name.$r.msgs_per_sec]:-0}" \
             'BEGIN { if (m > 0) printf "%.2f", c / 100 / m * 1e6; else print "" }')
-        RES[$name.$r.app_us_per_msg]=$(awk -v c="${RES[$name.$r.app_cpu]:-0}" \
+        [[ -z $app ]] || RES[$name.$r.app_us_per_msg]=$(awk -v c="${RES[$name.$r.app_cpu]}" \
             -v m="${RES[$name.$r.msgs_per_sec]:-0}" \
             'BEGIN { if (m > 0) printf "%.2f", c / 100 / m * 1e6; else print "" }')
     done
