@@ -196,7 +196,8 @@ printf '%-20s msgs/s %s, p50 %s, p99 %s of base (target: p99 at most 2x)\n' "sle
     "$qm" "$q50" "$q"
 TABLE+=" p99_sleep_vs_base=$q p50_sleep_vs_base=$q50 msgs_sleep_vs_base=$qm"
 echo "held, at end: message requests the backend was sleeping on when the measured run"
-echo "began, and when it ended (of $SLOW); slow msgs, p50: echoes of the slow connections in their own window and"
-echo "their round trip (about $SLEEP_MS ms); slow err: their wrong or lost echoes."
+echo "began, and when it ended (of $SLOW); slow msgs, p50: echoes of the slow connections"
+echo "in their own window and their round trip (about $SLEEP_MS ms); slow err: their"
+echo "wrong or lost echoes."
 echo "TABLE $TABLE load_before=\"$LOAD_BEFORE\""
 exit $FAILED
