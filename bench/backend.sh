@@ -24,7 +24,7 @@
 #                    node/echo-server.js (run.sh's proxy)
 #   node             node/echo-server.js directly, for reference
 # Both apache2 have run.sh's sizing for 2 cores (2 children of 64 threads,
-# the module's other defaults).  The servers' CPU includes their Node
+# more if CONNS needs them; the module's other defaults).  The servers' CPU includes their Node
 # process (mod_wsock: the backend; proxy: the echo app).  The target
 # (issue 15): mod_wsock's messages/s at least the proxy's (ratio >= 1).
 # WSOCK_MODULE as for run.sh (a module with the backend handler);
@@ -72,14 +72,17 @@ apt_install_missing curl       # the backend's counters at the end
 set_pinning
 
 # run.sh's sizing for 2 cores: 2 children, all started up front, 64
-# threads each (the proxy keeps a thread per tunnel).
+# threads each, or more if CONNS needs them (the proxy keeps a thread per
+# tunnel; 32 spare).
+TPC=$(( (CONNS + 32 + 1) / 2 ))
+((TPC >= 64)) || TPC=64
 SIZING="ServerLimit 2
 StartServers 2
-ThreadLimit 64
-ThreadsPerChild 64
+ThreadLimit $TPC
+ThreadsPerChild $TPC
 MinSpareThreads 16
-MaxSpareThreads 128
-MaxRequestWorkers 128"
+MaxSpareThreads $((2 * TPC))
+MaxRequestWorkers $((2 * TPC))"
 
 if has mod_wsock || has mod_wsock_plain; then
     start_server backend node "$BENCH/node/backend.js"
