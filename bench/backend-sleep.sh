@@ -3,18 +3,24 @@
 # WebSockets of the server?  (issue 15)
 #
 #   bench/backend-sleep.sh [-c CONNS] [-s BYTES] [-n SLOW] [-z SLEEP_MS]
-#                          [-d SECONDS] [-w WARMUP] [-r ROUNDS] [-p]
+#                          [-i SLOW_INTERVAL] [-d SECONDS] [-w WARMUP]
+#                          [-r ROUNDS] [-p]
 #
 # Same settings via the environment: CONNS=50 SIZE=16 SLOW=32 SLEEP_MS=5000
-# DURATION=10 WARMUP=2 ROUNDS=3 PIN=0 (options win).  One apache2 (event
+# SLOW_INTERVAL=100 DURATION=10 WARMUP=2 ROUNDS=3 PIN=0 (options win).  One apache2 (event
 # MPM, one child with `WSockLoopThreads 1`, so every connection shares one
 # loop thread, as in fairness.sh) serves two locations:
 #   /echo  `WSockHandler echo`: CONNS connections run wsbench's closed loop
 #          of SIZE-byte echoes; their round trips are the figures
 #   /slow  `WSockHandler backend http://127.0.0.1:PORT/events/sleep/SLEEP_MS`
 #          to node/backend.js, which answers every request (OPEN included)
-#          SLEEP_MS late: SLOW connections run their own closed loop there
-#          (a second wsbench), so SLOW requests are always being slept on
+#          SLEEP_MS late: SLOW connections (a second wsbench) each send a
+#          SIZE-byte message there every SLOW_INTERVAL ms, whether the echoes
+#          came back or not (wsbench -i): while a request sleeps, the next
+#          messages queue in the server and go to the backend together in
+#          the connection's next request (several events per request); with
+#          SLOW_INTERVAL=0 a closed loop instead (one message at a time).
+#          Either way SLOW requests are always being slept on
 # Every round measures the echo twice, in rotating order:
 #   base   alone (the backend idle, nothing waiting on it)
 #   sleep  while the SLOW connections wait on the sleeping backend: the
@@ -40,21 +46,22 @@ PROG=backend-sleep.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONNS=${CONNS:-50} SIZE=${SIZE:-16} SLOW=${SLOW:-32} SLEEP_MS=${SLEEP_MS:-5000}
-DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} ROUNDS=${ROUNDS:-3} PIN=${PIN:-0}
-while getopts "c:s:n:z:d:w:r:ph" opt; do
+SLOW_INTERVAL=${SLOW_INTERVAL:-100} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} ROUNDS=${ROUNDS:-3} PIN=${PIN:-0}
+while getopts "c:s:n:z:i:d:w:r:ph" opt; do
     case $opt in
     c) CONNS=$OPTARG ;;
     s) SIZE=$OPTARG ;;
     n) SLOW=$OPTARG ;;
     z) SLEEP_MS=$OPTARG ;;
+    i) SLOW_INTERVAL=$OPTARG ;;
     d) DURATION=$OPTARG ;;
     w) WARMUP=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
     p) PIN=1 ;;
-    *) sed -n '2,36p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,43p' "$0" >&2; exit 2 ;;
     esac
 done
-check_numbers CONNS SIZE SLOW SLEEP_MS DURATION WARMUP ROUNDS
+check_numbers CONNS SIZE SLOW SLEEP_MS SLOW_INTERVAL DURATION WARMUP ROUNDS
 ((ROUNDS >= 1 && ROUNDS <= 20)) || die "ROUNDS must be 1..20"
 ((SLOW >= 1)) || die "SLOW must be at least 1"
 ((SLEEP_MS >= 1 && SLEEP_MS <= 60000)) || die "SLEEP_MS must be 1..60000"
@@ -115,9 +122,10 @@ trap 'stop_slow; cleanup' EXIT
 ARGS=(-c "$CONNS" -s "$SIZE" -d "$DURATION" -w "$WARMUP")
 # The slow connections: connected (OPEN slept on), then their loop through
 # the whole measured run and a little more; their echoes in flight at the
-# end are awaited (-D) beyond SLEEP_MS.
+# end are awaited (-D): a message may wait for the request before it and
+# then for its own, 2 x SLEEP_MS.
 SLOW_D=$((WARMUP + DURATION + SLEEP_S + 5))
-SLOW_TMO=$((SLOW_D + 3 * SLEEP_S + 30))
+SLOW_TMO=$((SLOW_D + 5 * SLEEP_S + 30))
 for r in $(seq "$ROUNDS"); do
     k=$(( (r - 1) % 2 ))
     for v in "${VARIANTS[@]:$k}" "${VARIANTS[@]:0:$k}"; do
@@ -126,10 +134,13 @@ for r in $(seq "$ROUNDS"); do
         wait_backend sleeping 0 $((3 * SLEEP_S + 10)) \
             || echo "$PROG: the backend still sleeps on requests from before"
         if [[ $v == sleep ]]; then
-            say "round $r, sleep: $SLOW connections on /slow (backend sleeps ${SLEEP_MS} ms)"
+            say "round $r, sleep: $SLOW connections on /slow (backend sleeps ${SLEEP_MS} ms," \
+                "$( ((SLOW_INTERVAL)) && echo "a message every $SLOW_INTERVAL ms each" \
+                || echo "closed loop"))"
             "${CLI_CPU[@]}" timeout "$SLOW_TMO" "$BENCH/wsbench" \
                 -u "ws://127.0.0.1:${PORT[mod_wsock]}/slow" -c "$SLOW" -s "$SIZE" -w 0 \
-                -d "$SLOW_D" -D $((SLEEP_S + 5)) >"$WORK/slow.out" 2>&1 &
+                -d "$SLOW_D" -D $((2 * SLEEP_S + 5)) -i "$SLOW_INTERVAL" \
+                >"$WORK/slow.out" 2>&1 &
             SLOW_PID=$!
             if ! wait_backend sleeping_messages "$SLOW" $((2 * SLEEP_S + 20)); then
                 echo "$PROG: the backend never held $SLOW message requests" \
@@ -165,7 +176,9 @@ echo "backend (node/backend.js): $(curl -s --max-time 5 "http://127.0.0.1:${PORT
 
 # ----------------------------------------------------------------- report
 say "results: $CONNS connections echoing $SIZE bytes on /echo; sleep: beside $SLOW" \
-    "connections whose backend sleeps $SLEEP_MS ms per request; ${WARMUP}s warm-up +" \
+    "connections whose backend sleeps $SLEEP_MS ms per request, sending" \
+    "$( ((SLOW_INTERVAL)) && echo "a message every $SLOW_INTERVAL ms each" \
+    || echo "in a closed loop"); ${WARMUP}s warm-up +" \
     "${DURATION}s, $ROUNDS round(s), one loop thread," \
     "$( ((PIN)) && echo "pinned (servers: CPU $SRV_CPU_ID)" || echo unpinned)"
 machine_line
@@ -179,7 +192,7 @@ for r in $(seq "$ROUNDS"); do
         report_line "$FMT" "$v, round $r" "$v" "$r" "${KEYS[@]}"
     done
 done
-TABLE="conns=$CONNS size=$SIZE slow=$SLOW sleep_ms=$SLEEP_MS duration=$DURATION warmup=$WARMUP"
+TABLE="conns=$CONNS size=$SIZE slow=$SLOW sleep_ms=$SLEEP_MS slow_interval=$SLOW_INTERVAL duration=$DURATION warmup=$WARMUP"
 TABLE+=" rounds=$ROUNDS pin=$PIN"
 for v in "${VARIANTS[@]}"; do
     report_line "$FMT" "$v (median)" "$v" median "${KEYS[@]}"
@@ -197,7 +210,7 @@ printf '%-20s msgs/s %s, p50 %s, p99 %s of base (target: p99 at most 2x)\n' "sle
 TABLE+=" p99_sleep_vs_base=$q p50_sleep_vs_base=$q50 msgs_sleep_vs_base=$qm"
 echo "held, at end: message requests the backend was sleeping on when the measured run"
 echo "began, and when it ended (of $SLOW); slow msgs, p50: echoes of the slow connections"
-echo "in their own window and their round trip (about $SLEEP_MS ms); slow err: their"
-echo "wrong or lost echoes."
+echo "in their own window and their round trip ($SLEEP_MS to 2 x $SLEEP_MS ms); slow err:"
+echo "their wrong, reordered or lost echoes."
 echo "TABLE $TABLE load_before=\"$LOAD_BEFORE\""
 exit $FAILED
