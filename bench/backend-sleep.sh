@@ -110,6 +110,7 @@ wait_backend() {
 }
 
 SLOW_PID=""
+# shellcheck disable=SC2317  # called from the EXIT trap
 stop_slow() {
     if [[ -n $SLOW_PID ]]; then
         kill "$SLOW_PID" 2>/dev/null || true
@@ -158,7 +159,8 @@ for r in $(seq "$ROUNDS"); do
             SLOW_PID=""
             echo "--- the slow connections (wsbench on /slow):"
             cat "$WORK/slow.out"
-            for kv in $(grep '^RESULT ' "$WORK/slow.out" | cut -d' ' -f2-); do
+            read -r -a kvs <<<"$(grep '^RESULT ' "$WORK/slow.out" | cut -d' ' -f2-)"
+            for kv in "${kvs[@]}"; do
                 case ${kv%%=*} in
                 msgs|msgs_per_sec|p50_us|p99_us|errors) RES[sleep.$r.slow_${kv%%=*}]=${kv#*=} ;;
                 esac
@@ -187,11 +189,7 @@ KEYS=(msgs_per_sec p50_us p99_us max_us errors server_cpu other_cpu held held_af
       slow_p50_us slow_errors)
 printf "$FMT" run msgs/s "p50 us" "p99 us" "max us" errors "srv CPU%" "oth CPU%" held \
     "at end" "slow msgs" "slow p50 us" "slow err"
-for r in $(seq "$ROUNDS"); do
-    for v in "${VARIANTS[@]}"; do
-        report_line "$FMT" "$v, round $r" "$v" "$r" "${KEYS[@]}"
-    done
-done
+report_rounds "$FMT" echo "${VARIANTS[*]}" "${KEYS[@]}"
 TABLE="conns=$CONNS size=$SIZE slow=$SLOW sleep_ms=$SLEEP_MS slow_interval=$SLOW_INTERVAL duration=$DURATION warmup=$WARMUP"
 TABLE+=" rounds=$ROUNDS pin=$PIN"
 for v in "${VARIANTS[@]}"; do

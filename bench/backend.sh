@@ -160,11 +160,7 @@ KEYS=(msgs_per_sec p50_us p99_us errors server_cpu us_per_msg app_cpu app_us_per
       client_cpu_pct other_cpu)
 printf "$FMT" server msgs/s "p50 us" "p99 us" errors "srv CPU%" "srv us/msg" "app CPU%" \
     "app us/msg" "cli CPU%" "oth CPU%"
-for r in $(seq "$ROUNDS"); do
-    for name in "${NAMES[@]}"; do
-        report_line "$FMT" "$(label "$name"), round $r" "$name" "$r" "${KEYS[@]}"
-    done
-done
+report_rounds "$FMT" label "${NAMES[*]}" "${KEYS[@]}"
 TABLE="conns=$CONNS size=$SIZE text=$TEXT duration=$DURATION warmup=$WARMUP rounds=$ROUNDS pin=$PIN"
 for name in "${NAMES[@]}"; do
     report_line "$FMT" "$(label "$name") (median)" "$name" median "${KEYS[@]}"

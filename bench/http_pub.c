@@ -238,15 +238,10 @@ static void on_event(wsc_conn *c, unsigned ev)
     hp_conn *h = (hp_conn *)c;           /* ws is the first member */
 
     if (c->state == WSC_CONNECTING) {
-        int err = 0;
-        socklen_t l = sizeof err;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) {
-            wsc_end(c, WSC_END_CONNECT_FAILED, strerror(err));
-            return;
+        if (wsc_connect_done(c) == 0) {
+            c->state = WSC_OPEN;
+            flush(h);
         }
-        c->state = WSC_OPEN;
-        flush(h);
         return;
     }
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {

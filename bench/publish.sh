@@ -131,11 +131,7 @@ KEYS=(deliveries_per_sec msgs_per_sec p50_us p99_us errors server_cpu us_per_msg
       wire_out_per_msg client_cpu_pct other_cpu)
 printf "$FMT" server deliveries/s msgs/s "p50 us" "p99 us" errors "srv CPU%" "srv us/msg" \
     "us/deliv" "out B/msg" "cli CPU%" "oth CPU%"
-for r in $(seq "$ROUNDS"); do
-    for name in "${NAMES[@]}"; do
-        report_line "$FMT" "$(label "$name"), round $r" "$name" "$r" "${KEYS[@]}"
-    done
-done
+report_rounds "$FMT" label "${NAMES[*]}" "${KEYS[@]}"
 TABLE="receivers=$RECEIVERS size=$SIZE json=$JSON window=$WINDOW rate=$RATE duration=$DURATION"
 TABLE+=" warmup=$WARMUP rounds=$ROUNDS pin=$PIN"
 for name in "${NAMES[@]}"; do
@@ -149,7 +145,9 @@ done
 # WebSocket sender.
 for pair in mod_wsock:node mod_wsock_ws:node mod_wsock:mod_wsock_ws; do
     name=${pair%%:*} ref=${pair#*:}
-    has "$name" && has "$ref" || continue
+    if ! has "$name" || ! has "$ref"; then
+        continue
+    fi
     v=()
     for key in deliveries_per_sec p50_us p99_us us_per_msg us_per_del; do
         v+=("$(ratio "$(median "$name" "$key")" "$(median "$ref" "$key")")")

@@ -235,6 +235,11 @@ void wsc_thread_done(void);
  * WSC_END_CONNECT_FAILED on immediate failure). */
 void wsc_connect(wsc_conn *c);
 
+/* The first event of a connection still connecting (wsc_connect): 0 if the
+ * TCP connect succeeded, else -1 after ending it (WSC_END_CONNECT_FAILED).
+ * For a tool's own protocol (wsc_ops.on_event). */
+int wsc_connect_done(wsc_conn *c);
+
 /* Queues one masked frame and writes what the socket takes; 0, or -1 if the
  * connection has ended. */
 int wsc_send(wsc_conn *c, wsock_opcode op, const uint8_t *payload, size_t len);
