@@ -20,6 +20,9 @@
 #                    several per request when they queued up)
 #   mod_wsock_plain  the same apache2, `protocol=plain`: each message POSTed
 #                    as the body, the 200 answer's body the echo
+#   mod_wsock1       (not in the default list) websocket-events as mod_wsock,
+#                    in an apache2 of one child with `WSockLoopThreads 1`
+#                    (run.sh's mod_wsock): fewer threads to hand off between
 #   proxy            apache2 + mod_proxy_wstunnel (ProxyPass ws://) to
 #                    node/echo-server.js (run.sh's proxy)
 #   node             node/echo-server.js directly, for reference
@@ -63,7 +66,8 @@ check_numbers CONNS SIZE DURATION WARMUP THREADS ROUNDS
 ((ROUNDS >= 1 && ROUNDS <= 20)) || die "ROUNDS must be 1..20"
 read -r -a NAMES <<<"$SERVERS"
 for name in "${NAMES[@]}"; do
-    [[ $name =~ ^(mod_wsock|mod_wsock_plain|proxy|node)$ ]] || die "unknown server '$name'"
+    [[ $name =~ ^(mod_wsock|mod_wsock_plain|mod_wsock1|proxy|node)$ ]] \
+        || die "unknown server '$name'"
 done
 has() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
 
@@ -71,33 +75,43 @@ setup wsbench
 apt_install_missing curl       # the backend's counters at the end
 set_pinning
 
-# run.sh's sizing for 2 cores: 2 children, all started up front, 64
-# threads each, or more if CONNS needs them (the proxy keeps a thread per
-# tunnel; 32 spare).
-TPC=$(( (CONNS + 32 + 1) / 2 ))
-((TPC >= 64)) || TPC=64
-SIZING="ServerLimit 2
-StartServers 2
-ThreadLimit $TPC
-ThreadsPerChild $TPC
+# sizing CHILDREN: run.sh's sizing: CHILDREN children, all started up
+# front, 64 threads each, or more if CONNS needs them (the proxy keeps a
+# thread per tunnel; 32 spare).
+sizing() {
+    local tpc=$(( (CONNS + 32 + $1 - 1) / $1 ))
+    ((tpc >= 64)) || tpc=64
+    echo "ServerLimit $1
+StartServers $1
+ThreadLimit $tpc
+ThreadsPerChild $tpc
 MinSpareThreads 16
-MaxSpareThreads $((2 * TPC))
-MaxRequestWorkers $((2 * TPC))"
+MaxSpareThreads $(($1 * tpc))
+MaxRequestWorkers $(($1 * tpc))"
+}
+SIZING=$(sizing 2)     # for 2 cores: mod_wsock and the proxy
 
-if has mod_wsock || has mod_wsock_plain; then
+if has mod_wsock || has mod_wsock_plain || has mod_wsock1; then
     start_server backend node "$BENCH/node/backend.js"
-    if start_apache mod_wsock "$SIZING
-<Location /echo>
-    WSockHandler backend http://127.0.0.1:${PORT[backend]}/events ${WSOCK_CONF:-}
+fi
+BACKEND_LOCATIONS="<Location /echo>
+    WSockHandler backend http://127.0.0.1:${PORT[backend]:-}/events ${WSOCK_CONF:-}
     WSockMaxMessageSize 64M
 </Location>
 <Location /plain>
-    WSockHandler backend http://127.0.0.1:${PORT[backend]}/plain protocol=plain ${WSOCK_CONF:-}
+    WSockHandler backend http://127.0.0.1:${PORT[backend]:-}/plain protocol=plain ${WSOCK_CONF:-}
     WSockMaxMessageSize 64M
-</Location>"; then
+</Location>"
+if has mod_wsock || has mod_wsock_plain; then
+    if start_apache mod_wsock "$SIZING
+$BACKEND_LOCATIONS"; then
         PORT[mod_wsock_plain]=${PORT[mod_wsock]} PID[mod_wsock_plain]=${PID[mod_wsock]}
     fi
 fi
+# run.sh's mod_wsock: one child, one loop thread.
+has mod_wsock1 && { start_apache mod_wsock1 "$(sizing 1)
+WSockLoopThreads 1
+$BACKEND_LOCATIONS" || true; }
 if has node || has proxy; then
     start_server node node "$BENCH/node/echo-server.js"
 fi
@@ -116,7 +130,7 @@ for r in $(seq "$ROUNDS"); do
         path=/echo app=""
         case $name in
         mod_wsock_plain) path=/plain app=${PID[backend]} ;;
-        mod_wsock) app=${PID[backend]} ;;
+        mod_wsock | mod_wsock1) app=${PID[backend]} ;;
         proxy) app=${PID[node]} ;;
         esac
         a0=$(cpu_ticks "$app") t0=$(date +%s%N)
@@ -136,6 +150,7 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 apache_log_check mod_wsock
+apache_log_check mod_wsock1
 apache_log_check proxy
 if [[ -n ${PORT[backend]:-} ]]; then
     echo "backend (node/backend.js): $(curl -s --max-time 5 "http://127.0.0.1:${PORT[backend]}/stats" \
@@ -147,6 +162,7 @@ label() {
     case $1 in
     mod_wsock) echo "mod_wsock backend, websocket-events" ;;
     mod_wsock_plain) echo "mod_wsock backend, plain" ;;
+    mod_wsock1) echo "mod_wsock backend, 1 child, 1 loop" ;;
     proxy) echo "Apache proxy->Node ws" ;;
     node) echo "Node ws (direct)" ;;
     esac
@@ -171,7 +187,7 @@ for name in "${NAMES[@]}"; do
 done
 for ref in proxy node; do
     has "$ref" || continue
-    for name in mod_wsock mod_wsock_plain; do
+    for name in mod_wsock mod_wsock_plain mod_wsock1; do
         has "$name" || continue
         v=()
         for key in msgs_per_sec p50_us p99_us us_per_msg; do
