@@ -9,6 +9,9 @@
 #
 # Same settings via the environment: RECEIVERS=1000 SIZE=16 JSON= DURATION=10
 # WARMUP=2 WINDOW=128 RATE=0 ROUNDS=3 PIN=0 (options win); as fanout.sh.
+# CHILDREN=1: apache2 child processes (2: the receivers and the publisher's
+# requests spread over both, the messages reaching the other child through
+# the bus).
 # SERVERS="mod_wsock node mod_wsock_ws" (-S) picks the servers:
 #   mod_wsock     the receivers on `WSockHandler chat echo=off presence=off`
 #                 (/fanout); every message published with an HTTP POST to
@@ -38,6 +41,7 @@ PROG=publish.sh
 
 RECEIVERS=${RECEIVERS:-1000} SIZE=${SIZE:-16} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2}
 WINDOW=${WINDOW:-128} RATE=${RATE:-0} ROUNDS=${ROUNDS:-3} PIN=${PIN:-0} JSON=${JSON:-}
+CHILDREN=${CHILDREN:-1}
 SERVERS=${SERVERS:-mod_wsock node mod_wsock_ws}
 while getopts "c:s:j:d:w:W:R:r:pS:h" opt; do
     case $opt in
@@ -51,11 +55,12 @@ while getopts "c:s:j:d:w:W:R:r:pS:h" opt; do
     r) ROUNDS=$OPTARG ;;
     p) PIN=1 ;;
     S) SERVERS=$OPTARG ;;
-    *) sed -n '2,31p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,34p' "$0" >&2; exit 2 ;;
     esac
 done
-check_numbers RECEIVERS SIZE DURATION WARMUP WINDOW RATE ROUNDS
+check_numbers RECEIVERS SIZE DURATION WARMUP WINDOW RATE ROUNDS CHILDREN
 ((ROUNDS >= 1 && ROUNDS <= 20)) || die "ROUNDS must be 1..20"
+((CHILDREN >= 1 && CHILDREN <= 16)) || die "CHILDREN must be 1..16"
 [[ -z $JSON || $JSON =~ ^[0-9]+(-[0-9]+)?$ ]] || die "-j takes MIN or MIN-MAX"
 read -r -a NAMES <<<"$SERVERS"
 for name in "${NAMES[@]}"; do
@@ -68,11 +73,11 @@ set_pinning
 # 1000 receivers + the sender + apache's own: more than the usual 1024 fds.
 ulimit -n "$(ulimit -Hn)"
 
-# One apache2 for both mod_wsock variants (one child: fanout.sh's sizing).
+# One apache2 for both mod_wsock variants (fanout.sh's sizing).
 # The publisher's connection carries every message: no limit on the
 # requests of a keep-alive connection (Apache's default ends it after 100).
 if has mod_wsock || has mod_wsock_ws; then
-    if start_apache mod_wsock "$(many_websockets_sizing 1)
+    if start_apache mod_wsock "$(many_websockets_sizing "$CHILDREN")
 MaxKeepAliveRequests 0
 <Location /fanout>
     WSockHandler chat echo=off presence=off
@@ -123,8 +128,8 @@ label() {
 }
 say "results: 1 publisher -> $RECEIVERS receivers, $KIND messages, window $WINDOW," \
     "$( ((RATE)) && echo "$RATE msgs/s" || echo "as fast as delivered"), ${WARMUP}s warm-up" \
-    "+ ${DURATION}s, $ROUNDS round(s), $( ((PIN)) && echo "pinned (servers: CPU $SRV_CPU_ID)" \
-    || echo unpinned)"
+    "+ ${DURATION}s, $ROUNDS round(s), apache children $CHILDREN," \
+    "$( ((PIN)) && echo "pinned (servers: CPU $SRV_CPU_ID)" || echo unpinned)"
 machine_line
 FMT='%-44s %12s %9s %11s %11s %6s %8s %9s %9s %9s %8s %8s\n'
 KEYS=(deliveries_per_sec msgs_per_sec p50_us p99_us errors server_cpu us_per_msg us_per_del
@@ -133,7 +138,7 @@ printf "$FMT" server deliveries/s msgs/s "p50 us" "p99 us" errors "srv CPU%" "sr
     "us/deliv" "out B/msg" "cli CPU%" "oth CPU%"
 report_rounds "$FMT" label "${NAMES[*]}" "${KEYS[@]}"
 TABLE="receivers=$RECEIVERS size=$SIZE json=$JSON window=$WINDOW rate=$RATE duration=$DURATION"
-TABLE+=" warmup=$WARMUP rounds=$ROUNDS pin=$PIN"
+TABLE+=" warmup=$WARMUP rounds=$ROUNDS children=$CHILDREN pin=$PIN"
 for name in "${NAMES[@]}"; do
     report_line "$FMT" "$(label "$name") (median)" "$name" median "${KEYS[@]}"
     for key in deliveries_per_sec msgs_per_sec p50_us p99_us server_cpu us_per_msg us_per_del; do
