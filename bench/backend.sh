@@ -5,13 +5,17 @@
 # doing the same round trip (issue 15).
 #
 #   bench/backend.sh [-c CONNS] [-s BYTES] [-d SECONDS] [-w WARMUP]
-#                    [-t THREADS] [-r ROUNDS] [-T] [-p] [-S "SERVER..."]
+#                    [-t THREADS] [-r ROUNDS] [-T] [-p] [-i MS] [-S "SERVER..."]
 #
 # Same settings via the environment: CONNS=50 SIZE=16 DURATION=10 WARMUP=2
 # THREADS=1 ROUNDS=3 TEXT=0 PIN=0 (options win; -T: text messages, else
 # binary; -p: pinned, the servers on the last CPU, wsbench on the others).
 # The load is wsbench's closed-loop echo (run.sh): every connection sends
 # a message, waits for it to come back whole, checks it, sends the next.
+# With -i MS (INTERVAL) the loop is open: every connection sends a message
+# every MS ms whatever came back (wsbench -i; at most 256 in flight), so a
+# busy server sees several messages of one client at once: what the
+# backend handler batches into one request, and the proxy relays one by one.
 # SERVERS (-S), default "mod_wsock mod_wsock_plain proxy node":
 #   mod_wsock        `WSockHandler backend http://127.0.0.1:PORT/events`
 #                    (protocol=websocket-events, the default: Pushpin's
@@ -46,9 +50,9 @@ PROG=backend.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONNS=${CONNS:-50} SIZE=${SIZE:-16} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2}
-THREADS=${THREADS:-1} ROUNDS=${ROUNDS:-3} TEXT=${TEXT:-0} PIN=${PIN:-0}
+THREADS=${THREADS:-1} ROUNDS=${ROUNDS:-3} TEXT=${TEXT:-0} PIN=${PIN:-0} INTERVAL=${INTERVAL:-0}
 SERVERS=${SERVERS:-mod_wsock mod_wsock_plain proxy node}
-while getopts "c:s:d:w:t:r:TpS:h" opt; do
+while getopts "c:s:d:w:t:r:TpS:i:h" opt; do
     case $opt in
     c) CONNS=$OPTARG ;;
     s) SIZE=$OPTARG ;;
@@ -58,11 +62,12 @@ while getopts "c:s:d:w:t:r:TpS:h" opt; do
     r) ROUNDS=$OPTARG ;;
     T) TEXT=1 ;;
     p) PIN=1 ;;
+    i) INTERVAL=$OPTARG ;;
     S) SERVERS=$OPTARG ;;
     *) sed -n '2,38p' "$0" >&2; exit 2 ;;
     esac
 done
-check_numbers CONNS SIZE DURATION WARMUP THREADS ROUNDS
+check_numbers CONNS SIZE DURATION WARMUP THREADS ROUNDS INTERVAL
 ((ROUNDS >= 1 && ROUNDS <= 20)) || die "ROUNDS must be 1..20"
 read -r -a NAMES <<<"$SERVERS"
 for name in "${NAMES[@]}"; do
@@ -120,6 +125,7 @@ $(proxy_echo_conf "${PORT[node]}")" || true; }
 
 ARGS=(-c "$CONNS" -s "$SIZE" -d "$DURATION" -w "$WARMUP" -t "$THREADS")
 ((TEXT)) && ARGS+=(-T)
+((INTERVAL)) && ARGS+=(-i "$INTERVAL")
 for r in $(seq "$ROUNDS"); do
     # Rotate who goes first, so slow drift on the machine hits all alike.
     k=$(( (r - 1) % ${#NAMES[@]} ))

@@ -24,6 +24,7 @@ APLOG_USE_MODULE(wsock);
 #define TICK (APR_USEC_PER_SEC / 2)
 #define DRAIN APR_USEC_PER_SEC      /* what a stopping child gives its requests */
 #define HDR_LINE_MAX 8192
+#define WSOCK_BACKEND_SPARE 64      /* ended handles kept for reuse */
 
 static struct {
     pthread_mutex_t lock;           /* waiting, stop, running */
@@ -35,6 +36,8 @@ static struct {
     server_rec *s;
     int active, max_active;         /* the thread's own */
     wsock_backend_call *running_calls;      /* in the multi handle */
+    CURL *spare[WSOCK_BACKEND_SPARE];       /* ended handles, reset, for the next */
+    int nspare;
     void (*tick)(apr_time_t now);
 } http = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -172,10 +175,25 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *baton)
     return n;
 }
 
+/* An ended request's handle: reset (its options, not the connection cache
+ * of the multi handle) and kept for the next request, up to a few. */
+static void keep_or_free(CURL *e)
+{
+    if (http.nspare < WSOCK_BACKEND_SPARE && http.multi) {
+        curl_easy_reset(e);
+        http.spare[http.nspare++] = e;
+    }
+    else {
+        curl_easy_cleanup(e);
+    }
+}
+
 static int start_call(wsock_backend_call *call)
 {
     const wsock_backend_cfg *cfg = call->cfg;
-    CURL *e = curl_easy_init();
+    /* A handle kept from an ended request: libcurl's init and clean-up of
+     * one cost more than the rest of a small request (bench/backend.sh). */
+    CURL *e = http.nspare ? http.spare[--http.nspare] : curl_easy_init();
     long ms = (long)apr_time_as_msec(cfg->timeout);
 
     if (e == NULL) {
@@ -202,7 +220,7 @@ static int start_call(wsock_backend_call *call)
     }
     call->error[0] = '\0';
     if (curl_multi_add_handle(http.multi, e) != CURLM_OK) {
-        curl_easy_cleanup(e);
+        keep_or_free(e);
         return 0;
     }
     call->easy = e;
@@ -226,7 +244,7 @@ static void finish(wsock_backend_call *call, CURLcode rc)
         call->next = NULL;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &call->status);
         curl_multi_remove_handle(http.multi, e);
-        curl_easy_cleanup(e);
+        keep_or_free(e);
         call->easy = NULL;
         http.active--;
     }
@@ -404,6 +422,9 @@ void wsock_backend_http_stop(void)
                      WSOCKNO(1561) "backend: %d request(s) to backends abandoned as this "
                      "child stops (not answered within %d s)", abandoned,
                      (int)apr_time_sec(DRAIN));
+    }
+    while (http.nspare) {
+        curl_easy_cleanup(http.spare[--http.nspare]);
     }
     curl_multi_cleanup(http.multi);
     http.multi = NULL;
