@@ -29,6 +29,7 @@
 #include "wsock_backend.h"
 #include "wsock_log.h"
 #include "wsock_wsevents.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -350,6 +351,7 @@ static void request_done(wsock_backend_call *call)
         return;
     }
     ok = wsock_backend_answer_ok(bc, call);
+    wsock_count(ok ? WSOCK_C_BACKEND_REQUESTS : WSOCK_C_BACKEND_FAILED, 1);
     if (ok && bc->wc) {
         int rc = wsock_backend_apply(bc, call, 0);
         if (rc && !final) {
@@ -591,6 +593,9 @@ static int backend_open(wsock_conn *wc)
     pthread_mutex_destroy(&w.lock);
 
     rc = open_outcome(bc, call);
+    /* failed: no answer, or a 2xx answer that was garbage (502) */
+    wsock_count(call->status == 0 || (rc == HTTP_BAD_GATEWAY && call->status / 100 == 2)
+                ? WSOCK_C_BACKEND_FAILED : WSOCK_C_BACKEND_REQUESTS, 1);
     wsock_backend_call_free(call);
     if (rc) {
         bc->wc = NULL;

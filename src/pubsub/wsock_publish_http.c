@@ -40,6 +40,7 @@
 #include "wsock_publish.h"
 #include "wsock_redis_publish.h"
 #include "wsock_roomsel.h"
+#include "wsock_counters.h"
 
 APLOG_USE_MODULE(wsock);
 extern module AP_MODULE_DECLARE_DATA wsock_module;
@@ -56,6 +57,7 @@ static int answer(request_rec *r, int status, json_t *obj)
 
     json_decref(obj);
     r->status = status;
+    wsock_count(status >= 200 && status < 300 ? WSOCK_C_PUBLISHED : WSOCK_C_PUBLISH_REFUSED, 1);
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (text) {

@@ -86,6 +86,12 @@ WSockPlugin roomcmd {tp_roomcmd}
 <Location "{xss}">
     WSockHandler echo
 </Location>
+<Location /c/chat>
+    WSockHandler chat
+</Location>
+<Location /pub>
+    SetHandler wsock-publish
+</Location>
 """
 
 SERVERS = {
@@ -154,6 +160,8 @@ PLAIN = {
     "BusRoomSlotsUsed": "wsock_bus_room_slots_used",
     "BusRoomSlots": "wsock_bus_room_slots",
     "Children": "wsock_child_processes",
+    "Published": "wsock_publish_requests_total",
+    "PublishRefused": "wsock_publish_refused_total",
 }
 AUTO_LINE = re.compile(r"^WSock(\w+?)(?: (\S+) (\S+))?: (-?\d+)$")
 PROM_LINE = re.compile(r'^(\w+)(?:\{(.*)\})? (\S+)$')
@@ -446,6 +454,22 @@ def test_status_page_escapes_names_and_metrics_labels(srv):
     assert buckets[0][0] == "0.00005" and buckets[-1][0] == "+Inf"
     assert [n for _, n in buckets] == sorted(n for _, n in buckets)
     assert str(buckets[-1][1]) == raw[("wsock_loop_turn_lateness_seconds_count", ())]
+
+
+def test_publish_requests_counted(srv):
+    before = snapshot(srv)
+    for path, want in (("/pub?location=/c/chat", 200), ("/pub?location=/c/chat", 200),
+                       ("/pub?location=/c/chat", 200), ("/pub?location=/nowhere", 404)):
+        req = urllib.request.Request(srv.url(path, scheme="http"), data=b"hi", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status == want, path
+    d = delta(snapshot(srv), before)
+    assert d.get("Published") == 3 and d.get("PublishRefused") == 1, d
 
 
 def test_metrics_methods(srv):
