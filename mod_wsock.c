@@ -20,7 +20,9 @@
 #include "wsock_loop.h"
 #include "wsock_netin.h"
 #include "wsock_netout.h"
+#include "wsock_ops.h"
 #include "wsock_process.h"
+#include "wsock_publish.h"
 #include "wsock_redis.h"
 #include "wsock_refusals.h"
 #include "wsock_security.h"
@@ -102,8 +104,10 @@ static const command_rec wsock_cmds[] = {
                   "server config; default 32768"),
     WSOCK_REDIS_DIRECTIVES,
     AP_INIT_TAKE1("WSockStatusAccess", wsock_cmd_status_access, NULL, WSOCK_CTX,
-                  "Who a wsock-status location serves: loopback (default: loopback "
-                  "clients only) or require (Apache's Require alone decides)"),
+                  "Who a wsock-status location serves, on top of Require: local "
+                  "(loopback clients, default), authenticated (a user Apache "
+                  "authenticated) or any"),
+    WSOCK_PUBLISH_DIRECTIVES,
     { NULL }
 };
 
@@ -111,11 +115,13 @@ static void wsock_register_hooks(apr_pool_t *p)
 {
     (void)p;
     wsock_handlers_add_builtin();
+    wsock_publish_register_hooks();
     wsock_process_register_hooks();
     wsock_loop_register_hooks();
     wsock_netout_register();
     wsock_netin_register();
     wsock_security_register_hooks();
+    wsock_ops_register_hooks();
     wsock_refusals_register_hooks();
     wsock_dashboard_register_hooks();
     /* First: a WebSocket location answers the upgrade itself, whatever

@@ -4,7 +4,7 @@
  *
  *   fanout -u ws://127.0.0.1:PORT/PATH [-c receivers=1000] [-s bytes=16 | -j min[-max]]
  *          [-d secs=10] [-w warmup=2] [-W window=128] [-r rate=0] [-t threads=1]
- *          [-z offer [-Z min]]
+ *          [-z offer [-Z min]] [-p http://127.0.0.1:PORT/PUB?QUERY]
  *
  * R receivers connect first; then the sender connects and sends "hello"
  * messages (sequence 0) every 100 ms until every receiver has one, so the
@@ -21,6 +21,15 @@
  * offer; the server must accept it), the sender compresses from -Z bytes
  * on (default 0: every message, as browsers do), the receivers inflate.
  * The wire bytes per message sent and per delivery are reported.
+ *
+ * With -p URL the sender is not a WebSocket: it publishes each message
+ * (hellos too) with an HTTP POST to URL, e.g. mod_wsock's publish endpoint
+ * (docs/publish.md: http://127.0.0.1:PORT/pub?location=/fanout), the body
+ * being the message (application/octet-stream, or application/json with
+ * -j), pipelined on one keep-alive HTTP/1.1 connection (http_pub.c), so
+ * they are published in the order sent.  The receivers still connect to
+ * -u.  Requests in flight are bounded by the window too; every answer must
+ * be 2xx, and every request must be answered by the end.
  *
  * Pace: at most W messages may be in flight (sent, not yet received by every
  * receiver).  With -r 0 the sender sends whenever the window allows: the
@@ -59,6 +68,7 @@
 #include <openssl/rand.h>
 
 #include "chatmsg.h"
+#include "http_pub.h"
 #include "ws_client.h"
 
 #define HDR           16          /* seq (8, LE) + send time (8, LE) */
@@ -84,6 +94,7 @@ static struct {
     int    json;                /* -j: JSON chat messages of jmin..size bytes */
     size_t jmin;
     wsc_pmd_config pmd;
+    const char *pub_url;        /* -p: publish over HTTP to this URL */
 } cfg = { .receivers = 1000, .threads = 1, .window = 128, .size = 16, .duration = 10,
           .warmup = 2 };
 
@@ -92,6 +103,7 @@ typedef struct {               /* uint64_t only: see wsc_add_counts */
     uint64_t out_of_order, duplicated, corrupt, lost, to_sender;
     uint64_t connect_failed, dropped; /* connections: never opened / ended early */
     uint64_t received;         /* data messages the receivers got, all of the run */
+    uint64_t publish_failed, publish_unanswered;   /* -p: answers not 2xx, missing */
 } counters;
 
 struct worker;
@@ -140,6 +152,7 @@ static uint8_t *g_pattern;                    /* expected bytes after the header
 
 /* Sender state: thread 0 only. */
 static peer     g_sender;
+static hp_conn  g_pub;                        /* -p: the sender is this */
 static uint64_t g_done;                       /* all seqs <= g_done fully delivered */
 static uint64_t g_phase_deadline, g_last_hello, g_run_start, g_sent_in_window;
 static uint64_t g_msgs_sent;                  /* hellos included */
@@ -341,9 +354,15 @@ static void on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
              detail ? detail : "ended");
 }
 
-static const wsc_ops ops = { on_open, on_data, on_end };
+static const wsc_ops ops = { on_open, on_data, on_end, NULL };
 
 /* ---- sending (thread 0) ---- */
+
+/* The sender's connection: a WebSocket, or with -p the HTTP one. */
+static wsc_conn *sender(void)
+{
+    return cfg.pub_url ? &g_pub.ws : &g_sender.ws;
+}
 
 static void send_seq(uint64_t seq)
 {
@@ -361,7 +380,12 @@ static void send_seq(uint64_t seq)
         atomic_store_explicit(&g_sent, seq, memory_order_release);
     }
     g_msgs_sent++;
-    wsc_send(&g_sender.ws, cfg.json ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, g_msg, len);
+    if (cfg.pub_url) {
+        hp_post(&g_pub, g_msg, len);
+    }
+    else {
+        wsc_send(&g_sender.ws, cfg.json ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, g_msg, len);
+    }
 }
 
 /* Advances g_done over the messages every open receiver has. */
@@ -382,7 +406,8 @@ static void pump(uint64_t now)
 {
     uint64_t seq = atomic_load(&g_sent);
 
-    while (g_sender.ws.state == WSC_OPEN && seq - g_done < (uint64_t)cfg.window) {
+    while (sender()->state == WSC_OPEN && seq - g_done < (uint64_t)cfg.window
+           && (!cfg.pub_url || hp_outstanding(&g_pub) < (uint64_t)cfg.window)) {
         if (cfg.rate && (seq * NS) / (uint64_t)cfg.rate > now - g_run_start) {
             break;                           /* not due yet */
         }
@@ -402,7 +427,10 @@ static void begin_close(worker *w)
     for (int i = 0; i < w->npeers; i++) {
         wsc_close(&w->peers[i].ws);
     }
-    if (w->index == 0) {
+    if (w->index == 0 && cfg.pub_url) {
+        wsc_end(&g_pub.ws, WSC_END_CLOSED, NULL);  /* every answer is in, or never comes */
+    }
+    else if (w->index == 0) {
         wsc_close(&g_sender.ws);
     }
 }
@@ -414,16 +442,21 @@ static void drive(worker *w)
 
     switch (atomic_load(&g_phase)) {
     case P_CONNECT:
-        if (atomic_load(&g_ready_threads) == cfg.threads && g_sender.ws.fd < 0
-            && g_sender.ws.state == WSC_CONNECTING) {
-            wsc_connect(&g_sender.ws);
+        if (atomic_load(&g_ready_threads) == cfg.threads && sender()->fd < 0
+            && sender()->state == WSC_CONNECTING) {
+            if (cfg.pub_url) {
+                hp_connect(&g_pub);
+            }
+            else {
+                wsc_connect(&g_sender.ws);
+            }
             g_phase_deadline = now + SETUP_TIMEOUT * NS;
         }
-        if (g_sender.ws.state == WSC_OPEN) {
+        if (sender()->state == WSC_OPEN) {
             atomic_store(&g_phase, P_SYNC);
             g_phase_deadline = now + SYNC_TIMEOUT * NS;
         }
-        else if (g_sender.ws.state == WSC_DONE
+        else if (sender()->state == WSC_DONE
                  || (g_phase_deadline && now > g_phase_deadline)) {
             wsc_diag("the sender could not connect");
             atomic_store(&g_phase, P_CLOSE);
@@ -438,7 +471,7 @@ static void drive(worker *w)
             atomic_store(&g_phase, P_RUN);   /* publishes the window to the others */
             pump(now);
         }
-        else if (now > g_phase_deadline || g_sender.ws.state != WSC_OPEN) {
+        else if (now > g_phase_deadline || sender()->state != WSC_OPEN) {
             wsc_diag("only %d of %d receivers joined the room within %d s",
                      atomic_load(&g_synced), atomic_load(&g_open_receivers), SYNC_TIMEOUT);
             atomic_store(&g_phase, P_CLOSE);
@@ -450,7 +483,7 @@ static void drive(worker *w)
         break;
     case P_RUN:
         advance_done();
-        if (now >= g_window_end || g_sender.ws.state != WSC_OPEN) {
+        if (now >= g_window_end || sender()->state != WSC_OPEN) {
             atomic_store(&g_phase, P_DRAIN);
             g_phase_deadline = now + DRAIN_TIMEOUT * NS;
             g_drain_end = now + DRAIN_MAX * NS;
@@ -465,7 +498,9 @@ static void drive(worker *w)
         if (g_done != before && now + DRAIN_TIMEOUT * NS < g_drain_end) {
             g_phase_deadline = now + DRAIN_TIMEOUT * NS;    /* still moving */
         }
-        if (g_done == atomic_load(&g_sent) || now > g_phase_deadline) {
+        if ((g_done == atomic_load(&g_sent)
+             && (!cfg.pub_url || hp_outstanding(&g_pub) == 0 || sender()->state != WSC_OPEN))
+            || now > g_phase_deadline) {
             atomic_store(&g_phase, P_CLOSE);
         }
         break;
@@ -518,7 +553,7 @@ static void *worker_main(void *arg)
         wsc_end(&w->peers[i].ws, WSC_END_CLOSED, NULL);   /* close not answered: fine */
     }
     if (w->index == 0) {
-        wsc_end(&g_sender.ws, WSC_END_CLOSED, NULL);
+        wsc_end(sender(), WSC_END_CLOSED, NULL);
     }
     wsc_thread_done();
     return NULL;
@@ -546,11 +581,14 @@ static void usage(void)
             "usage: fanout -u ws://127.0.0.1:PORT/PATH [-c receivers=1000]\n"
             "              [-s bytes=16 | -j min[-max]] [-d seconds=10] [-w warmup=2]\n"
             "              [-W window=128] [-r rate=0] [-t threads=1] [-z offer [-Z min=0]]\n"
+            "              [-p http://127.0.0.1:PORT/PATH?QUERY]\n"
             "  -j  JSON chat messages of min..max bytes (text) instead of binary ones\n"
             "  -z  offer permessage-deflate (chromium: Chromium's offer, or the header\n"
             "      value); -Z: the sender compresses messages from that many bytes on\n"
             "  -W  messages in flight (sent, not yet at every receiver), 1..%d\n"
             "  -r  messages per second to send (0: as fast as the window allows)\n"
+            "  -p  publish each message with an HTTP POST to this URL (pipelined on one\n"
+            "      keep-alive connection) instead of sending it on a WebSocket\n"
             "Loopback targets only.\n", MAX_WINDOW);
     exit(2);
 }
@@ -565,7 +603,7 @@ int main(int argc, char **argv)
     uint64_t sender_rng;
 
     wsc_set_prog("fanout");
-    while ((opt = getopt(argc, argv, "u:c:s:j:d:w:W:r:t:z:Z:h")) != -1) {
+    while ((opt = getopt(argc, argv, "u:c:s:j:d:w:W:r:t:z:Z:p:h")) != -1) {
         switch (opt) {
         case 'u': wsc_parse_url(optarg, &cfg.target); have_url = 1; break;
         case 'c': cfg.receivers = (int)wsc_num_arg(optarg, 1, 100000, "-c"); break;
@@ -578,6 +616,7 @@ int main(int argc, char **argv)
         case 'W': cfg.window = (int)wsc_num_arg(optarg, 1, MAX_WINDOW, "-W"); break;
         case 'r': cfg.rate = (int)wsc_num_arg(optarg, 0, 10000000, "-r"); break;
         case 't': cfg.threads = (int)wsc_num_arg(optarg, 1, 64, "-t"); break;
+        case 'p': cfg.pub_url = optarg; break;
         default: usage();
         }
     }
@@ -644,6 +683,12 @@ int main(int argc, char **argv)
     wsc_init(&g_sender.ws, ws[0].ep, &cfg.target, &ops, &g_sender, &sender_rng, 1,
              (size_t)(cfg.window + 200) * (cfg.size + WSOCK_MAX_HEADER_SIZE) + 64 * 1024);
     wsc_set_pmd(&g_sender.ws, &cfg.pmd);
+    if (cfg.pub_url) {
+        /* Each request's head is under 1 KiB. */
+        hp_init(&g_pub, ws[0].ep, cfg.pub_url,
+                cfg.json ? "application/json" : "application/octet-stream", ops.on_end,
+                &g_sender, (size_t)(cfg.window + 200) * (cfg.size + 1024) + 64 * 1024);
+    }
 
     double cpu0 = wsc_cpu_seconds();
     uint64_t t0 = wsc_now_ns();
@@ -660,6 +705,10 @@ int main(int argc, char **argv)
     double cpu = wsc_cpu_seconds() - cpu0;
     double wall = (double)(wsc_now_ns() - t0) / 1e9;
 
+    if (cfg.pub_url) {
+        tot.publish_failed = g_pub.failed;
+        tot.publish_unanswered = hp_outstanding(&g_pub);
+    }
     /* Lost: every message sent that a receiver that joined never got. */
     uint64_t sent = atomic_load(&g_sent);
     int joined = 0;
@@ -677,6 +726,7 @@ int main(int argc, char **argv)
     double p99 = wsc_hist_percentile(h, 99) / 1e3, max = (double)h->max / 1e3;
     uint64_t errors = tot.out_of_order + tot.duplicated + tot.corrupt + tot.lost
                       + tot.to_sender + tot.connect_failed + tot.dropped
+                      + tot.publish_failed + tot.publish_unanswered
                       + (uint64_t)(cfg.receivers - joined);
     int ok = ran && errors == 0 && tot.deliveries > 0;
     /* The wire: what the sender sent per message, what a receiver got per
@@ -687,8 +737,8 @@ int main(int argc, char **argv)
         wsc_add_counts((uint64_t *)&traffic, (const uint64_t *)&peers[i].ws.traffic,
                        WSC_TRAFFIC_N);
     }
-    traffic.wire_out = g_sender.ws.traffic.wire_out;
-    traffic.zmsgs_out = g_sender.ws.traffic.zmsgs_out;
+    traffic.wire_out = sender()->traffic.wire_out;     /* -p: HTTP requests, heads included */
+    traffic.zmsgs_out = sender()->traffic.zmsgs_out;
     if (cfg.json) {
         snprintf(kind, sizeof kind, "%zu..%zu-byte JSON", cfg.jmin, cfg.size);
     }
@@ -704,29 +754,38 @@ int main(int argc, char **argv)
     if (cfg.rate) {
         printf("  pace         %d msgs/s asked\n", cfg.rate);
     }
+    if (cfg.pub_url) {
+        printf("  publisher    POST %s: %" PRIu64 " requests, %" PRIu64 " answered, %" PRIu64
+               " not 2xx (first: %d); last answer: %s\n", cfg.pub_url, g_pub.posted,
+               g_pub.answered, g_pub.failed, g_pub.first_bad_status,
+               g_pub.last_body[0] ? g_pub.last_body : "-");
+    }
     printf("  delivered    %.0f deliveries/s  (%" PRIu64 " in the window; "
            "%.1f msgs/s sent x %d receivers)\n", dps, tot.deliveries, mps, joined);
     printf("  latency (us) p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  (send -> arrival)\n",
            p50, p90, p99, max);
     printf("  errors       lost %" PRIu64 "  duplicated %" PRIu64 "  out_of_order %" PRIu64
            "  corrupt %" PRIu64 "  to_sender %" PRIu64 "  connect_failed %" PRIu64
-           "  dropped %" PRIu64 "  not_joined %d\n",
+           "  dropped %" PRIu64 "  not_joined %d  publish_failed %" PRIu64
+           "  publish_unanswered %" PRIu64 "\n",
            tot.lost, tot.duplicated, tot.out_of_order, tot.corrupt, tot.to_sender,
-           tot.connect_failed, tot.dropped, cfg.receivers - joined);
+           tot.connect_failed, tot.dropped, cfg.receivers - joined, tot.publish_failed,
+           tot.publish_unanswered);
     wsc_traffic_report(&traffic, g_msgs_sent, tot.received, traffic_kv, sizeof traffic_kv);
     printf("  client CPU   %.0f%% of one core (%.1f s)\n", 100.0 * cpu / wall, cpu);
     printf("RESULT url=%s receivers=%d joined=%d size=%zu json=%d jmin=%zu pmd=%d window=%d "
-           "rate=%d threads=%d "
+           "rate=%d threads=%d publisher=%s "
            "warmup=%d duration=%d sent=%" PRIu64 " msgs_per_sec=%.1f deliveries=%" PRIu64
            " deliveries_per_sec=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f "
            "lost=%" PRIu64 " duplicated=%" PRIu64 " out_of_order=%" PRIu64 " corrupt=%" PRIu64
            " to_sender=%" PRIu64 " connect_failed=%" PRIu64 " dropped=%" PRIu64
-           " client_cpu_pct=%.0f %s errors=%" PRIu64 " ok=%d\n",
+           " publish_failed=%" PRIu64 " publish_unanswered=%" PRIu64 " client_cpu_pct=%.0f %s errors=%" PRIu64 " ok=%d\n",
            cfg.target.url, cfg.receivers, joined, cfg.size, cfg.json, cfg.jmin,
            cfg.pmd.offer != NULL, cfg.window, cfg.rate,
-           cfg.threads, cfg.warmup, cfg.duration, sent, mps, tot.deliveries, dps, p50, p90,
+           cfg.threads, cfg.pub_url ? "http" : "ws", cfg.warmup, cfg.duration, sent, mps, tot.deliveries, dps, p50, p90,
            p99, max, tot.lost, tot.duplicated, tot.out_of_order, tot.corrupt, tot.to_sender,
-           tot.connect_failed, tot.dropped, 100.0 * cpu / wall, traffic_kv, errors, ok);
+           tot.connect_failed, tot.dropped, tot.publish_failed, tot.publish_unanswered,
+           100.0 * cpu / wall, traffic_kv, errors, ok);
     for (int t = 0; t < cfg.threads; t++) {
         close(ws[t].ep);
         free(ws[t].list);
@@ -737,6 +796,9 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < cfg.receivers; i++) {
         free(peers[i].jbuf);
+    }
+    if (cfg.pub_url) {
+        hp_free(&g_pub);
     }
     free(ws);
     free(peers);

@@ -181,7 +181,7 @@ static void on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
     }
 }
 
-static const wsc_ops ops = { on_open, on_data, on_end };
+static const wsc_ops ops = { on_open, on_data, on_end, NULL };
 
 static int none_waiting(void *arg)
 {

@@ -369,6 +369,18 @@ report_line() {
     printf "$fmt" "$label" "${v[@]}"
 }
 
+# report_rounds FMT LABEL_FN "NAME..." KEY...: the row of every round of
+# every server NAME, labelled "$(LABEL_FN NAME), round R".
+report_rounds() {
+    local fmt=$1 label_fn=$2 names=$3 r name
+    shift 3
+    for r in $(seq "$ROUNDS"); do
+        for name in $names; do
+            report_line "$fmt" "$("$label_fn" "$name"), round $r" "$name" "$r" "$@"
+        done
+    done
+}
+
 # The conditions of the run, for the README table.
 machine_line() {
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); CPU: $(grep -m1 'model name' /proc/cpuinfo \

@@ -648,17 +648,29 @@ static void on_readable(wsc_conn *c)
     }
 }
 
+int wsc_connect_done(wsc_conn *c)
+{
+    int err = 0;
+    socklen_t l = sizeof err;
+
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+    if (err) {
+        wsc_end(c, WSC_END_CONNECT_FAILED, strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
 static void on_event(wsc_conn *c, unsigned ev)
 {
+    if (c->ops->on_event) {             /* not a WebSocket: the tool's own */
+        c->ops->on_event(c, ev);
+        return;
+    }
     if (c->state == WSC_CONNECTING) {
-        int err = 0;
-        socklen_t l = sizeof err;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) {
-            wsc_end(c, WSC_END_CONNECT_FAILED, strerror(err));
-            return;
+        if (wsc_connect_done(c) == 0) {
+            start_handshake(c);
         }
-        start_handshake(c);
         return;
     }
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {

@@ -174,6 +174,11 @@ typedef struct {
     /* The connection has ended (its fd is closed); called once.  detail says
      * more for the diagnostics (may be NULL). */
     void (*on_end)(wsc_conn *c, wsc_end_reason why, const char *detail);
+    /* Optional: a connection that speaks another protocol on its socket
+     * (http_pub.c): wsc_connect opens it, and from then on every epoll
+     * event goes here instead of the WebSocket code (on_open and on_data
+     * are not used; wsc_end still ends it). */
+    void (*on_event)(wsc_conn *c, unsigned ev);
 } wsc_ops;
 
 struct wsc_conn {
@@ -229,6 +234,11 @@ void wsc_thread_done(void);
 /* Starts a non-blocking connect and the handshake (ends with
  * WSC_END_CONNECT_FAILED on immediate failure). */
 void wsc_connect(wsc_conn *c);
+
+/* The first event of a connection still connecting (wsc_connect): 0 if the
+ * TCP connect succeeded, else -1 after ending it (WSC_END_CONNECT_FAILED).
+ * For a tool's own protocol (wsc_ops.on_event). */
+int wsc_connect_done(wsc_conn *c);
 
 /* Queues one masked frame and writes what the socket takes; 0, or -1 if the
  * connection has ended. */

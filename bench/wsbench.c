@@ -3,7 +3,8 @@
  *
  *   wsbench -u ws://127.0.0.1:PORT/echo [-c conns] [-s bytes] [-d secs]
  *           [-w warmup secs] [-t threads] [-T] [-z offer [-Z min]]
- *           [-F flooders [-f flood bytes] [-N] [-n nice]]
+ *           [-F flooders [-f flood bytes] [-N] [-n nice]] [-D drain secs]
+ *           [-i interval ms]
  *
  * Opens N connections (its own handshake: checks the 101 and the
  * Sec-WebSocket-Accept), then every connection repeats: send one masked
@@ -32,6 +33,17 @@
  * benchmark exercises the same frame rules the module enforces.  Targets are
  * restricted to loopback: this is a benchmark, not a load tool for others'
  * servers.  Every wait is bounded, so the program always ends by itself.
+ *
+ * With -i MS the loop is open instead: every connection sends a message
+ * every MS ms whether its echoes came back or not (at most PACE_MAX in
+ * flight; the pace waits beyond that), and checks the echoes as they come,
+ * in order (each is the message it sent next); the round trip is from each
+ * message's sending.  For clients of a slow backend, whose messages queue
+ * up in the server (bench/backend-sleep.sh -i).
+ *
+ * -D sets how long the echoes in flight when the window closes are awaited
+ * (default 2 s): longer for an echo that is slow on purpose, e.g. through
+ * a backend that sleeps (bench/backend-sleep.sh).
  *
  * Output: human-readable text, then one line
  *   RESULT key=value ...
@@ -62,6 +74,7 @@
 #define MAX_SECONDS   3600
 #define MAX_FLOODERS  64
 #define FLOOD_RECONNECT_NS 100000000ull   /* a closed flooder comes back after */
+#define PACE_MAX      256  /* -i: messages in flight per connection, at most */
 
 /* ------------------------------------------------------------------ */
 /* Settings and shared state                                           */
@@ -75,8 +88,10 @@ static struct {
     int      flooders, flood_read, flood_nice;
     size_t   flood_size;
     wsc_pmd_config pmd;
+    int      drain;                /* -D: seconds for the echoes in flight */
+    int      interval;             /* -i: ms between a connection's messages (0: closed loop) */
 } cfg = { .conns = 50, .threads = 1, .size = 16, .duration = 10, .warmup = 2,
-          .flood_read = 1, .flood_nice = 10, .flood_size = 64 * 1024 };
+          .flood_read = 1, .flood_nice = 10, .flood_size = 64 * 1024, .drain = DRAIN_TIMEOUT };
 
 /* Start of the measured window and its end, set once all threads are ready. */
 static uint64_t g_window_start, g_window_end;
@@ -97,10 +112,12 @@ typedef struct conn {
     wsc_conn ws;
     struct worker *w;
     int      id;
-    uint8_t *expect;           /* payload of the message in flight */
+    uint8_t *expect;           /* payload of the echo being received */
     size_t   got;              /* echo bytes verified so far */
-    int      in_flight;
-    uint64_t seq, sent_at;
+    uint64_t in_flight;        /* sent, echo not complete (closed loop: 0 or 1) */
+    uint64_t seq, acked;       /* last sent, last echoed */
+    uint64_t sent_at[PACE_MAX];/* by seq % PACE_MAX */
+    uint64_t next_send;        /* -i: when the next message is due */
 } conn;
 
 typedef struct worker {
@@ -112,6 +129,7 @@ typedef struct worker {
     int       sending;         /* 0 once the window has closed */
     uint64_t  rng;
     const uint8_t *pattern;    /* shared: 'a'..'z' repeated, size + 26 long */
+    uint8_t  *scratch;         /* the message being sent */
     counters  c;
     wsc_hist  h;
 } worker;
@@ -124,22 +142,50 @@ static void conn_mismatch(conn *c, const char *why)
     wsc_end(&c->ws, WSC_END_ABORTED, NULL);
 }
 
-/* Next message of the closed loop.  Its content names the connection and the
- * sequence number, so a reordered or cross-wired echo cannot pass; the rest is
- * ASCII so the same bytes are valid as text. */
-static void send_next(conn *c)
+/* Message seq of connection c into buf (cfg.size bytes).  Its content names
+ * the connection and the sequence number, so a reordered or cross-wired echo
+ * cannot pass; the rest is ASCII so the same bytes are valid as text. */
+static void make_message(const conn *c, uint64_t seq, uint8_t *buf)
 {
     char tag[20];
     size_t n = cfg.size;
 
+    memcpy(buf, c->w->pattern + seq % 26, n);
+    snprintf(tag, sizeof tag, "%08" PRIx32 "%08x", (uint32_t)seq, (unsigned)c->id);
+    memcpy(buf, tag, n < 16 ? n : 16);
+}
+
+/* Next message of the loop. */
+static void send_next(conn *c)
+{
     c->seq++;
-    memcpy(c->expect, c->w->pattern + c->seq % 26, n);
-    snprintf(tag, sizeof tag, "%08" PRIx32 "%08x", (uint32_t)c->seq, (unsigned)c->id);
-    memcpy(c->expect, tag, n < 16 ? n : 16);
-    c->got = 0;
-    c->in_flight = 1;
-    c->sent_at = wsc_now_ns();
-    wsc_send(&c->ws, cfg.text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, c->expect, n);
+    make_message(c, c->seq, c->w->scratch);
+    c->in_flight++;
+    c->sent_at[c->seq % PACE_MAX] = wsc_now_ns();
+    wsc_send(&c->ws, cfg.text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY, c->w->scratch, cfg.size);
+}
+
+/* -i: sends what is due on every open connection (after each batch of
+ * events). */
+static void pace(void *arg)
+{
+    worker *w = arg;
+    uint64_t now = wsc_now_ns(), step = (uint64_t)cfg.interval * 1000000u;
+
+    if (!w->sending) {
+        return;
+    }
+    for (int i = 0; i < w->nconns; i++) {
+        conn *c = &w->conns[i];
+        while (c->ws.state == WSC_OPEN && now >= c->next_send) {
+            if (c->in_flight >= PACE_MAX) {
+                c->next_send = now + step;   /* the pace waits for the echoes */
+                break;
+            }
+            send_next(c);
+            c->next_send += step;
+        }
+    }
 }
 
 /* ---- connection callbacks ---- */
@@ -160,6 +206,9 @@ static int on_data(wsc_conn *ws, wsock_opcode op, const uint8_t *data, size_t le
         conn_mismatch(c, "data frame while no echo was expected");
         return 1;
     }
+    if (c->got == 0) {
+        make_message(c, c->acked + 1, c->expect);   /* echoes come in order */
+    }
     if (op != (cfg.text ? WSOCK_OP_TEXT : WSOCK_OP_BINARY)) {
         conn_mismatch(c, "echo has the wrong opcode");
         return 1;
@@ -177,12 +226,14 @@ static int on_data(wsc_conn *ws, wsock_opcode op, const uint8_t *data, size_t le
         return 1;
     }
     uint64_t t = wsc_now_ns();
-    c->in_flight = 0;
+    c->acked++;
+    c->in_flight--;
+    c->got = 0;
     if (t >= g_window_start && t < g_window_end) {
         w->c.completed++;
-        wsc_hist_add(&w->h, t - c->sent_at);
+        wsc_hist_add(&w->h, t - c->sent_at[c->acked % PACE_MAX]);
     }
-    if (w->sending) {
+    if (w->sending && !cfg.interval) {
         send_next(c);
     }
     return 0;
@@ -196,7 +247,7 @@ static void on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
 
     c->w->live--;
     if (c->in_flight) {
-        k->lost++;
+        k->lost += c->in_flight;
         c->in_flight = 0;
     }
     switch (why) {
@@ -217,7 +268,7 @@ static void on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
     wsc_diag("connection %d: %s", c->id, detail ? detail : "ended");
 }
 
-static const wsc_ops ops = { on_open, on_data, on_end };
+static const wsc_ops ops = { on_open, on_data, on_end, NULL };
 
 /* ---- flooders ---- */
 
@@ -299,7 +350,7 @@ static void flood_on_end(wsc_conn *ws, wsc_end_reason why, const char *detail)
     }
 }
 
-static const wsc_ops flood_ops = { flood_on_open, flood_on_data, flood_on_end };
+static const wsc_ops flood_ops = { flood_on_open, flood_on_data, flood_on_end, NULL };
 
 static void flooder_connect(flooder *f)
 {
@@ -398,13 +449,25 @@ static void *worker_main(void *arg)
     /* 3. Closed loop until the window ends, then await what is in flight. */
     w->sending = 1;
     for (int i = 0; i < w->nconns; i++) {
-        if (w->conns[i].ws.state == WSC_OPEN) {
-            send_next(&w->conns[i]);
+        conn *c = &w->conns[i];
+        if (cfg.interval) {
+            /* spread over the interval, so they do not all send at once */
+            c->next_send = wsc_now_ns()
+                           + (uint64_t)cfg.interval * 1000000u * (uint64_t)i / (uint64_t)w->nconns;
+        }
+        else if (c->ws.state == WSC_OPEN) {
+            send_next(c);
         }
     }
-    wsc_loop(w->ep, g_window_end, NULL, NULL, w, 100);
+    if (cfg.interval) {
+        wsc_loop(w->ep, g_window_end, NULL, pace, w, cfg.interval < 10 ? 1 : 10);
+    }
+    else {
+        wsc_loop(w->ep, g_window_end, NULL, NULL, w, 100);
+    }
     w->sending = 0;
-    wsc_loop(w->ep, wsc_now_ns() + DRAIN_TIMEOUT * 1000000000ull, none_in_flight, NULL, w, 100);
+    wsc_loop(w->ep, wsc_now_ns() + (uint64_t)cfg.drain * 1000000000ull, none_in_flight, NULL, w,
+             100);
 
     /* 4. Close handshake; an echo still missing now is lost. */
     for (int i = 0; i < w->nconns; i++) {
@@ -413,9 +476,9 @@ static void *worker_main(void *arg)
             continue;
         }
         if (c->in_flight) {
-            w->c.lost++;
+            w->c.lost += c->in_flight;
             c->in_flight = 0;
-            wsc_diag("connection %d: echo not received within %d s", c->id, DRAIN_TIMEOUT);
+            wsc_diag("connection %d: echo not received within %d s", c->id, cfg.drain);
         }
         wsc_close(&c->ws);
     }
@@ -441,13 +504,17 @@ static void usage(void)
             "               [-d seconds=10] [-w warmup=2] [-t threads=1] [-T]\n"
             "               [-z offer [-Z min=0]]\n"
             "               [-F flooders=0 [-f flood-bytes=65536] [-N] [-n nice=10]]\n"
+            "               [-D drain-seconds=2] [-i interval-ms]\n"
             "  -T  send text messages (default: binary)\n"
             "  -z  offer permessage-deflate (chromium: Chromium's offer, or the header\n"
             "      value); -Z: compress messages from that many bytes on (0: all)\n"
             "  -F  that many more connections flood the endpoint with -f-byte binary\n"
             "      messages beside the measured ones, on a thread at nice -n;\n"
             "      -N: the flooders never read\n"
-            "Loopback targets only.\n");
+            "  -D  seconds to await the echoes in flight when the window closes\n"
+            "  -i  open loop: each connection sends a message every that many ms,\n"
+            "      whether its echoes came back or not (at most %d in flight)\n"
+            "Loopback targets only.\n", PACE_MAX);
     exit(2);
 }
 
@@ -461,7 +528,7 @@ int main(int argc, char **argv)
     wsc_hist *h;
 
     wsc_set_prog("wsbench");
-    while ((opt = getopt(argc, argv, "u:c:s:d:w:t:Tz:Z:F:f:Nn:h")) != -1) {
+    while ((opt = getopt(argc, argv, "u:c:s:d:w:t:Tz:Z:F:f:Nn:D:i:h")) != -1) {
         switch (opt) {
         case 'u': wsc_parse_url(optarg, &cfg.target); have_url = 1; break;
         case 'c': cfg.conns = (int)wsc_num_arg(optarg, 1, MAX_CONNS, "-c"); break;
@@ -476,6 +543,8 @@ int main(int argc, char **argv)
         case 'f': cfg.flood_size = (size_t)wsc_num_arg(optarg, 1, MAX_SIZE, "-f"); break;
         case 'N': cfg.flood_read = 0; break;
         case 'n': cfg.flood_nice = (int)wsc_num_arg(optarg, 0, 19, "-n"); break;
+        case 'D': cfg.drain = (int)wsc_num_arg(optarg, 1, 600, "-D"); break;
+        case 'i': cfg.interval = (int)wsc_num_arg(optarg, 0, 60000, "-i"); break;
         default: usage();
         }
     }
@@ -509,7 +578,8 @@ int main(int argc, char **argv)
                           - (size_t)t * (size_t)cfg.conns / (size_t)cfg.threads);
         w->live = w->nconns;
         w->list = calloc((size_t)w->nconns + 1, sizeof *w->list);
-        if (!w->list || w->ep < 0
+        w->scratch = malloc(cfg.size ? cfg.size : 1);
+        if (!w->list || !w->scratch || w->ep < 0
             || RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1) {
             fprintf(stderr, "wsbench: epoll/RAND_bytes failed\n");
             return 2;
@@ -523,10 +593,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "wsbench: out of memory\n");
                 return 2;
             }
-            /* A closed loop queues one message plus a few control frames;
-             * anything beyond that means the peer stopped reading. */
+            /* A closed loop queues one message plus a few control frames
+             * (an open one up to PACE_MAX messages); anything beyond that
+             * means the peer stopped reading. */
             wsc_init(&c->ws, w->ep, &cfg.target, &ops, c, &w->rng, cfg.size,
-                     cfg.size + 64 * 1024);
+                     (cfg.interval ? PACE_MAX : 1) * (cfg.size + WSOCK_MAX_HEADER_SIZE)
+                     + 64 * 1024);
             wsc_set_pmd(&c->ws, &cfg.pmd);
             w->list[i] = &c->ws;
         }
@@ -598,6 +670,9 @@ int main(int argc, char **argv)
            "%d s warm-up + %d s measured\n",
            cfg.target.url, cfg.conns, cfg.size, cfg.text ? "text" : "binary", cfg.threads,
            cfg.warmup, cfg.duration);
+    if (cfg.interval) {
+        printf("  open loop    a message every %d ms per connection\n", cfg.interval);
+    }
     printf("  throughput   %.0f msgs/s  (%" PRIu64 " echoes)\n", rate, tot.completed);
     printf("  RTT (us)     p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
            p50, p90, p99, p999, max);
@@ -620,14 +695,14 @@ int main(int argc, char **argv)
     }
     printf("  client CPU   %.0f%% of one core\n", 100.0 * cpu / wall);
     printf("RESULT url=%s conns=%d size=%zu type=%s threads=%d warmup=%d duration=%d "
-           "msgs=%" PRIu64 " msgs_per_sec=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f "
+           "interval_ms=%d msgs=%" PRIu64 " msgs_per_sec=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f "
            "p999_us=%.1f max_us=%.1f connect_failed=%" PRIu64 " mismatched=%" PRIu64
            " unexpected_close=%" PRIu64 " lost=%" PRIu64 " close_timeout=%" PRIu64
            " client_cpu_pct=%.0f flooders=%d flood_size=%zu flood_read=%d"
            " flood_sent_per_sec=%.0f flood_echoed_per_sec=%.0f flood_connected=%" PRIu64
            " flood_ended=%" PRIu64 " pmd=%d %s errors=%" PRIu64 " ok=%d\n",
            cfg.target.url, cfg.conns, cfg.size, cfg.text ? "text" : "binary", cfg.threads,
-           cfg.warmup, cfg.duration, tot.completed, rate, p50, p90, p99, p999, max,
+           cfg.warmup, cfg.duration, cfg.interval, tot.completed, rate, p50, p90, p99, p999, max,
            tot.connect_failed, tot.mismatched, tot.unexpected_close, tot.lost,
            tot.close_timeout, 100.0 * cpu / wall, cfg.flooders, cfg.flood_size,
            cfg.flood_read, (double)fc->sent / cfg.duration, (double)fc->echoed / cfg.duration,
@@ -635,6 +710,7 @@ int main(int argc, char **argv)
     for (int t = 0; t < cfg.threads; t++) {
         close(ws[t].ep);
         free(ws[t].list);
+        free(ws[t].scratch);
     }
     for (int i = 0; i < cfg.conns; i++) {
         free(conns[i].expect);

@@ -63,8 +63,12 @@ extern "C" {
  *   1: wsock_send_try(), wsock_on_writable(), wsock_ref()/wsock_unref();
  *      wsock_join()/wsock_leave() from any thread; a connection holds at
  *      most WSOCK_MAX_ROOMS rooms.
- *   2: wsock_connection_id(). */
-#define WSOCK_API_MINOR 2
+ *   2: wsock_connection_id().
+ *   3: wsock_make_addressable(), wsock_id_send(), wsock_id_close(),
+ *      wsock_id_connected(), wsock_id_send_local(), wsock_id_close_local():
+ *      a connection addressed by its id.
+ *   4: wsock_refusal_body(). */
+#define WSOCK_API_MINOR 4
 
 /* The symbol mod_wsock looks up in a plugin .so. */
 #define WSOCK_PLUGIN_SYMBOL "wsock_plugin"
@@ -121,6 +125,16 @@ typedef struct wsock_handler {
     void (*on_close)(wsock_conn *wc, int code, const char *reason);
 } wsock_handler;
 
+/* In on_open (on its thread), before it returns an HTTP status: the
+ * refusal carries this body (copied; at most WSOCK_REFUSAL_BODY_MAX bytes)
+ * with this Content-Type (NULL: text/plain; charset=utf-8) instead of
+ * Apache's error page, e.g. what an application's backend answered.  No
+ * effect if on_open accepts.  APR_SUCCESS; APR_EINVAL for a body too long,
+ * a content type with control characters, or after the 101. */
+#define WSOCK_REFUSAL_BODY_MAX 65536
+apr_status_t wsock_refusal_body(wsock_conn *wc, const char *content_type, const void *body,
+                                apr_size_t len);
+
 /* ---- sending (any thread) --------------------------------------------- */
 
 /* Queues a text (is_text = 1; data must be UTF-8) or binary message.  The
@@ -170,7 +184,9 @@ void wsock_unref(wsock_conn *wc);
 
 /* ---- rooms ------------------------------------------------------------- */
 
-/* A room is a name (1-128 bytes, no NUL) for a group of connections that
+/* A room is a name (1-128 bytes, no NUL; a first byte 0x01 is reserved for
+ * the module: wsock_join() and wsock_publish*() refuse it) for a group of
+ * connections that
  * wsock_publish() reaches together, whichever thread and whichever child
  * process of the server holds them (the in-server bus: docs/bus.md).  Each
  * receiver sees one publisher's messages in the order they were published. */
@@ -212,6 +228,44 @@ int wsock_room_count(const char *room);
 
 /* How many connections of this child process are in room. */
 int wsock_room_count_local(const char *room);
+
+/* ---- a connection addressed by its id (API minor 3) ------------------ */
+
+/* Makes the connection reachable by its wsock_connection_id() from any
+ * thread of any child process of the server, from the publish endpoint
+ * (POST/GET/DELETE ...?connection=ID, docs/publish.md) and, for servers
+ * sharing a Redis, from the others.  Call it in on_open (or any time while
+ * it is open); it lasts until the connection ends.  It costs one room of
+ * the connection (of its WSOCK_MAX_ROOMS) and one slot of the bus's room
+ * table (WSockBusRooms), which is why it is not done for every
+ * connection: the backend handler does it always, other handlers where
+ * the location says WSockAddressable on.  APR_SUCCESS (also if it is
+ * already), APR_EOF once it is ending, APR_ENOSPC / APR_ENOMEM. */
+apr_status_t wsock_make_addressable(wsock_conn *wc);
+
+/* Sends a message to the addressable connection with that id, in whichever
+ * child process of this server holds it (from any thread), as
+ * wsock_send() would.  Returns 1 if a connection of this server has the
+ * id, 0 if none does (or for text that is not UTF-8, a malformed id). */
+int wsock_id_send(const char *connection_id, int is_text, const void *data, apr_size_t len);
+
+/* Closes the addressable connection with that id, wherever on this server
+ * it is, with code (1000, 1008 or 3000-4999) and reason (UTF-8, at most
+ * 123 bytes, may be NULL).  Returns 1 if a connection of this server has
+ * the id, 0 if none does or the code or reason is not allowed. */
+int wsock_id_close(const char *connection_id, int code, const char *reason);
+
+/* Whether an addressable connection with that id is open on this server
+ * (any child process): 1 or 0. */
+int wsock_id_connected(const char *connection_id);
+
+/* wsock_id_send() and wsock_id_close() for the connections of this child
+ * process only: for relays that run one subscriber per child process
+ * (each child's subscriber serves its own child's connections).  1 if
+ * this child holds the connection. */
+int wsock_id_send_local(const char *connection_id, int is_text, const void *data,
+                        apr_size_t len);
+int wsock_id_close_local(const char *connection_id, int code, const char *reason);
 
 /* ---- per-connection data ---------------------------------------------- */
 

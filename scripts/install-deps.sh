@@ -15,8 +15,11 @@ pkgs=(
     libjansson-dev                                    # JSON (token claims)
     libhiredis-dev redis-server                       # redis handler, its tests
     zlib1g-dev                                        # permessage-deflate
+    libcurl4-openssl-dev php-cli                      # backend handler, its PHP example
     python3 python3-pytest python3-websockets         # integration tests
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
+    prometheus                                        # promtool checks wsock-metrics
+    php-cli                                           # examples/publish/push.php, its test
 )
 
 missing=()
@@ -57,6 +60,21 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 echo "installing: ${missing[*]}"
+# prometheus is here for promtool only: its postinst would start (and, under
+# systemd, enable) a Prometheus server on :9090.  A policy-rc.d that denies
+# every start keeps it off while we install (containers often have one).
+new_prometheus=
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    new_prometheus=1
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [[ -n $new_prometheus && -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --node --browser --fuzz --deb
-# Node's ws, the second independent client of the integration tests, and
-# playwright-core, which drives Chromium in the browser tests.
-[[ -d tests/node/node_modules/ws && -d tests/node/node_modules/playwright-core ]] \
+# Node's ws, the second independent client of the integration tests,
+# playwright-core, which drives Chromium in the browser tests, and
+# @fanoutio/grip, the GRIP library of the Node example backend.
+[[ -d tests/node/node_modules/ws && -d tests/node/node_modules/playwright-core \
+   && -d tests/node/node_modules/@fanoutio/grip ]] \
     || (cd tests/node && npm ci --no-audit --no-fund --silent)
 scripts/build.sh
 make check

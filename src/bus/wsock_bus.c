@@ -614,3 +614,39 @@ void wsock_bus_monitor(server_rec *s)
         }
     }
 }
+
+/* ---- usage (server-status, wsock-metrics) ----------------------------- */
+
+#define PEEK(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+void wsock_bus_usage_read(wsock_bus_usage *u)
+{
+    uint64_t head, tail;
+    uint32_t i, used = 0;
+
+    memset(u, 0, sizeof(*u));
+    if (bus == NULL) {
+        return;
+    }
+    /* Without the lock, on purpose: a report must not make publishers
+     * wait, and a figure that is one post stale is still right for it.
+     * Each field is read whole (relaxed atomic loads), but the fields are
+     * not one snapshot: used is capped at the ring's size for that. */
+    u->on = 1;
+    u->ring_size = ring->size;
+    head = PEEK(&ring->head);
+    tail = PEEK(&ring->tail);
+    u->ring_used = head > tail ? head - tail : 0;
+    if (u->ring_used > u->ring_size) {
+        u->ring_used = u->ring_size;
+    }
+    u->ring_records = PEEK(&ring->records);
+    u->room_slots = tab->nslots;
+    for (i = 0; i < tab->nslots; i++) {
+        if (PEEK(&tab->slots[i].count) != 0) {
+            used++;
+        }
+    }
+    u->room_slots_used = used;
+    u->members_outside = PEEK(&tab->outside);
+}

@@ -62,4 +62,19 @@ void wsock_bus_room_delta(const char *room, int delta);
  * (no bus, or members of the room did not fit in its table). */
 int wsock_bus_room_count(const char *room);
 
+/* How full the bus is, for server-status and wsock-metrics (src/ops). */
+typedef struct {
+    int on;                         /* 0: no bus (the rest is 0) */
+    apr_uint64_t ring_size;         /* bytes of the message ring (WSockBusSize) */
+    apr_uint64_t ring_used;         /* bytes between its oldest record and its head */
+    apr_uint64_t ring_records;      /* records ever put on it */
+    apr_uint64_t room_slots;        /* (room, child) slots of the room table */
+    apr_uint64_t room_slots_used;   /* of them, holding members now */
+    apr_uint64_t members_outside;   /* members that found no slot */
+} wsock_bus_usage;
+
+/* Reads the figures above without the bus lock: any process, any thread.
+ * Costs one pass over the room table (WSockBusRooms slots). */
+void wsock_bus_usage_read(wsock_bus_usage *u);
+
 #endif /* WSOCK_BUS_H */

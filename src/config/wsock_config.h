@@ -80,6 +80,9 @@ typedef struct {
     int max_conns_per_ip;                /* 0 = no limit, WSOCK_UNSET */
     const wsock_compress_conf *compress; /* WSockCompression, NULL = unset */
     int status_access;                   /* WSockStatusAccess (wsock_dashboard.h), WSOCK_UNSET */
+    /* publishing (src/pubsub/wsock_publish_http.c), each WSOCK_UNSET */
+    int addressable;                   /* WSockAddressable: 0, 1 */
+    int publish_access;                /* WSockPublishAccess: WSOCK_PUBLISH_* */
 } wsock_dir_conf;
 
 /* The settings of one connection, with every default applied. */

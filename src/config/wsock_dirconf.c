@@ -34,6 +34,7 @@ void *wsock_dirconf_create(apr_pool_t *p, char *dir)
     d->max_conns_per_ip = WSOCK_UNSET;      /* handshake security */
     d->ops_label = -1;                      /* WSOCK_LABEL_NONE */
     d->status_access = WSOCK_UNSET;         /* the live dashboard */
+    d->addressable = d->publish_access = WSOCK_UNSET;
     return d;
 }
 
@@ -73,6 +74,8 @@ void *wsock_dirconf_merge(apr_pool_t *p, void *basev, void *addv)
     WSOCK_MERGE(max_conns_per_ip);
     d->compress = add->compress ? add->compress : base->compress;
     WSOCK_MERGE(status_access);
+    WSOCK_MERGE(addressable);
+    WSOCK_MERGE(publish_access);
 #undef WSOCK_MERGE
     return d;
 }

@@ -24,6 +24,7 @@ APLOG_USE_MODULE(wsock);
 extern const wsock_handler wsock_echo_handler;
 extern const wsock_handler wsock_chat_handler;
 extern const wsock_handler wsock_redis_handler;
+extern const wsock_handler wsock_backend_handler;
 
 typedef struct {
     const char *name;
@@ -97,6 +98,7 @@ void wsock_handlers_add_builtin(void)
     wsock_handlers_add(wsock_echo_handler.name, &wsock_echo_handler, NULL);
     wsock_handlers_add(wsock_chat_handler.name, &wsock_chat_handler, NULL);
     wsock_handlers_add(wsock_redis_handler.name, &wsock_redis_handler, NULL);
+    wsock_handlers_add(wsock_backend_handler.name, &wsock_backend_handler, NULL);
 }
 
 const char *wsock_handlers_load_plugin(cmd_parms *cmd, const char *name, const char *path)

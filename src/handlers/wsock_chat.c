@@ -46,6 +46,14 @@ typedef struct {
     char member[32];                    /* server-assigned id */
 } chat_conn;
 
+/* For the publish endpoint: whether cfg (a chat location's) takes rooms
+ * from the query (wsock_publish_http.c). */
+int wsock_chat_room_from_query(const void *cfg);
+int wsock_chat_room_from_query(const void *cfg)
+{
+    return ((const chat_cfg *)cfg)->room_from_query;
+}
+
 /* Connections of this child so far: with the child's pid, a member id
  * that no other connection of the server has at the same time. */
 static apr_uint32_t members_seen;

@@ -301,6 +301,21 @@ void wsock_redis_relay_rooms_changed(void);
 apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *room,
                                        apr_uint32_t except_serial, const char *json,
                                        apr_size_t len);
+/* A thread that waits until Redis has answered its message (the publish
+ * endpoint: its answer says the stream id, and a publisher's next POST,
+ * in whichever child, comes after it).  wsock_redis_publish.c. */
+typedef struct wsock_redis_waiter wsock_redis_waiter;
+struct redisReply;
+/* The publisher thread: Redis answered with r (NULL: the message was
+ * dropped, or the connection failed); gives up the item's reference. */
+void wsock_redis_waiter_finish(wsock_redis_waiter *w, const struct redisReply *r);
+/* wsock_redis_relay_publish() whose item holds waiter (which must have a
+ * reference for it, given up by wsock_redis_waiter_finish); on a failure
+ * nothing holds the waiter. */
+apr_status_t wsock_redis_relay_publish_w(const wsock_redis_cfg *cfg, const char *room,
+                                         apr_uint32_t except_serial, const char *json,
+                                         apr_size_t len, wsock_redis_waiter *waiter);
+
 /* Queues HSET key room .. member .. name .. last_id .. and EXPIRE key ttl
  * (values in that order). */
 apr_status_t wsock_redis_relay_save(const char *key, long ttl, const char *const values[4]);

@@ -76,6 +76,9 @@ const char *wsock_redis_set_address(cmd_parms *cmd, void *conf, const char *arg)
     if (err) {
         return err;
     }
+    /* A server that names its Redis runs the relay even without a redis
+     * location: connections addressed by id reach it (docs/publish.md). */
+    wsock_redis_conf_mark_used(cmd->pool);
     if (strncmp(arg, "unix:", 5) == 0) {
         if (arg[5] != '/' || strlen(arg + 5) > 100) {
             return apr_psprintf(cmd->pool, "WSockRedis: '%s' is not unix:/absolute/path "

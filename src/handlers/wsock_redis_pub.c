@@ -33,6 +33,7 @@ APLOG_USE_MODULE(wsock);
 
 typedef struct pub_item {
     struct pub_item *next;
+    wsock_redis_waiter *waiter;         /* a publisher that waits for Redis, or NULL */
     apr_size_t size;                    /* what it costs the queue */
     long session_ttl;                   /* > 0: a session record, not a message */
     long history_max, history_age_ms;   /* both 0: no history */
@@ -74,6 +75,10 @@ static void free_items_locked(pub_item *it)
 {
     while (it) {
         pub_item *next = it->next;
+        if (it->waiter) {
+            /* never sent, or the connection failed before the reply */
+            wsock_redis_waiter_finish(it->waiter, NULL);
+        }
         q_len--;
         q_bytes -= it->size;
         wsock_gauge_add(WSOCK_G_REDIS_QUEUE, -1);
@@ -142,18 +147,26 @@ static int publish_batch(redisContext *c, pub_item *batch, char *why, apr_size_t
                                it->len - it->head_len, it->history_max, it->history_age_ms);
         }
     }
-    while (sent--) {
-        redisReply *r = NULL;
+    /* the replies, in the items' order (a session record has two) */
+    for (pub_item *it = batch; it; it = it->next) {
+        for (int k = it->session_ttl > 0 ? 2 : 1; k > 0; k--) {
+            redisReply *r = NULL;
 
-        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
-            snprintf(why, n, "PUBLISH: %s", c->errstr);
-            return 0;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+                snprintf(why, n, "PUBLISH: %s", c->errstr);
+                return 0;
+            }
+            if (r->type == REDIS_REPLY_ERROR) {
+                refused(r->str);
+            }
+            if (it->waiter) {
+                wsock_redis_waiter_finish(it->waiter, r);
+                it->waiter = NULL;
+            }
+            freeReplyObject(r);
         }
-        if (r->type == REDIS_REPLY_ERROR) {
-            refused(r->str);
-        }
-        freeReplyObject(r);
     }
+    (void)sent;
     return 1;
 }
 
@@ -265,6 +278,13 @@ apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *r
                                        apr_uint32_t except_serial, const char *json,
                                        apr_size_t len)
 {
+    return wsock_redis_relay_publish_w(cfg, room, except_serial, json, len, NULL);
+}
+
+apr_status_t wsock_redis_relay_publish_w(const wsock_redis_cfg *cfg, const char *room,
+                                         apr_uint32_t except_serial, const char *json,
+                                         apr_size_t len, wsock_redis_waiter *waiter)
+{
     const char *prefix = wsock_redis_conf.prefix;
     apr_size_t plen = strlen(prefix), rlen = strlen(room);
     apr_size_t size;
@@ -284,6 +304,7 @@ apr_status_t wsock_redis_relay_publish(const wsock_redis_cfg *cfg, const char *r
         return APR_ENOMEM;
     }
     it->next = NULL;
+    it->waiter = waiter;            /* if enqueue refuses it, still the caller's */
     it->session_ttl = 0;
     it->history_max = cfg->history_max;
     it->history_age_ms = cfg->history_age_ms;
@@ -306,7 +327,7 @@ apr_status_t wsock_redis_relay_save(const char *key, long ttl, const char *const
     for (int k = 0; k < 4; k++) {
         len += strlen(values[k]) + 1;
     }
-    if ((it = calloc(1, sizeof(*it) + len)) == NULL) {
+    if ((it = calloc(1, sizeof(*it) + len)) == NULL) {    /* (no waiter) */
         return APR_ENOMEM;
     }
     len += sizeof(*it);

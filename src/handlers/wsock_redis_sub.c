@@ -30,6 +30,7 @@
 
 #include "wsock_log.h"
 #include "wsock_redis.h"
+#include "wsock_redis_publish.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -149,6 +150,32 @@ static void reconcile(subscriber *sb)
     }
 }
 
+/* From channel PREFIX "\x01conn": "TOKEN 0\nID" and a tagged message
+ * ('T' text, 'B' binary, 'C' close: code in two bytes, reason) for the
+ * connection ID, if this child holds it (wsock_redis_publish.c). */
+static void deliver_to_connection(const char *m, apr_size_t len)
+{
+    char id[33], reason[124];
+    apr_size_t rlen;
+
+    if (len < 33) {
+        return;
+    }
+    memcpy(id, m, 32);
+    id[32] = '\0';
+    m += 32;
+    len -= 32;
+    if (m[0] == 'T' || m[0] == 'B') {
+        wsock_id_send_local(id, m[0] == 'T', m + 1, len - 1);
+    }
+    else if (m[0] == 'C' && len >= 3) {
+        rlen = len - 3 < sizeof(reason) - 1 ? len - 3 : sizeof(reason) - 1;
+        memcpy(reason, m + 3, rlen);
+        reason[rlen] = '\0';
+        wsock_id_close_local(id, ((unsigned char)m[1] << 8) | (unsigned char)m[2], reason);
+    }
+}
+
 /* From channel PREFIX+ROOM: "TOKEN SERIAL\nJSON", "TOKEN SERIAL ID\nJSON"
  * (with history: ID is the stream id, which goes into the JSON), or a
  * resuming client's marker "TOKEN SERIAL sync\n".  To the members here. */
@@ -185,6 +212,10 @@ static void deliver(const redisReply *ch, const redisReply *msg)
     }
     json = nl + 1;
     jlen = msg->len - (apr_size_t)(nl + 1 - msg->str);
+    if (strcmp(room, WSOCK_REDIS_CONN_CHANNEL) == 0) {
+        deliver_to_connection(json, jlen);
+        return;
+    }
     if (*id) {
         apr_uint64_t ms, seq;
 
@@ -266,6 +297,9 @@ static int subscriber_connect(subscriber *sb, char *why, apr_size_t n)
         return 0;
     }
     reconcile(sb);
+    /* every child hears what is sent to one connection by its id */
+    redisAppendCommand(sb->c, "SUBSCRIBE %s%s", wsock_redis_conf.prefix,
+                       WSOCK_REDIS_CONN_CHANNEL);
     redisAppendCommand(sb->c, "PING");
     sb->pings = 1;
     sb->resync = 1;

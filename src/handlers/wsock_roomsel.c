@@ -35,7 +35,7 @@ int wsock_roomsel_arg(const char *arg, int *from_query)
     return 1;
 }
 
-static int valid_room_arg(const char *s)
+int wsock_roomsel_valid_arg(const char *s)
 {
     apr_size_t n = strlen(s);
 
@@ -70,7 +70,7 @@ int wsock_roomsel_pick(wsock_conn *wc, const char *handler, int from_query,
     if (from_query && !arg && wsock_query_names(wsock_query(wc), "room")) {
         arg = "";                   /* there, but not decodable: refused below */
     }
-    if (arg && !valid_room_arg(arg)) {
+    if (arg && !wsock_roomsel_valid_arg(arg)) {
         ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wsock_connection(wc),
                       WSOCKNO(0610) "%s %s: refused, the room query argument must be "
                       "1-64 characters of A-Z a-z 0-9 _ . -", handler, wsock_uri(wc));

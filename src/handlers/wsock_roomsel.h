@@ -17,6 +17,9 @@ typedef struct {
     const char *label;                      /* the room as clients know it (in room) */
 } wsock_roomsel;
 
+/* Whether s is a good room query argument: 1-64 of A-Z a-z 0-9 _ . - */
+int wsock_roomsel_valid_arg(const char *s);
+
 /* "on"/"off" (any case) into *flag; 0 if it is neither. */
 int wsock_arg_onoff(const char *v, int *flag);
 

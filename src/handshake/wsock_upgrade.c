@@ -19,6 +19,7 @@
 #include "wsock_compress.h"
 #include "wsock_config.h"
 #include "wsock_conn.h"
+#include "wsock_connaddr.h"
 #include "wsock_driver.h"
 #include "wsock_handshake.h"
 #include "wsock_log.h"
@@ -139,12 +140,29 @@ int wsock_upgrade_serve(request_rec *r, const wsock_dir_conf *d)
 
     /* The handler may still refuse with an HTTP status: no upgrade then.
      * (A close code means: upgrade, then close at once; already started.) */
-    open_rc = wsock_conn_open(wc);
+    if ((open_rc = wsock_connaddr_open(wc, d->addressable == 1)) == 0) {
+        open_rc = wsock_conn_open(wc);
+    }
     if (WSOCK_IS_HTTP_STATUS(open_rc)) {
+        const char *type = wc->refusal_type;
+        const char *body = type ? apr_pmemdup(r->pool, wc->refusal_body, wc->refusal_len) : NULL;
+        apr_size_t len = wc->refusal_len;
+
         wsock_conn_refused(wc);     /* its rooms, its queue, its references */
         wsock_security_refused(&adm);
         wsock_refusal_note(r, WSOCK_R_HANDLER);
-        return open_rc;
+        if (type == NULL) {
+            return open_rc;         /* Apache's error page */
+        }
+        /* the handler's own body (wsock_refusal_body), as any handler that
+         * answers an error itself */
+        r->status = open_rc;
+        ap_set_content_type(r, apr_pstrdup(r->pool, type));
+        ap_set_content_length(r, (apr_off_t)len);
+        if (len) {
+            ap_rwrite(body, (int)len, r);
+        }
+        return OK;
     }
 
     /* 101: what RFC 6455 asks for, and the extension accepted (RFC 7692). */

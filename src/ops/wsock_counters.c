@@ -28,8 +28,8 @@ APLOG_USE_MODULE(wsock);
 #define STRIPES 8                   /* per-thread copies of the hot counters */
 /* Named for the layout: after an upgrade, a restart must not hand new
  * code memory laid out by the old one. */
-#define RETAINED_KEY "mod_wsock.counters.2"
-#define LAYOUT 0x77736302u          /* "wsc" 2 */
+#define RETAINED_KEY "mod_wsock.counters.3"
+#define LAYOUT 0x77736303u          /* "wsc" 3 */
 
 const int wsock_refusal_statuses[WSOCK_REFUSAL_STATUS_COUNT - 1] = WSOCK_REFUSAL_STATUSES;
 const int wsock_close_codes[WSOCK_CLOSE_CODE_COUNT - 1] = WSOCK_CLOSE_CODES;
@@ -43,7 +43,8 @@ const char *const wsock_hot_counter_names[WSOCK_C_HOT_COUNT] = {
 };
 const char *const wsock_counter_names[WSOCK_C_COUNT] = {
     "queue_drops", "slow_closes", "rate_limit_closes", "bus_laps", "bus_too_large",
-    "redis_reconnects", "redis_published", "redis_dropped"
+    "redis_reconnects", "redis_published", "redis_dropped", "published", "publish_refused",
+    "backend_requests", "backend_failed"
 };
 const char *const wsock_gauge_names[WSOCK_G_COUNT] = {
     "rooms", "room_members", "loop_threads", "redis_links", "redis_queue",

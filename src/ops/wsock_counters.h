@@ -52,6 +52,10 @@ typedef enum {
     WSOCK_C_REDIS_RECONNECTS,   /* Redis relay connections made again */
     WSOCK_C_REDIS_PUBLISHED,    /* messages the relay published to Redis */
     WSOCK_C_REDIS_DROPPED,      /* messages the relay's full queue refused */
+    WSOCK_C_PUBLISHED,          /* wsock-publish requests answered 2xx */
+    WSOCK_C_PUBLISH_REFUSED,    /* ... answered with an error status */
+    WSOCK_C_BACKEND_REQUESTS,   /* requests to backends (WSockHandler backend) answered */
+    WSOCK_C_BACKEND_FAILED,     /* ... failed: down, timed out, garbage, non-2xx */
     WSOCK_C_COUNT
 } wsock_counter;
 

@@ -11,9 +11,10 @@
  * gets every check a WebSocket location gets (RFC 6455, the Origin
  * policy, per-IP caps, limits).  Apache's Require and auth apply to the
  * page and the stream alike, before this handler runs.  On top of them,
- * unless `WSockStatusAccess require` says that Require alone decides, only
- * loopback clients are served (403 otherwise): a location set up without
- * access control does not show the site's rooms to the world.
+ * WSockStatusAccess (the words of WSockPublishAccess): local (the default)
+ * serves loopback clients only, authenticated a user Apache authenticated,
+ * any whoever Require lets in; so a location set up without access control
+ * does not show the site's rooms to the world.
  */
 #include <string.h>
 
@@ -55,19 +56,16 @@ static int status_label = WSOCK_LABEL_NONE;
 
 const char *wsock_cmd_status_access(cmd_parms *cmd, void *conf, const char *arg)
 {
-    wsock_dir_conf *d = conf;
+    static const char *const names[] = { "local", "authenticated", "any" };
 
-    if (strcasecmp(arg, "loopback") == 0) {
-        d->status_access = WSOCK_STATUS_ACCESS_LOOPBACK;
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(arg, names[i]) == 0) {
+            ((wsock_dir_conf *)conf)->status_access = i;
+            return NULL;
+        }
     }
-    else if (strcasecmp(arg, "require") == 0) {
-        d->status_access = WSOCK_STATUS_ACCESS_REQUIRE;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "WSockStatusAccess: '%s' is neither loopback "
-                            "nor require", arg);
-    }
-    return NULL;
+    return apr_psprintf(cmd->pool, "WSockStatusAccess: '%s' is not local, authenticated "
+                        "or any", arg);
 }
 
 static int from_loopback(request_rec *r)
@@ -82,6 +80,21 @@ static int from_loopback(request_rec *r)
         }
     }
     return 0;
+}
+
+/* WSockStatusAccess: NULL if r may see the dashboard, else why not. */
+static const char *access_refused(request_rec *r, const wsock_dir_conf *d)
+{
+    switch (d->status_access) {
+    case WSOCK_STATUS_ACCESS_ANY:
+        return NULL;
+    case WSOCK_STATUS_ACCESS_AUTHENTICATED:
+        return r->user ? NULL : "authenticated: no user was authenticated (AuthType, "
+                                "Require valid-user)";
+    default:
+        return from_loopback(r) ? NULL : "local (the default): the client is not on the "
+                                         "loopback";
+    }
 }
 
 /* The upgrade, with the status handler in place of a WSockHandler. */
@@ -125,7 +138,7 @@ static int dashboard_handler(request_rec *r)
 {
     const wsock_dir_conf *d;
     wsock_dashboard_asset a;
-    const char *upgrade, *name = "", *slash;
+    const char *upgrade, *name = "", *slash, *why;
     char *base;
     size_t n;
 
@@ -133,11 +146,10 @@ static int dashboard_handler(request_rec *r)
         return DECLINED;
     }
     d = ap_get_module_config(r->per_dir_config, &wsock_module);
-    if (d->status_access != WSOCK_STATUS_ACCESS_REQUIRE && !from_loopback(r)) {
+    if ((why = access_refused(r, d)) != NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      WSOCKNO(1454) "wsock-status %s refused (403) to %s: only loopback "
-                      "clients are served unless WSockStatusAccess require (with your "
-                      "own Require) is set", r->uri, r->useragent_ip);
+                      WSOCKNO(1454) "wsock-status %s refused (403) to %s: WSockStatusAccess "
+                      "%s", r->uri, r->useragent_ip, why);
         return HTTP_FORBIDDEN;
     }
     upgrade = apr_table_get(r->headers_in, "Upgrade");

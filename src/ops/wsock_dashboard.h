@@ -12,11 +12,13 @@
 /* Its hooks: the handler, and the history's shared memory and sampler. */
 void wsock_dashboard_register_hooks(void);
 
-/* WSockStatusAccess loopback|require (per directory). */
+/* WSockStatusAccess local|authenticated|any (per directory; the words and
+ * their meaning are WSockPublishAccess's). */
 const char *wsock_cmd_status_access(cmd_parms *cmd, void *conf, const char *arg);
 
-#define WSOCK_STATUS_ACCESS_LOOPBACK 0  /* the default: loopback clients only */
-#define WSOCK_STATUS_ACCESS_REQUIRE 1   /* Apache's Require alone decides */
+#define WSOCK_STATUS_ACCESS_LOCAL 0         /* the default: loopback clients only */
+#define WSOCK_STATUS_ACCESS_AUTHENTICATED 1 /* a user Apache authenticated */
+#define WSOCK_STATUS_ACCESS_ANY 2           /* Apache's Require alone decides */
 
 /* The page's files, built into the module (wsock_dashboard_assets.c). */
 typedef struct {

@@ -43,8 +43,7 @@ static void add_room(void *baton, const char *name, int members)
 {
     top_rooms *t = baton;
 
-    /* the dashboard's own room is not one of the site's */
-    if (t->n < WSOCK_HISTORY_ROOMS && strcmp(name, WSOCK_STATUS_ROOM) != 0) {
+    if (t->n < WSOCK_HISTORY_ROOMS) {
         apr_cpystrn(t->room[t->n].name, name, sizeof(t->room[t->n].name));
         t->room[t->n].members = (apr_uint64_t)members;
         t->n++;
@@ -77,9 +76,8 @@ static void sample_turn(wsock_counts *c, apr_int64_t sec)
     size_t len;
 
     if (top) {
-        /* one more than kept, for the dashboard's own room */
         top->n = 0;
-        wsock_rooms_top(WSOCK_HISTORY_ROOMS + 1, add_room, top);
+        wsock_rooms_top(WSOCK_HISTORY_ROOMS, add_room, top);
         wsock_history_rooms_put(top->room, top->n, sec);
         free(top);
     }
@@ -92,7 +90,7 @@ static void sample_turn(wsock_counts *c, apr_int64_t sec)
     }
     if (wsock_room_count_local(WSOCK_STATUS_ROOM) > 0
         && (json = wsock_sampler_snapshot(&len)) != NULL) {
-        wsock_publish_local(WSOCK_STATUS_ROOM, NULL, 1, json, len);
+        wsock_rooms_publish_reserved_local(WSOCK_STATUS_ROOM, 1, json, len);
         free(json);
     }
 }

@@ -10,8 +10,9 @@
 #include <httpd.h>
 #include <apr_pools.h>
 
-/* The room of this child's dashboard WebSockets: a name no client can
- * pick (room names of handlers start with their location's '/'). */
+/* The room of this child's dashboard WebSockets: one of the module's own
+ * (WSOCK_ROOM_RESERVED, wsock_rooms.h), which no client or plugin can join
+ * or publish to. */
 #define WSOCK_STATUS_ROOM "\001wsock-status"
 #define WSOCK_STATUS_ROOMS_SHOWN 20     /* rooms a snapshot lists */
 

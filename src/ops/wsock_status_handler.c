@@ -14,6 +14,7 @@
 #include "wsock.h"
 #include "wsock_history.h"
 #include "wsock_log.h"
+#include "wsock_rooms.h"
 #include "wsock_sampler.h"
 #include "wsock_snapshot_json.h"
 #include "wsock_status_handler.h"
@@ -35,7 +36,7 @@ static int status_open(wsock_conn *wc)
     size_t len = 0;
     int n;
 
-    if (wsock_join(wc, WSOCK_STATUS_ROOM) != APR_SUCCESS) {
+    if (wsock_rooms_join_reserved(wc, WSOCK_STATUS_ROOM) != APR_SUCCESS) {
         return 1013;                /* try again later */
     }
     s = malloc(WSOCK_HISTORY_SECONDS * sizeof(*s));

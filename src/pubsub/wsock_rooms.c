@@ -35,6 +35,7 @@
 #include <apr_strings.h>
 
 #include "wsock_bus.h"
+#include "wsock_connaddr.h"
 #include "wsock_keyhash.h"
 #include "wsock_log.h"
 #include "wsock_output.h"
@@ -166,7 +167,15 @@ static room_t *room_get(const char *room)
     return rm;
 }
 
-apr_status_t wsock_join(wsock_conn *wc, const char *room)
+/* Names starting with WSOCK_ROOM_RESERVED belong to the module (a
+ * connection's private room, wsock_connaddr.c): wsock_join() and
+ * wsock_publish*() refuse them. */
+static int public_name(const char *room)
+{
+    return valid_name(room) && room[0] != WSOCK_ROOM_RESERVED;
+}
+
+static apr_status_t join_room(wsock_conn *wc, const char *room)
 {
     apr_status_t rv = APR_SUCCESS;
     room_t *rm;
@@ -206,6 +215,34 @@ apr_status_t wsock_join(wsock_conn *wc, const char *room)
     }
     apr_thread_mutex_unlock(rooms_mutex);
     return rv;
+}
+
+apr_status_t wsock_join(wsock_conn *wc, const char *room)
+{
+    return public_name(room) ? join_room(wc, room) : APR_EINVAL;
+}
+
+apr_status_t wsock_rooms_join_reserved(wsock_conn *wc, const char *room)
+{
+    return room && room[0] == WSOCK_ROOM_RESERVED ? join_room(wc, room) : APR_EINVAL;
+}
+
+wsock_conn *wsock_rooms_member(const char *room)
+{
+    wsock_conn *wc = NULL;
+    room_t *rm;
+
+    if (!valid_name(room) || rooms_mutex == NULL) {
+        return NULL;
+    }
+    apr_thread_mutex_lock(rooms_mutex);
+    rm = apr_hash_get(rooms, room, APR_HASH_KEY_STRING);
+    if (rm && rm->n > 0) {
+        wc = rm->m[0].wc;
+        wsock_ref(wc);              /* valid until the caller is done */
+    }
+    apr_thread_mutex_unlock(rooms_mutex);
+    return wc;
 }
 
 /* Under rooms_mutex: takes wc out of the room of its membership k. */
@@ -299,7 +336,8 @@ int wsock_rooms_top(int n, void (*fn)(void *baton, const char *name, int members
          hi && scanned < WSOCK_ROOMS_TOP_SCAN; hi = apr_hash_next(hi), scanned++) {
         const room_t *rm = apr_hash_this_val(hi);
 
-        if (have == n && rm->n <= top[n - 1].members) {
+        if (rm->name[0] == WSOCK_ROOM_RESERVED
+            || (have == n && rm->n <= top[n - 1].members)) {
             continue;
         }
         /* insertion into the sorted list: the smallest falls off */
@@ -419,7 +457,7 @@ int wsock_publish(const char *room, int is_text, const void *data, apr_size_t le
 /* Checks what every publisher must get right, once, not per member. */
 static int publishable(const char *room, int is_text, const void *data, apr_size_t len)
 {
-    return valid_name(room) && rooms_mutex != NULL
+    return public_name(room) && rooms_mutex != NULL
            && (!is_text || wsock_utf8_valid(data, len));
 }
 
@@ -442,9 +480,19 @@ int wsock_publish_local(const char *room, const wsock_conn *except, int is_text,
            ? deliver_local(room, except, is_text, data, len) : 0;
 }
 
+int wsock_rooms_publish_reserved_local(const char *room, int is_text, const void *data,
+                                       apr_size_t len)
+{
+    return room && room[0] == WSOCK_ROOM_RESERVED && valid_name(room) && rooms_mutex
+           ? deliver_local(room, NULL, is_text, data, len) : 0;
+}
+
 void wsock_rooms_deliver(const char *room, int is_text, const void *data, apr_size_t len)
 {
-    if (rooms_mutex != NULL) {
+    if (room[0] == WSOCK_ROOM_RESERVED) {
+        wsock_connaddr_deliver(room, data, len);    /* a connection's own */
+    }
+    else if (rooms_mutex != NULL) {
         deliver_local(room, NULL, is_text, data, len);
     }
 }

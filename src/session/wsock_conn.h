@@ -83,6 +83,9 @@ struct wsock_conn {
     /* facts of the opening request (wsock_facts.c), immutable once set */
     const char *f_uri, *f_query, *f_remote_ip, *f_user, *f_protocol, *f_conn_id;
     char f_app_id[33];             /* wsock_connection_id(): 16 random bytes, hex */
+    const char *refusal_type;      /* wsock_refusal_body(): what a refusing */
+    const char *refusal_body;      /* on_open's status carries, or NULL */
+    apr_size_t refusal_len;
     const char *f_location;        /* section of the WSockHandler line */
     apr_table_t *f_claims;         /* the verified token's claims, or NULL */
     server_rec *f_server;          /* for log lines from other threads */

@@ -90,6 +90,25 @@ const char *wsock_query_arg(const wsock_conn *wc, const char *name)
     return name ? apr_table_get(wc->f_query_args, name) : NULL;
 }
 
+apr_status_t wsock_refusal_body(wsock_conn *wc, const char *content_type, const void *body,
+                                apr_size_t len)
+{
+    const char *t = content_type ? content_type : "text/plain; charset=utf-8";
+
+    if (wc->upgraded || len > WSOCK_REFUSAL_BODY_MAX || (len && body == NULL)) {
+        return APR_EINVAL;
+    }
+    for (const char *p = t; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            return APR_EINVAL;      /* it becomes a header line */
+        }
+    }
+    wc->refusal_type = apr_pstrdup(wc->pool, t);
+    wc->refusal_body = len ? apr_pmemdup(wc->pool, body, len) : "";
+    wc->refusal_len = len;
+    return APR_SUCCESS;
+}
+
 const char *wsock_header(const wsock_conn *wc, const char *name)
 {
     return name ? apr_table_get(wc->f_headers, name) : NULL;

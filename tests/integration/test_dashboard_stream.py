@@ -5,7 +5,7 @@ are exactly what the test did (WebSockets opened and closed by code in
 both children, rooms and their sizes, refused handshakes, messages in);
 the page and its files are served with a strict CSP; the stream takes no
 input; a client that is not on loopback is refused unless WSockStatusAccess
-require hands the decision to Require; a cross-site page cannot read it.
+says otherwise (authenticated, any); a cross-site page cannot read it.
 """
 
 import asyncio
@@ -34,12 +34,16 @@ RemoteIPInternalProxy 127.0.0.1
 </Location>
 <Location /status-denied>
     SetHandler wsock-status
-    WSockStatusAccess require
+    WSockStatusAccess any
     Require all denied
 </Location>
 <Location /status-open>
     SetHandler wsock-status
-    WSockStatusAccess require
+    WSockStatusAccess any
+</Location>
+<Location /status-auth>
+    SetHandler wsock-status
+    WSockStatusAccess authenticated
 </Location>
 <Location /echo>
     WSockHandler echo
@@ -252,16 +256,18 @@ def test_page_files_and_access(dash):
     assert 'href="/status/a/_/b/_/dashboard.css"' in get(dash, "/status/a/_/b/")[2]
     assert get(dash, "/status/a/_/b/_/dashboard.css")[1]["Content-Type"].startswith("text/css")
 
-    # not on loopback (mod_remoteip's client address): refused by default,
-    # page and stream alike; with WSockStatusAccess require, Require decides
+    # not on loopback (mod_remoteip's client address): refused by default
+    # (local), page and stream alike; with any, Require decides; with
+    # authenticated, only a user Apache authenticated (none here) gets in
     since = dash.log_offset()
     away = {"X-Forwarded-For": "203.0.113.7"}
     assert get(dash, "/status", away)[0] == 403
     assert get(dash, "/status-open", away)[0] == 200
     assert get(dash, "/status-denied")[0] == 403
+    assert get(dash, "/status-auth")[0] == 403
 
     async def stream_refusals():
-        for path, headers in (("/status", away), ("/status-denied", {})):
+        for path, headers in (("/status", away), ("/status-denied", {}), ("/status-auth", {})):
             with pytest.raises(websockets.InvalidStatusCode) as e:
                 await status(dash, path, extra_headers=headers)
             assert e.value.status_code == 403
@@ -272,11 +278,16 @@ def test_page_files_and_access(dash):
         async with status(dash, "/status-open", extra_headers=away) as ws:
             assert (await recv_json(ws))["type"] == "history"
     run(stream_refusals())
-    assert "WSOCK1454: wsock-status /status refused (403) to 203.0.113.7" in dash.error_log(since)
+    log = dash.error_log(since)
+    assert "WSOCK1454: wsock-status /status refused (403) to 203.0.113.7: " \
+        "WSockStatusAccess local" in log
+    assert "WSOCK1454: wsock-status /status-auth refused (403) to 127.0.0.1: " \
+        "WSockStatusAccess authenticated" in log
 
 
 def test_configtest_checks_status_access(apache_factory):
-    for value, ok in (("loopback", True), ("REQUIRE", True), ("all", False), ("", False)):
+    for value, ok in (("local", True), ("AUTHENTICATED", True), ("any", True),
+                      ("loopback", False), ("", False)):
         inst = apache_factory(extra_conf="<Location /s>\n    SetHandler wsock-status\n"
                               "    WSockStatusAccess %s\n</Location>\n" % value, start=False)
         rc, out = inst.configtest()
