@@ -1,0 +1,16 @@
+/*
+ * wsock_h2.h — WebSockets over HTTP/2 (RFC 8441), which mod_wsock does not
+ * serve yet: such a handshake is refused clearly (wsock_h2.c).
+ */
+#ifndef WSOCK_H2_H
+#define WSOCK_H2_H
+
+#include <httpd.h>
+
+#include "wsock_config.h"
+
+/* OK if r is not a WebSocket handshake over HTTP/2; else the refusal was
+ * logged and counted, and this is the status to answer. */
+int wsock_h2_refuse(request_rec *r, const wsock_dir_conf *d);
+
+#endif /* WSOCK_H2_H */
