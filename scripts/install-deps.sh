@@ -16,6 +16,7 @@ pkgs=(
     libhiredis-dev redis-server                       # redis handler, its tests
     zlib1g-dev                                        # permessage-deflate
     python3 python3-pytest python3-websockets         # integration tests
+    python3-h2                                        # HTTP/2 client (test_h2.py)
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
 )
 
