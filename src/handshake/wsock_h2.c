@@ -17,9 +17,9 @@
 #include <http_protocol.h>
 #include <apr_strings.h>
 
-#include "wsock_counters.h"
 #include "wsock_h2.h"
 #include "wsock_log.h"
+#include "wsock_refusals.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -27,7 +27,7 @@ static const char h2_refusal_body[] =
     "WebSockets over HTTP/2 (RFC 8441) are not served here: connect over "
     "HTTP/1.1, or ask the administrator to set H2WebSockets off.\n";
 
-int wsock_h2_refuse(request_rec *r, const wsock_dir_conf *d)
+int wsock_h2_refuse(request_rec *r)
 {
     const char *upgrade;
 
@@ -42,7 +42,7 @@ int wsock_h2_refuse(request_rec *r, const wsock_dir_conf *d)
                   WSOCKNO(1415) "WebSocket handshake for %s over HTTP/2 refused with 501: "
                   "WebSockets over HTTP/2 (RFC 8441) are not served; set H2WebSockets off",
                   r->uri);
-    wsock_count_refused(d->ops_label, WSOCK_R_PROTOCOL, HTTP_NOT_IMPLEMENTED);
+    wsock_refusal_note(r, WSOCK_R_PROTOCOL);     /* counted when logged */
     apr_table_setn(r->notes, "error-notes", "WebSockets over HTTP/2 are not served");
     r->status = HTTP_NOT_IMPLEMENTED;
     ap_set_content_type(r, "text/plain; charset=utf-8");

@@ -7,10 +7,9 @@
 
 #include <httpd.h>
 
-#include "wsock_config.h"
-
 /* OK if r is not a WebSocket handshake over HTTP/2; else the refusal was
- * logged and counted, and this is the status to answer. */
-int wsock_h2_refuse(request_rec *r, const wsock_dir_conf *d);
+ * answered (501), logged and noted for counting (reason "protocol"), and
+ * this is what the handler returns. */
+int wsock_h2_refuse(request_rec *r);
 
 #endif /* WSOCK_H2_H */

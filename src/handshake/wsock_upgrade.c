@@ -95,7 +95,7 @@ int wsock_upgrade_handler(request_rec *r)
     if (d->handler == NULL || r->main) {
         return DECLINED;
     }
-    if ((rc = wsock_h2_refuse(r, d)) != OK) {
+    if ((rc = wsock_h2_refuse(r)) != OK) {
         return rc;                  /* RFC 8441 over mod_http2: not served yet */
     }
 

@@ -7,8 +7,8 @@ stops accepting at ThreadsPerChild x 3 per child, 450 in all, and says so
 at start (WSOCK1410).
 
 The 10,000 are opened from this process with raw non-blocking sockets
-(massws.py).  Heavy for the ASan run (10,000 handshakes through the
-sanitizer build): skipped there; the plain run covers it.
+(massws.py).  The 10,000 are too heavy for the ASan run (handshakes
+through the sanitizer build): skipped there; the plain run covers them.
 """
 
 import os
@@ -50,7 +50,7 @@ ECHO = """\
 TARGET = 10000
 STOCK_CAP = 6 * 25 * 3          # 6 children x ThreadsPerChild x (1 + factor 2)
 
-pytestmark = pytest.mark.skipif(
+heavy = pytest.mark.skipif(
     memory.under_asan(),
     reason="10,000 handshakes are too heavy for the sanitizer build; the plain run covers it")
 
@@ -61,6 +61,7 @@ def stock_server(apache_factory, with_wsock_conf):
                           launcher=LAUNCHER)
 
 
+@heavy
 def test_stock_event_with_wsock_conf_holds_10000(apache_factory):
     if raise_fd_limit(TARGET + 500) < TARGET + 100:
         pytest.skip("this process may not open %d sockets" % TARGET)
