@@ -101,9 +101,9 @@ def test_stock_event_without_wsock_conf_stops_at_450(apache_factory):
     assert m and int(m.group(1)) == STOCK_CAP, inst.error_log()[-2000:]
     assert inst.error_log().count("WSOCK1410") == 1      # once per start
     # The server stops answering handshakes there: the rest wait in the
-    # listen queue (no answer for 3 s after the last child was full; the
-    # parent starts a child per second at most while they fill).
-    opened = open_many(inst.port, STOCK_CAP + 150, window=200, deadline=25.0, quiet=3.0)
+    # listen queue (no answer for 4 s after the last child was full; the
+    # parent looks for children to start once a second while they fill).
+    opened = open_many(inst.port, STOCK_CAP + 150, window=200, deadline=25.0, quiet=4.0)
     try:
         print("\ncapacity without wsock.conf: %d WebSockets opened, %d left waiting"
               % (len(opened.sockets), opened.waiting))

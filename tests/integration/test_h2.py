@@ -4,7 +4,8 @@ internal upgrade on an HTTP/2 stream, and is refused with 501, a body that
 says why, and a log line (WSOCK1415); the server warned about it at start
 (WSOCK1414).  The same location still answers HTTP/1.1 with 101.
 
-The client is Debian's python3-h2 speaking h2c with prior knowledge.
+The client is Debian's python3-h2, over TLS with ALPN h2 (what browsers
+use) and over h2c with prior knowledge.
 """
 
 import asyncio
@@ -15,25 +16,53 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import pytest
 import websockets
 
 from apache_instance import APACHE_MODULES
-from conftest import COMMON_CONF, run
+from conftest import COMMON_CONF, client_tls, run, tls_conf
 
 H2_CONF = """\
 LoadModule http2_module {mods}/mod_http2.so
-Protocols h2c http/1.1
+Protocols h2 h2c http/1.1
 H2WebSockets on
 """.format(mods=APACHE_MODULES) + COMMON_CONF
 
 
-def extended_connect(port, path, timeout=10.0):
-    """Open h2c, wait for the server's SETTINGS, send an RFC 8441 extended
-    CONNECT for `path`; return (server allowed extended CONNECT, status,
-    body)."""
+@pytest.fixture(params=["h2c", "h2-tls"])
+def h2_server(request, apache_factory, tmp_path):
+    """An event server with H2WebSockets on; .tls: a client SSL context
+    (ALPN h2), or None for h2c."""
+    if request.param == "h2c":
+        inst = apache_factory("event", extra_conf=H2_CONF)
+        inst.tls = None
+        return inst
+    conf, cert = tls_conf(str(tmp_path))
+    inst = apache_factory("event", extra_conf=conf + H2_CONF)
+    inst.scheme = "wss"
+    inst.tls = client_tls(cert)
+    inst.tls.set_alpn_protocols(["h2"])
+    inst.cert = cert
+    return inst
+
+
+def h2_socket(inst, timeout):
+    s = socket.create_connection(("127.0.0.1", inst.port), timeout=timeout)
+    if inst.tls is None:
+        return s
+    t = inst.tls.wrap_socket(s, server_hostname="127.0.0.1")
+    assert t.selected_alpn_protocol() == "h2"
+    return t
+
+
+def extended_connect(inst, path, timeout=10.0):
+    """Open HTTP/2, wait for the server's SETTINGS, send an RFC 8441
+    extended CONNECT for `path`; return (server allowed extended CONNECT,
+    status, body)."""
+    port = inst.port
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     deadline = time.monotonic() + timeout
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with h2_socket(inst, timeout) as s:
         conn.initiate_connection()
         s.sendall(conn.data_to_send())
         allowed, sent, status, body, ended = None, False, None, b"", False
@@ -57,22 +86,23 @@ def extended_connect(port, path, timeout=10.0):
                     ended = True
             if not sent and allowed is not None:
                 conn.send_headers(1, [
-                    (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                    (":method", "CONNECT"), (":protocol", "websocket"),
+                    (":scheme", "http" if inst.tls is None else "https"),
                     (":path", path), (":authority", "127.0.0.1:%d" % port),
-                    ("sec-websocket-version", "13"), ("origin", "http://127.0.0.1:%d" % port),
+                    ("sec-websocket-version", "13"), ("origin", "%s://127.0.0.1:%d" % ("http" if inst.tls is None else "https", port)),
                 ])
                 sent = True
             s.sendall(conn.data_to_send())
         return allowed, status, body
 
 
-def test_websocket_over_http2_is_refused_with_501(apache_factory):
-    inst = apache_factory("event", extra_conf=H2_CONF)
+def test_websocket_over_http2_is_refused_with_501(h2_server):
+    inst = h2_server
     # warned once at start, naming the directive
     assert inst.error_log().count("WSOCK1414") == 1, inst.error_log()[-2000:]
     since = inst.log_offset()
 
-    allowed, status, body = extended_connect(inst.port, "/echo")
+    allowed, status, body = extended_connect(inst, "/echo")
     assert allowed == 1                 # mod_http2 offered RFC 8441
     assert status == 501, (status, body)
     assert b"WebSockets over HTTP/2" in body and b"HTTP/1.1" in body
@@ -81,7 +111,8 @@ def test_websocket_over_http2_is_refused_with_501(apache_factory):
 
     # HTTP/1.1 on the same server and location still upgrades.
     async def echo():
-        async with websockets.connect(inst.url("/echo"), open_timeout=10) as ws:
+        tls = client_tls(inst.cert) if inst.tls else None     # ALPN http/1.1
+        async with websockets.connect(inst.url("/echo"), ssl=tls, open_timeout=10) as ws:
             await ws.send("h1")
             return await asyncio.wait_for(ws.recv(), 10)
 
