@@ -227,7 +227,11 @@ static void warn_h2(server_rec *s, apr_pool_t *p, const server_scan *srv,
     /* the main server's <Location>s apply in every virtual host too */
     const ap_directive_t *ws = srv->websocket ? srv->websocket : main->websocket;
 
-    if (h2ws == NULL || ws == NULL || !first_word_is(h2ws->args, "on")) {
+    if (srv != main && srv->h2ws == NULL && srv->websocket == NULL) {
+        return;                     /* all inherited: the main server's warning says it */
+    }
+    if (h2ws == NULL || ws == NULL || h2ws->args == NULL
+        || !first_word_is(h2ws->args, "on")) {
         return;
     }
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,

@@ -114,7 +114,10 @@ def test_blocking_driver_with_few_workers():
 @pytest.mark.parametrize("where", ["main", "vhost"])
 def test_h2websockets_on_over_a_websocket_location(where):
     if where == "main":
-        extra = H2 + "Protocols h2c http/1.1\nH2WebSockets on\n" + ECHO
+        # two virtual hosts that inherit both: one warning, the main server's
+        extra = (H2 + "Protocols h2c http/1.1\nH2WebSockets on\n" + ECHO
+                 + "<VirtualHost 127.0.0.1:*>\n    ServerName a.test\n</VirtualHost>\n"
+                 + "<VirtualHost 127.0.0.1:*>\n    ServerName b.test\n</VirtualHost>\n")
     else:
         extra = (H2 + "Protocols h2c http/1.1\n"
                  "<VirtualHost 127.0.0.1:*>\n    ServerName ws.test\n    H2WebSockets on\n"
@@ -123,7 +126,7 @@ def test_h2websockets_on_over_a_websocket_location(where):
     rc, out, _ = configtest("event", "Include %s\n%s" % (WSOCK_CONF, extra), STOCK_EVENT)
     assert rc == 0, out
     assert tags(out) == {"WSOCK1414"}, out
-    assert "H2WebSockets on" in out
+    assert "H2WebSockets on" in out and out.count("WSOCK1414") == 1, out
     if where == "vhost":
         assert "<VirtualHost 127.0.0.1:*>" in out
 
