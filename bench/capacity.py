@@ -22,34 +22,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import apache_instance  # noqa: E402
+import debian_stock  # noqa: E402
 import memory  # noqa: E402
 from massws import echo_roundtrip, open_many, raise_fd_limit  # noqa: E402
 
-STOCK_EVENT = """\
-StartServers 2
-MinSpareThreads 25
-MaxSpareThreads 75
-ThreadLimit 64
-ThreadsPerChild 25
-MaxRequestWorkers 150
-MaxConnectionsPerChild 0
-"""
-ECHO = """\
-<Location /echo>
-    WSockHandler echo
-    WSockPingInterval 0
-    WSockIdleTimeout 0
-</Location>
-"""
 
 
 def run(label, with_conf, count, nofile, factor):
     extra = ("Include %s\n" % os.path.join(REPO, "conf", "wsock.conf")
-             if with_conf else "") + ECHO
+             if with_conf else "") + debian_stock.IDLE_ECHO
     root = tempfile.mkdtemp(prefix="wsock-capacity-")
     inst = apache_instance.ApacheInstance(
-        mpm="event", extra_conf=extra, mpm_conf=STOCK_EVENT, root=root,
-        launcher=["prlimit", "--nofile=%d:%d" % (nofile, nofile), "--"])
+        mpm="event", extra_conf=extra, mpm_conf=debian_stock.EVENT, root=root,
+        launcher=debian_stock.launcher(nofile))
     inst.start()
     try:
         before = memory.settled(inst.pid)
@@ -73,7 +58,7 @@ def run(label, with_conf, count, nofile, factor):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=16000, help="WebSockets to try (default 16000)")
-    ap.add_argument("--nofile", type=int, default=8192,
+    ap.add_argument("--nofile", type=int, default=debian_stock.NOFILE,
                     help="open-file limit of apache2 (apache2ctl's default 8192)")
     args = ap.parse_args()
     if raise_fd_limit(args.n + 500) < args.n + 100:

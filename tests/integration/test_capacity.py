@@ -16,36 +16,13 @@ import random
 
 import pytest
 
+import debian_stock
 import memory
 from conftest import crash_check, new_tags
 from massws import echo_roundtrip, open_many, raise_fd_limit
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WSOCK_CONF = os.path.join(REPO, "conf", "wsock.conf")
-
-# /etc/apache2/mods-available/mpm_event.conf on Debian bookworm, as shipped.
-STOCK_EVENT = """\
-StartServers 2
-MinSpareThreads 25
-MaxSpareThreads 75
-ThreadLimit 64
-ThreadsPerChild 25
-MaxRequestWorkers 150
-MaxConnectionsPerChild 0
-"""
-# What apache2ctl sets (APACHE_ULIMIT_MAX_FILES, default "ulimit -n 8192").
-DEBIAN_NOFILE = 8192
-LAUNCHER = ["prlimit", "--nofile=%d:%d" % (DEBIAN_NOFILE, DEBIAN_NOFILE), "--"]
-
-# Timers off: the test measures how many connections the server holds, not
-# how it treats clients that never answer a ping.
-ECHO = """\
-<Location /echo>
-    WSockHandler echo
-    WSockPingInterval 0
-    WSockIdleTimeout 0
-</Location>
-"""
 
 TARGET = 10000
 STOCK_CAP = 6 * 25 * 3          # 6 children x ThreadsPerChild x (1 + factor 2)
@@ -56,9 +33,9 @@ heavy = pytest.mark.skipif(
 
 
 def stock_server(apache_factory, with_wsock_conf):
-    extra = ("Include %s\n" % WSOCK_CONF if with_wsock_conf else "") + ECHO
-    return apache_factory("event", extra_conf=extra, mpm_conf=STOCK_EVENT,
-                          launcher=LAUNCHER)
+    extra = ("Include %s\n" % WSOCK_CONF if with_wsock_conf else "") + debian_stock.IDLE_ECHO
+    return apache_factory("event", extra_conf=extra, mpm_conf=debian_stock.EVENT,
+                          launcher=debian_stock.launcher())
 
 
 @heavy

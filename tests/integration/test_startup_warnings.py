@@ -12,40 +12,27 @@ import subprocess
 
 import pytest
 
+import debian_stock
 from apache_instance import APACHE_BIN, APACHE_MODULES
 from conftest import TAG_RE, new_instance
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WSOCK_CONF = os.path.join(REPO, "conf", "wsock.conf")
 
-STOCK_EVENT = """\
-StartServers 2
-MinSpareThreads 25
-MaxSpareThreads 75
-ThreadLimit 64
-ThreadsPerChild 25
-MaxRequestWorkers 150
-MaxConnectionsPerChild 0
-"""
-STOCK_PREFORK = """\
-StartServers 5
-MinSpareServers 5
-MaxSpareServers 10
-MaxRequestWorkers 150
-MaxConnectionsPerChild 0
-"""
+STOCK_EVENT = debian_stock.EVENT
+STOCK_PREFORK = debian_stock.PREFORK
 ECHO = "<Location /echo>\n    WSockHandler echo\n</Location>\n"
 H2 = "LoadModule http2_module %s/mod_http2.so\n" % APACHE_MODULES
 CAPACITY_TAGS = {"WSOCK1410", "WSOCK1411", "WSOCK1412", "WSOCK1413", "WSOCK1414"}
 
 
-def configtest(mpm, extra, mpm_conf, nofile=8192):
+def configtest(mpm, extra, mpm_conf, nofile=debian_stock.NOFILE):
     """`apache2 -t` of a generated configuration, with the open-file limit
     apache2ctl would set; returns (exit code, output, the instance)."""
     inst = new_instance(mpm, extra_conf=extra, mpm_conf=mpm_conf)
     inst.write_conf()
-    p = subprocess.run(["prlimit", "--nofile=%d:%d" % (nofile, nofile), "--", APACHE_BIN,
-                        "-f", inst.conf_path, "-t"], stdout=subprocess.PIPE,
+    p = subprocess.run(debian_stock.launcher(nofile) + [APACHE_BIN, "-f", inst.conf_path, "-t"],
+                       stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=30, env=inst._env())
     return p.returncode, p.stdout.decode("utf-8", "replace"), inst
 
