@@ -21,6 +21,7 @@
 #include "wsock_conn.h"
 #include "wsock_connaddr.h"
 #include "wsock_driver.h"
+#include "wsock_h2.h"
 #include "wsock_handshake.h"
 #include "wsock_log.h"
 #include "wsock_loop.h"
@@ -94,6 +95,9 @@ int wsock_upgrade_handler(request_rec *r)
     wsock_loop_worker_visit();      /* back from a hand-off (wsock_loop.c) */
     if (d->handler == NULL || r->main) {
         return DECLINED;
+    }
+    if ((rc = wsock_h2_refuse(r)) != OK) {
+        return rc;                  /* RFC 8441 over mod_http2: not served yet */
     }
 
     req.method = r->method;
