@@ -17,6 +17,7 @@ pkgs=(
     zlib1g-dev                                        # permessage-deflate
     libcurl4-openssl-dev php-cli                      # backend handler, its PHP example
     python3 python3-pytest python3-websockets         # integration tests
+    python3-h2                                        # HTTP/2 client (test_h2.py)
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
     prometheus                                        # promtool checks wsock-metrics
     php-cli                                           # examples/publish/push.php, its test

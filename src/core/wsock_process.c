@@ -13,6 +13,7 @@
 #include <mpm_common.h>
 
 #include "wsock_bus.h"
+#include "wsock_capacity.h"
 #include "wsock_config.h"
 #include "wsock_counters.h"
 #include "wsock_handlers.h"
@@ -106,4 +107,5 @@ void wsock_process_register_hooks(void)
     ap_hook_child_status(process_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(process_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(process_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    wsock_capacity_register_hooks();    /* startup warnings (src/ops) */
 }

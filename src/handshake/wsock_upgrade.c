@@ -21,6 +21,7 @@
 #include "wsock_conn.h"
 #include "wsock_connaddr.h"
 #include "wsock_driver.h"
+#include "wsock_h2.h"
 #include "wsock_handshake.h"
 #include "wsock_log.h"
 #include "wsock_loop.h"
@@ -100,6 +101,10 @@ int wsock_upgrade_serve(request_rec *r, const wsock_dir_conf *d)
     wsock_pmd_agreed agreed;
     wsock_conn *wc;
     int open_rc, rc;
+
+    if ((rc = wsock_h2_refuse(r)) != OK) {
+        return rc;                  /* RFC 8441 over mod_http2: not served yet */
+    }
 
     req.method = r->method;
     req.proto_num = r->proto_num;
