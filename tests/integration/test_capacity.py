@@ -13,6 +13,7 @@ through the sanitizer build): skipped there; the plain run covers them.
 
 import os
 import random
+import time
 
 import pytest
 
@@ -89,3 +90,35 @@ def test_stock_event_without_wsock_conf_stops_at_450(apache_factory):
         assert opened.waiting > 0
     finally:
         opened.close()
+
+
+@heavy
+def test_stock_event_keeps_websockets_when_load_drops(apache_factory):
+    """After a peak, the event MPM reaps children while its idle workers are
+    more than MaxSpareThreads (75 on Debian): an open WebSocket holds no
+    worker, so a child full of them looks idle and would be stopped, its
+    clients told 1001.  wsock.conf keeps every child (MaxSpareThreads): the
+    WebSockets left after most of the peak went are all still there."""
+    if raise_fd_limit(TARGET + 500) < TARGET + 100:
+        pytest.skip("this process may not open %d sockets" % TARGET)
+    inst = stock_server(apache_factory, True)
+    opened = open_many(inst.port, TARGET, deadline=50.0)
+    try:
+        assert len(opened.sockets) == TARGET, (len(opened.sockets), opened.statuses)
+        children = len(inst.child_pids())
+        assert children >= 4, children     # enough for the MPM to want fewer
+        rng = random.Random(15)
+        rng.shuffle(opened.sockets)
+        keep, drop = opened.sockets[:TARGET // 4], opened.sockets[TARGET // 4:]
+        for s in drop:
+            s.close()
+        opened.sockets = keep
+        # The parent's maintenance runs every second; give it a few rounds
+        # to reap what it would (bounded: a child's graceful stop is quick).
+        time.sleep(6)
+        for i, s in enumerate(keep):
+            assert echo_roundtrip(s, "kept %d" % i) == "kept %d" % i, i
+        assert len(inst.child_pids()) == children
+    finally:
+        opened.close()
+    crash_check(inst)

@@ -291,10 +291,14 @@ def test_large_messages_cross_children(zchat):
         try:
             for m in members:
                 await m.open(zchat.url("/zchat?room=" + room))
-            for k in range(24):
+            # Bounded: under load the second child may take a moment to
+            # listen, so every few tries give it a little time.
+            for k in range(64):
                 pids = serving_pids(zchat, [m.port for m in members])
                 if len(set(pids.values())) >= 2:
                     break
+                if k % 8 == 7:
+                    await asyncio.sleep(0.25)
                 m = RawMember(False)
                 await m.open(zchat.url("/zchat?room=" + room))
                 members.append(m)
