@@ -17,11 +17,11 @@
 #include <http_config.h>
 #include <http_log.h>
 #include <ap_mpm.h>
-#include <apr_shm.h>
 #include <apr_strings.h>
 
 #include "wsock_counters.h"
 #include "wsock_log.h"
+#include "wsock_retained_shm.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -85,11 +85,6 @@ typedef struct {
     apr_uint32_t nlabels;           /* names in use, in order */
     label_name names[WSOCK_LABELS_MAX];
 } __attribute__((aligned(64))) counters_head;
-
-typedef struct {
-    apr_shm_t *shm;
-    apr_uint32_t nslots;
-} counters_retained;
 
 static counters_head *head;         /* NULL: not counting */
 static counter_slot *slots;         /* nslots + 1 (the spill slot) */
@@ -157,60 +152,28 @@ static int label_find_or_add(const char *location, const char *handler)
     return (int)i;
 }
 
-static counters_head *shm_head(apr_shm_t *shm)
-{
-    return (counters_head *)APR_ALIGN((apr_uintptr_t)apr_shm_baseaddr_get(shm), 64);
-}
-
-static apr_uint32_t slots_wanted(void)
-{
-    int limit = 0;
-
-    if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS || limit < 1) {
-        limit = 16;
-    }
-    return (apr_uint32_t)limit;
-}
-
 void wsock_counters_post_config(server_rec *s)
 {
-    counters_retained *kept;
-    apr_uint32_t n = slots_wanted();
-    apr_size_t bytes;
+    apr_uint32_t n = wsock_retained_slots();
+    apr_size_t bytes = sizeof(counters_head) + ((apr_size_t)n + 1) * sizeof(counter_slot);
     apr_status_t rv;
-    int i;
+    int i, fresh;
 
-    kept = ap_retained_data_get(RETAINED_KEY);
-    if (kept == NULL) {
-        kept = ap_retained_data_create(RETAINED_KEY, sizeof(*kept));
+    /* Kept across restarts: the totals go on.  A bigger ServerLimit (a full
+     * stop) gets memory of its own, and the totals start again. */
+    head = wsock_retained_shm(RETAINED_KEY, bytes, s, &fresh, &rv);
+    if (head == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     WSOCKNO(1401) "cannot create %" APR_SIZE_T_FMT " bytes of shared "
+                     "memory for the counters; server-status, wsock-metrics and "
+                     "wsock-status report nothing", bytes);
+        return;
     }
-    /* ServerLimit only changes with a full stop; a bigger one than the
-     * memory was made for gets memory of its own (totals start again). */
-    if (kept->shm != NULL && kept->nslots < n) {
-        apr_shm_destroy(kept->shm);
-        kept->shm = NULL;
-    }
-    if (kept->shm == NULL) {
-        /* + 64: the slots' alignment (APR's base address is only 8-aligned) */
-        bytes = 64 + sizeof(counters_head) + ((apr_size_t)n + 1) * sizeof(counter_slot);
-        rv = apr_shm_create(&kept->shm, bytes, NULL, s->process->pool);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                         WSOCKNO(1401) "cannot create %" APR_SIZE_T_FMT " bytes of shared "
-                         "memory for the counters; server-status, wsock-metrics and "
-                         "wsock-status report nothing", bytes);
-            kept->shm = NULL;
-            head = NULL;
-            return;
-        }
-        memset(apr_shm_baseaddr_get(kept->shm), 0, bytes);
-        head = shm_head(kept->shm);
+    if (fresh) {
         head->layout = LAYOUT;
         head->nslots = n;
         head->since = apr_time_now();
-        kept->nslots = n;
     }
-    head = shm_head(kept->shm);
     slots = (counter_slot *)(head + 1);
     for (i = 0; i < cfg_nlabels; i++) {
         label_at[i] = label_find_or_add(cfg_label[i].location, cfg_label[i].handler);

@@ -106,13 +106,10 @@ void wsock_history_post_config(server_rec *s)
 {
     apr_size_t bytes;
     apr_status_t rv;
-    int limit = 0, fresh;
+    int fresh;
     apr_uint32_t n;
 
-    if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS || limit < 1) {
-        limit = 16;
-    }
-    n = (apr_uint32_t)limit;
+    n = wsock_retained_slots();
     bytes = sizeof(history_head) + WSOCK_HISTORY_SECONDS * sizeof(sample_entry)
             + n * sizeof(room_slot);
     head = wsock_retained_shm(RETAINED_KEY, bytes, s, &fresh, &rv);

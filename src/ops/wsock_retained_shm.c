@@ -5,6 +5,7 @@
 
 #include <httpd.h>
 #include <http_config.h>
+#include <ap_mpm.h>
 #include <apr_shm.h>
 
 #include "wsock_retained_shm.h"
@@ -43,4 +44,14 @@ void *wsock_retained_shm(const char *key, apr_size_t bytes, server_rec *s, int *
         *fresh = 1;
     }
     return (void *)APR_ALIGN((apr_uintptr_t)apr_shm_baseaddr_get(kept->shm), ALIGN);
+}
+
+apr_uint32_t wsock_retained_slots(void)
+{
+    int limit = 0;
+
+    if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS || limit < 1) {
+        limit = 16;
+    }
+    return (apr_uint32_t)limit;
 }

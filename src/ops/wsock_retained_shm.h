@@ -17,4 +17,8 @@
 void *wsock_retained_shm(const char *key, apr_size_t bytes, server_rec *s, int *fresh,
                          apr_status_t *rv);
 
+/* How many child processes may run at once (ServerLimit, from the MPM;
+ * 16 if it does not say): the per-child slots such memory holds. */
+apr_uint32_t wsock_retained_slots(void);
+
 #endif /* WSOCK_RETAINED_SHM_H */
