@@ -65,17 +65,14 @@ static void add_header(wsock_backend_call *call, const char *name, const char *v
     }
 }
 
-/* What every request says about the client: set by mod_wsock, never
- * taken from the client's own headers. */
+/* What every request says about the client (set by mod_wsock, never
+ * taken from the client's own headers): lines made once, at the open. */
 static void trust_headers(wsock_backend_conn *bc, wsock_backend_call *call)
 {
-    add_header(call, "Connection-Id", bc->id);
-    add_header(call, "Wsock-Remote-Addr", bc->remote);
-    add_header(call, "Wsock-User", bc->user);
-    add_header(call, "Wsock-Protocol", bc->protocol);
-    add_header(call, "Wsock-Location", bc->location);
-    add_header(call, "Wsock-Uri", bc->uri_q);
-    wsock_backend_call_header(call, "Expect", NULL);    /* no 100-continue round trip */
+    for (int i = 0; i < bc->ntrust_hdrs; i++) {
+        wsock_backend_call_line(call, bc->trust_hdrs[i]);
+    }
+    wsock_backend_call_line(call, "Expect:");   /* no 100-continue round trip */
 }
 
 /* The client's handshake headers the backend may see. */
@@ -91,18 +88,23 @@ static char *copy(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static void keep_header(wsock_backend_conn *bc, wsock_conn *wc, const char *name)
+/* Appends "name: v" to lines (room for it is there), if v may be sent. */
+static void keep_line(char **lines, int *n, const char *name, const char *v)
 {
-    const char *v = wsock_header(wc, name);
-    apr_size_t n;
+    apr_size_t len;
 
     if (v == NULL || !safe_value(v)) {
         return;
     }
-    n = strlen(name) + strlen(v) + 3;
-    if ((bc->client_hdrs[bc->nclient_hdrs] = malloc(n)) != NULL) {
-        snprintf(bc->client_hdrs[bc->nclient_hdrs++], n, "%s: %s", name, v);
+    len = strlen(name) + strlen(v) + 3;
+    if ((lines[*n] = malloc(len)) != NULL) {
+        snprintf(lines[(*n)++], len, "%s: %s", name, v);
     }
+}
+
+static void keep_header(wsock_backend_conn *bc, wsock_conn *wc, const char *name)
+{
+    keep_line(bc->client_hdrs, &bc->nclient_hdrs, name, wsock_header(wc, name));
 }
 
 /* Copies what the requests say about the client; 0 when memory runs out. */
@@ -126,6 +128,12 @@ static int keep_facts(wsock_backend_conn *bc, wsock_conn *wc)
         || !bc->id || !bc->uri || !bc->uri_q || !bc->location) {
         return 0;
     }
+    keep_line(bc->trust_hdrs, &bc->ntrust_hdrs, "Connection-Id", bc->id);
+    keep_line(bc->trust_hdrs, &bc->ntrust_hdrs, "Wsock-Remote-Addr", bc->remote);
+    keep_line(bc->trust_hdrs, &bc->ntrust_hdrs, "Wsock-User", bc->user);
+    keep_line(bc->trust_hdrs, &bc->ntrust_hdrs, "Wsock-Protocol", bc->protocol);
+    keep_line(bc->trust_hdrs, &bc->ntrust_hdrs, "Wsock-Location", bc->location);
+    keep_line(bc->trust_hdrs, &bc->ntrust_hdrs, "Wsock-Uri", bc->uri_q);
     for (int i = 0; passed_headers[i]; i++) {
         keep_header(bc, wc, passed_headers[i]);
     }
@@ -178,22 +186,23 @@ static void plain_request(wsock_backend_conn *bc, wsock_backend_call *call)
             call->body_len = ev.len;
         }
         if (wsock_wsevent_is(&ev, "OPEN")) {
-            add_header(call, "Wsock-Event", "open");
-            wsock_backend_call_header(call, "Content-Type", NULL);
+            wsock_backend_call_line(call, "Wsock-Event: open");
+            wsock_backend_call_line(call, "Content-Type:");
         }
         else if (wsock_wsevent_is(&ev, "TEXT") || wsock_wsevent_is(&ev, "BINARY")) {
-            add_header(call, "Wsock-Event", "message");
-            add_header(call, "Content-Type", ev.name[0] == 'T' ? "text/plain; charset=utf-8"
-                                                              : "application/octet-stream");
+            wsock_backend_call_line(call, "Wsock-Event: message");
+            wsock_backend_call_line(call, ev.name[0] == 'T'
+                                          ? "Content-Type: text/plain; charset=utf-8"
+                                          : "Content-Type: application/octet-stream");
         }
         else {
             /* CLOSE (2 bytes of code) or DISCONNECT (1006: no close handshake) */
             int c = ev.len >= 2 ? ((unsigned char)ev.data[0] << 8) | (unsigned char)ev.data[1]
                                 : 1006;
-            add_header(call, "Wsock-Event", "close");
+            wsock_backend_call_line(call, "Wsock-Event: close");
             snprintf(code, sizeof(code), "%d", c);
             add_header(call, "Wsock-Close-Code", code);
-            wsock_backend_call_header(call, "Content-Type", NULL);
+            wsock_backend_call_line(call, "Content-Type:");
             free(call->body);
             call->body = NULL;
             call->body_len = 0;
@@ -220,14 +229,14 @@ static void events_request(wsock_backend_conn *bc, wsock_backend_call *call, int
     bc->plen = bc->pcap = 0;
     bc->pcount = 0;
     pthread_mutex_unlock(&bc->lock);
-    add_header(call, "Content-Type", "application/websocket-events");
-    add_header(call, "Accept", "application/websocket-events");
+    wsock_backend_call_line(call, "Content-Type: application/websocket-events");
+    wsock_backend_call_line(call, "Accept: application/websocket-events");
     for (int i = 0; i < bc->nmeta; i++) {
         wsock_backend_call_line(call, bc->meta[i]);
     }
     if (opening) {
         client_headers(bc, call);
-        add_header(call, "Sec-WebSocket-Extensions", "grip");
+        wsock_backend_call_line(call, "Sec-WebSocket-Extensions: grip");
     }
 }
 
@@ -295,6 +304,9 @@ static void conn_free(wsock_backend_conn *bc)
         free(bc->client_hdrs[i]);
     }
     free(bc->client_hdrs);
+    for (int i = 0; i < bc->ntrust_hdrs; i++) {
+        free(bc->trust_hdrs[i]);
+    }
     free(bc->id);
     free(bc->uri);
     free(bc->uri_q);

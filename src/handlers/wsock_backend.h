@@ -128,6 +128,8 @@ struct wsock_backend_conn {
     char *id, *uri, *uri_q, *remote, *user, *protocol, *location;
     char **client_hdrs;             /* "Name: value" lines passed on */
     int nclient_hdrs;
+    char *trust_hdrs[6];            /* Connection-Id, Wsock-*: made at the open */
+    int ntrust_hdrs;
     pthread_mutex_t lock;           /* what follows up to 'answer only' */
     char *pending;                  /* encoded events waiting (malloc'd) */
     apr_size_t plen, pcap;

@@ -218,9 +218,11 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
 
         failed = reconnect || (batch && !publish_batch(c, batch, why, sizeof(why)));
         if (!failed) {
+            apr_uint64_t n = 0;
             for (pub_item *it = batch; it; it = it->next) {
-                wsock_count(WSOCK_C_REDIS_PUBLISHED, 1);
+                n++;
             }
+            wsock_count(WSOCK_C_REDIS_PUBLISHED, n);
         }
         if (failed) {
             redisFree(c);
