@@ -18,7 +18,11 @@
  *  - create_config runs while the configuration is read (single thread,
  *    in the parent; also under `apachectl configtest`).
  *  - child_init runs once in each child process, before any connection;
- *    child_exit when that child ends.
+ *    child_exit when that child ends.  child_init runs with every signal
+ *    blocked but those a fault raises, and threads it starts inherit that
+ *    mask: keep it so in any thread you start later (pthread_sigmask), or
+ *    the MPM's SIGTERM may land in your thread and run the child's exit
+ *    there.
  *  - on_open, on_message and on_close of a connection run on the thread
  *    that owns that connection's I/O at that moment, one at a time, never
  *    concurrently for the same connection.  They must not block on the

@@ -19,6 +19,7 @@ pkgs=(
     python3 python3-pytest python3-websockets         # integration tests
     python3-h2                                        # HTTP/2 client (test_h2.py)
     curl procps openssl ca-certificates               # test helpers (TLS certs, npm)
+    gdb                                               # backtraces of a crashed child
     prometheus                                        # promtool checks wsock-metrics
     php-cli                                           # examples/publish/push.php, its test
 )

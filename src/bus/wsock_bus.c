@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,8 @@ static void *APR_THREAD_FUNC deliver_main(apr_thread_t *thd, void *data)
     uint32_t *asleep = w ? &w->asleep : &bus->waiters;
     int caught_up = 1;              /* it starts at the head */
 
+    /* a name for `top -H`, and for the test of signal masks */
+    pthread_setname_np(pthread_self(), "wsock-bus");
     while (!stopping && buf) {
         size_t len, need;
         int lapped = 0;

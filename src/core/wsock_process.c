@@ -22,6 +22,7 @@
 #include "wsock_loop.h"
 #include "wsock_process.h"
 #include "wsock_rooms.h"
+#include "wsock_sigmask.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -71,7 +72,11 @@ static int process_monitor(apr_pool_t *p, server_rec *s)
 static void process_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
+    sigset_t old;
 
+    /* threads started here (loops, bus, handlers' and plugins' own) are
+     * born with every signal blocked (wsock_sigmask.h) */
+    wsock_signals_hold(&old);
     wsock_counters_child_init(pchild, s);
     rv = wsock_live_child_init(pchild);
     if (rv == APR_SUCCESS) {
@@ -89,6 +94,7 @@ static void process_child_init(apr_pool_t *pchild, server_rec *s)
                      WSOCKNO(0001) "cannot create this child's connection list or "
                      "rooms; stop and room delivery will not reach its clients");
     }
+    wsock_signals_release(&old);
 }
 
 /* The child is going down (stop or graceful-stop): tell every client. */

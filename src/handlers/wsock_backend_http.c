@@ -7,6 +7,7 @@
  * location's timeout and every answer by max-answer, and runs each call's
  * done() when it ends.  No other thread ever waits on the network.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -297,6 +298,8 @@ static void *http_main(void *arg)
     CURLMsg *msg;
     int left, still;
 
+    /* a name for `top -H`, and for the test of signal masks */
+    pthread_setname_np(pthread_self(), "wsock-backend");
     (void)arg;
     for (;;) {
         apr_time_t now = apr_time_now(), stop_by = 0;

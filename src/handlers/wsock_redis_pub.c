@@ -10,6 +10,7 @@
  * messages must not pop up after a restart) and the thread reconnects
  * with back-off.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,8 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
     redisContext *c = NULL;
     char why[256];
 
+    /* a name for `top -H`, and for the test of signal masks */
+    pthread_setname_np(pthread_self(), "wsock-redis-pub");
     (void)data;
     while (!wsock_redis_stopping()) {
         pub_item *batch = NULL, **tail = &batch;

@@ -39,6 +39,7 @@ struct wsock_redis_waiter {
     pthread_cond_t cv;
     int done;                       /* Redis answered, or the item is gone */
     int ok;                         /* ... with a result, not an error */
+    int lost;                       /* ... never: the connection went first */
     long long count;                /* PUBLISH: subscribers that got it */
     char id[48];                    /* with history: the stream id */
 };
@@ -57,6 +58,7 @@ void wsock_redis_waiter_finish(wsock_redis_waiter *w, const struct redisReply *r
     pthread_mutex_lock(&w->mx);
     if (!w->done) {
         w->done = 1;
+        w->lost = r == NULL;
         if (r && r->type == REDIS_REPLY_INTEGER) {
             w->ok = 1;
             w->count = r->integer;
@@ -109,7 +111,8 @@ static apr_status_t publish_wait(const wsock_redis_cfg *cfg, const char *room,
         rv = APR_TIMEUP;
     }
     else if (!w->ok) {
-        rv = APR_EGENERAL;
+        /* a dropped connection is the relay going down, not a refusal */
+        rv = w->lost ? APR_ECONNRESET : APR_EGENERAL;
     }
     else {
         out->count = w->count;

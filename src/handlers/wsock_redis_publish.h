@@ -34,6 +34,7 @@ int wsock_redis_publish_in_use(void);
  * the server, and waits for Redis (WSockRedisTimeout): APR_SUCCESS;
  * APR_EAGAIN: the relay is down; APR_ENOSPC: its queue is full;
  * APR_TIMEUP: no answer in time (it may still be published);
+ * APR_ECONNRESET: the connection dropped before the answer (likewise);
  * APR_EGENERAL: Redis refused it. */
 apr_status_t wsock_redis_publish_room(const void *cfg, const char *room, const char *text,
                                       apr_size_t len, wsock_redis_sent *out);

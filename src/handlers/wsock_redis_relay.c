@@ -14,7 +14,6 @@
  * RESP is hiredis's business; these files only drive its buffers.
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,7 +199,6 @@ static apr_status_t stop_cleanup(void *data)
 apr_status_t wsock_redis_relay_start(apr_pool_t *pchild, server_rec *s)
 {
     unsigned char rnd[4];
-    sigset_t all, old;
     apr_status_t rv;
 
     wsock_redis_server = s;
@@ -220,12 +218,8 @@ apr_status_t wsock_redis_relay_start(apr_pool_t *pchild, server_rec *s)
            != APR_SUCCESS) {
         return rv;
     }
-    /* The threads start with every signal blocked (they inherit this
-     * thread's mask): the MPM's signals (a prefork child's SIGTERM runs
-     * the whole child exit in its handler) must reach the child's own
-     * thread, never a relay thread. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
+    /* Started from child_init, so born with every signal blocked (the
+     * threading contract in wsock.h): the MPM's signals reach its threads. */
     rv = apr_thread_create(&pub_thread, NULL, wsock_redis_pub_main, NULL, pchild);
     if (rv == APR_SUCCESS) {
         rv = apr_thread_create(&sub_thread, NULL, wsock_redis_sub_main, NULL, pchild);
@@ -233,7 +227,6 @@ apr_status_t wsock_redis_relay_start(apr_pool_t *pchild, server_rec *s)
     if (rv == APR_SUCCESS) {
         rv = apr_thread_create(&catchup_thread, NULL, wsock_redis_catchup_main, NULL, pchild);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rv;
 }
 

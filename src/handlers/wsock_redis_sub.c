@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,8 @@ void *APR_THREAD_FUNC wsock_redis_sub_main(apr_thread_t *t, void *data)
     subscriber sb = { 0 };
     char why[256];
 
+    /* a name for `top -H`, and for the test of signal masks */
+    pthread_setname_np(pthread_self(), "wsock-redis-sub");
     (void)data;
     sb.subs = apr_hash_make(apr_thread_pool_get(t));
     apr_pool_create(&sb.tmp, apr_thread_pool_get(t));

@@ -34,6 +34,7 @@
 #include "wsock_history.h"
 #include "wsock_log.h"
 #include "wsock_sampler.h"
+#include "wsock_sigmask.h"
 #include "wsock_status_handler.h"
 #include "wsock_upgrade.h"
 
@@ -211,8 +212,12 @@ static void dashboard_child_status(server_rec *s, pid_t pid, ap_generation_t gen
 
 static void dashboard_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    sigset_t old;
+
+    wsock_signals_hold(&old);       /* the sampler thread: wsock_sigmask.h */
     wsock_history_child_init(pchild, s);
     wsock_sampler_start(pchild, s);
+    wsock_signals_release(&old);
 }
 
 void wsock_dashboard_register_hooks(void)

@@ -236,6 +236,8 @@ static int relay_failed(request_rec *r, apr_status_t rv)
                       : rv == APR_ENOSPC ? "the Redis relay is busy (WSockRedisQueue)"
                       : rv == APR_TIMEUP ? "Redis did not confirm within WSockRedisTimeout "
                                            "(the message may still arrive)"
+                      : rv == APR_ECONNRESET ? "the Redis relay went down before Redis "
+                                               "confirmed (the message may still arrive)"
                       : "Redis refused the message";
 
     apr_table_setn(r->headers_out, "Retry-After", "1");

@@ -41,6 +41,7 @@
  * for the worker but a few kilobytes of memory, at most one pool's worth
  * per worker thread.
  */
+#include <pthread.h>
 #include <unistd.h>
 
 #include <httpd.h>
@@ -719,6 +720,8 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
     const apr_pollfd_t *out;
     int stopping = 0;
 
+    /* a name for `top -H`, and for the test of signal masks */
+    pthread_setname_np(pthread_self(), "wsock-loop");
     while (!stopping) {
         apr_interval_time_t timeout = -1;
         apr_int32_t n = 0;

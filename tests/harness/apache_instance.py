@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -252,6 +253,10 @@ class ApacheInstance:
         for sub in ("conf", "logs", "run", "htdocs", "mutex"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
             os.chmod(os.path.join(self.root, sub), 0o755)
+        # a crashed child leaves its core here (CoreDumpDirectory), and a
+        # failing crash check prints its backtrace (core_backtraces)
+        os.makedirs(os.path.join(self.root, "cores"), exist_ok=True)
+        os.chmod(os.path.join(self.root, "cores"), 0o1777)
         with open(os.path.join(self.root, "htdocs", "index.html"), "w") as f:
             f.write("ok\n")
         os.chmod(os.path.join(self.root, "htdocs", "index.html"), 0o644)
@@ -287,6 +292,7 @@ class ApacheInstance:
             'DefaultRuntimeDir "%s"' % os.path.join(r, "run"),
             'Mutex file:%s default' % os.path.join(r, "mutex"),
             'ScoreBoardFile "%s"' % os.path.join(r, "run", "scoreboard"),
+            'CoreDumpDirectory "%s"' % os.path.join(r, "cores"),
             "ServerName 127.0.0.1",
             'DocumentRoot "%s"' % os.path.join(r, "htdocs"),
             "LoadModule mpm_%s_module %s/mod_mpm_%s.so" % (self.mpm, m, self.mpm),
@@ -378,7 +384,8 @@ class ApacheInstance:
             self.proc = subprocess.Popen(
                 self.launcher + [APACHE_BIN, "-f", self.conf_path, "-DFOREGROUND"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                start_new_session=True, env=self._env(), close_fds=True)
+                start_new_session=True, env=self._env(), close_fds=True,
+                preexec_fn=_allow_cores)
         finally:
             out.close()
         self.pid = self.proc.pid
@@ -455,6 +462,25 @@ class ApacheInstance:
 
     def crash_lines(self, since=0):
         return [ln for ln in self.error_log(since).splitlines() if CRASH_RE.search(ln)]
+
+    def core_backtraces(self, limit=12000):
+        """Every thread's backtrace from each core a crashed child left (gdb,
+        bounded in time and size); "" when there is none or no gdb."""
+        cores = os.path.join(self.root, "cores")
+        names = sorted(os.listdir(cores)) if os.path.isdir(cores) else []
+        out = []
+        for name in names[:3]:
+            try:
+                text = subprocess.run(
+                    ["gdb", "-batch", "-nx", "-ex", "bt 40", "-ex", "thread apply all bt 25",
+                     APACHE_BIN, os.path.join(cores, name)],
+                    stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                    timeout=90).stdout
+            except (OSError, subprocess.TimeoutExpired) as e:
+                text = "gdb: %s" % e
+            # the crashing thread comes first
+            out.append("---- %s ----\n%s" % (name, text[:limit]))
+        return "\n".join(out)
 
     def child_pids(self):
         """The live (not zombie) child processes of the parent, from /proc."""
@@ -545,6 +571,17 @@ class ApacheInstance:
 
     def __repr__(self):
         return "<ApacheInstance mpm=%s port=%s root=%s>" % (self.mpm, self.port, self.root)
+
+
+def _allow_cores():
+    """In the forked apache2, before exec: core files allowed (the shell's
+    soft limit is often 0), so CoreDumpDirectory gets one on a crash.  No
+    import here: another thread may have held the import lock at the fork."""
+    try:
+        hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    except (ValueError, OSError):
+        pass
 
 
 def _finalize_kill(pid, proc):

@@ -125,7 +125,8 @@ def new_instance(mpm="event", extra_conf=COMMON_CONF, **kw):
 
 def crash_check(inst, since=0):
     lines = inst.crash_lines(since)
-    assert not lines, "crash lines in %s:\n%s" % (inst.error_log_path, "\n".join(lines))
+    assert not lines, "crash lines in %s:\n%s\n%s" % (
+        inst.error_log_path, "\n".join(lines), inst.core_backtraces())
 
 
 @pytest.fixture
