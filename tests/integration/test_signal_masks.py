@@ -12,7 +12,9 @@ reports (ASan's, CoreDumpDirectory) still work.  Read from
 /proc/PID/task/*/status of every child, under each MPM.
 """
 
+import os
 import signal
+import time
 
 import pytest
 
@@ -27,9 +29,12 @@ FAULTS = [signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SI
 
 def threads_of(pid):
     """{tid: (name, blocked mask)} of one process."""
-    import os
     out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except FileNotFoundError:
+        return out                      # the process is gone
+    for tid in tids:
         try:
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                 fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
@@ -62,18 +67,28 @@ WSockRedis 127.0.0.1:%d
 </Location>
 """ % redis.port
     inst = apache_factory(mpm, conf)
-    children = sorted(inst.child_pids())
-    assert children, "no child process"
     expected = {"wsock-bus", "wsock-sampler", "wsock-redis-pub", "wsock-redis-sub",
                 "wsock-catchup", "wsock-backend"}
     if mpm == "event":
         expected.add("wsock-loop")
     held = sum(bit(s) for s in HELD)
     faults = sum(bit(s) for s in FAULTS)
+    children = sorted(inst.child_pids())
+    assert children, "no child process"
     for pid in children:
-        threads = threads_of(pid)
-        ours = {tid: t for tid, t in threads.items() if t[0].startswith("wsock-")}
-        assert {name for name, _ in ours.values()} == expected, (pid, threads)
+        # a child the MPM has just forked may still be in its child_init
+        # (slow under ASan): wait for its threads, bounded
+        deadline = time.monotonic() + 15
+        while True:
+            threads = threads_of(pid)
+            ours = {tid: t for tid, t in threads.items() if t[0].startswith("wsock-")}
+            names = {name for name, _ in ours.values()}
+            if not threads or names == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if not threads:
+            continue                    # the child is gone
+        assert names == expected, (pid, threads)
         for tid, (name, mask) in ours.items():
             assert mask & held == held, "%s (%d) takes signals %#x" % (name, tid, held & ~mask)
             assert mask & faults == 0, "%s (%d) blocks fault signals %#x" % (name, tid,
