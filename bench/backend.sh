@@ -80,21 +80,7 @@ setup wsbench
 apt_install_missing curl       # the backend's counters at the end
 set_pinning
 
-# sizing CHILDREN: run.sh's sizing: CHILDREN children, all started up
-# front, 64 threads each, or more if CONNS needs them (the proxy keeps a
-# thread per tunnel; 32 spare).
-sizing() {
-    local tpc=$(( (CONNS + 32 + $1 - 1) / $1 ))
-    ((tpc >= 64)) || tpc=64
-    echo "ServerLimit $1
-StartServers $1
-ThreadLimit $tpc
-ThreadsPerChild $tpc
-MinSpareThreads 16
-MaxSpareThreads $(($1 * tpc))
-MaxRequestWorkers $(($1 * tpc))"
-}
-SIZING=$(sizing 2)     # for 2 cores: mod_wsock and the proxy
+SIZING=$(tunnel_sizing 2)     # for 2 cores: mod_wsock and the proxy
 
 if has mod_wsock || has mod_wsock_plain || has mod_wsock1; then
     start_server backend node "$BENCH/node/backend.js"
@@ -114,7 +100,7 @@ $BACKEND_LOCATIONS"; then
     fi
 fi
 # run.sh's mod_wsock: one child, one loop thread.
-has mod_wsock1 && { start_apache mod_wsock1 "$(sizing 1)
+has mod_wsock1 && { start_apache mod_wsock1 "$(tunnel_sizing 1)
 WSockLoopThreads 1
 $BACKEND_LOCATIONS" || true; }
 if has node || has proxy; then

@@ -147,6 +147,24 @@ LoadModule proxy_wstunnel_module $m/mod_proxy_wstunnel.so
 </Location>"
 }
 
+# tunnel_sizing CHILDREN: apache2's event MPM with CHILDREN children, all
+# started up front so no child is spawned during a run, with 64 threads
+# each, or more if CONNS needs them (a driver that keeps a thread per
+# WebSocket, and the proxy, which keeps one per tunnel unless it can go
+# asynchronous, must not run out; 32 spare for the harness's probe and
+# slack).  run.sh's and backend.sh's servers.
+tunnel_sizing() {
+    local tpc=$(( (CONNS + 32 + $1 - 1) / $1 ))
+    ((tpc >= 64)) || tpc=64
+    echo "ServerLimit $1
+StartServers $1
+ThreadLimit $tpc
+ThreadsPerChild $tpc
+MinSpareThreads 16
+MaxSpareThreads $(($1 * tpc))
+MaxRequestWorkers $(($1 * tpc))"
+}
+
 # many_websockets_sizing CHILDREN: event MPM settings for thousands of
 # WebSockets: CHILDREN children, all started up front, of 25 threads each
 # (the default ThreadsPerChild).  The WebSockets live on mod_wsock's loop

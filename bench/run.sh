@@ -81,24 +81,9 @@ has() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
 setup wsbench limit-echo
 set_pinning
 
-# sizing CHILDREN: apache2's event MPM with CHILDREN children, all started
-# up front so no child is spawned during a run, with 64 threads each, or
-# more if CONNS needs them (a driver that keeps a thread per WebSocket, and
-# the proxy, which keeps one per tunnel unless it can go asynchronous, must
-# not run out; 32 spare for the harness's probe and slack).  LogLevel warn:
-# nothing is logged per connection.  64M = Node's maxPayload.
-sizing() {
-    local tpc=$(( (CONNS + 32 + $1 - 1) / $1 ))
-    ((tpc >= 64)) || tpc=64
-    echo "ServerLimit $1
-StartServers $1
-ThreadLimit $tpc
-ThreadsPerChild $tpc
-MinSpareThreads 16
-MaxSpareThreads $(($1 * tpc))
-MaxRequestWorkers $(($1 * tpc))"
-}
-SIZING=$(sizing 2)   # sized for 2 cores: mod_wsock2 and the proxy
+# The servers' sizing: tunnel_sizing (lib.sh).  LogLevel warn: nothing is
+# logged per connection.  64M = Node's maxPayload.
+SIZING=$(tunnel_sizing 2)   # sized for 2 cores: mod_wsock2 and the proxy
 ECHO_LOCATION="<Location /echo>
     WSockHandler echo
     WSockMaxMessageSize 64M
@@ -109,13 +94,13 @@ ECHO_LOCATION="<Location /echo>
 # turns with the first and with wsbench (the p99 shows it).
 for name in "${NAMES[@]}"; do
     [[ $name == mod_wsock || $name == mod_wsock_z* ]] || continue
-    start_apache "$name" "$(sizing 1)
+    start_apache "$name" "$(tunnel_sizing 1)
 WSockLoopThreads 1
 ${ECHO_LOCATION/<\/Location>/$(compression_conf "$name")
 <\/Location>}" || true
 done
 # The same child with the module's default number of loop threads.
-has mod_wsock_auto && { start_apache mod_wsock_auto "$(sizing 1)
+has mod_wsock_auto && { start_apache mod_wsock_auto "$(tunnel_sizing 1)
 $ECHO_LOCATION" || true; }
 has mod_wsock2 && { start_apache mod_wsock2 "$SIZING
 $ECHO_LOCATION" || true; }

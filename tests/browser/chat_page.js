@@ -16,14 +16,7 @@ const WAIT = { timeout: 15000 };
 const result = { ok: false, checks: {}, dialogs: [], pageErrors: [] };
 let browser = null;
 
-function finish(error) {
-  if (error) result.error = String(error && error.stack || error);
-  process.stdout.write("RESULT " + JSON.stringify(result) + "\n");
-  const done = () => process.exit(0);
-  if (browser) browser.close().then(done, done); else done();
-  setTimeout(done, 5000);
-}
-setTimeout(() => finish("gave up after 100 s"), 100000);
+const finish = require("./page_result")(result, () => browser, 100000);
 
 // Lines from the test on stdin, one promise per STEP.
 const answers = [];

@@ -18,14 +18,7 @@ const WAIT = { timeout: 15000 };
 const result = { ok: false, checks: {}, pageErrors: [] };
 let browser = null;
 
-function finish(error) {
-  if (error) result.error = String(error && error.stack || error);
-  process.stdout.write("RESULT " + JSON.stringify(result) + "\n");
-  const done = () => process.exit(0);
-  if (browser) browser.close().then(done, done); else done();
-  setTimeout(done, 5000);
-}
-setTimeout(() => finish("gave up after 60 s"), 60000);
+const finish = require("./page_result")(result, () => browser, 60000);
 
 // Every WebSocket the page makes, kept where the test can read it.
 const RECORD_SOCKETS = () => {

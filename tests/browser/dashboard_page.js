@@ -20,14 +20,7 @@ const WAIT = { timeout: 20000 };
 const result = { ok: false, dialogs: [], pageErrors: [], consoleErrors: [], foreign: [] };
 let browser = null;
 
-function finish(error) {
-  if (error) result.error = String(error && error.stack || error);
-  process.stdout.write("RESULT " + JSON.stringify(result) + "\n");
-  const done = () => process.exit(0);
-  if (browser) browser.close().then(done, done); else done();
-  setTimeout(done, 5000);
-}
-setTimeout(() => finish("gave up after 60 s"), 60000);
+const finish = require("./page_result")(result, () => browser, 60000);
 
 const lines = readline.createInterface({ input: process.stdin });
 const answer = () => new Promise((resolve, reject) => {

@@ -92,8 +92,8 @@ def serve_checked(inst, after_stop=None):
         assert not crash, "\n".join(crash)
 
 
-@pytest.fixture
-def demo_server():
+def require_browser():
+    """Fails the test (not skips it) when what drives the page is missing."""
     missing = [what for what, ok in (
         ("node", shutil.which("node")),
         (CHROMIUM, os.access(CHROMIUM, os.X_OK)),
@@ -103,6 +103,11 @@ def demo_server():
     if missing:
         pytest.fail("the browser test needs %s: run scripts/test.sh (it installs them)"
                     % ", ".join(missing), pytrace=False)
+
+
+@pytest.fixture
+def demo_server():
+    require_browser()
     # A fixed port, so that the server comes back where the page looks for
     # it; its own ServerRoot (readable by the children), kept across the
     # restart and removed at the end.

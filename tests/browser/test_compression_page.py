@@ -11,14 +11,13 @@ chromium and tests/node/node_modules, see scripts/test.sh)
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from test_chat_page import (CHROMIUM, HERE, NODE_MODULES, REPO, TWO_CHILDREN, demo_conf,
-                            install_demo_pages, serve_checked)
+from test_chat_page import (HERE, REPO, TWO_CHILDREN, demo_conf, install_demo_pages,
+                            require_browser, serve_checked)
 from test_chat_page import ApacheInstance
 
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
@@ -30,10 +29,7 @@ DEFAULT_ANSWER = ("permessage-deflate",
 
 @pytest.fixture
 def deflate_demo():
-    if not (shutil.which("node") and os.access(CHROMIUM, os.X_OK)
-            and os.path.isdir(os.path.join(NODE_MODULES, "playwright-core"))):
-        pytest.fail("the browser test needs node, %s and tests/node/node_modules: run "
-                    "scripts/test.sh (it installs them)" % CHROMIUM, pytrace=False)
+    require_browser()
     conf = demo_conf()
     chat = conf[conf.index("<Location /chat>"):]
     chat = chat[:chat.index("</Location>")]

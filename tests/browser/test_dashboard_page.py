@@ -18,14 +18,13 @@ chromium and tests/node/node_modules, see scripts/test.sh)
 import asyncio
 import json
 import os
-import shutil
 import sys
 
 import pytest
 import websockets
 
-from test_chat_page import (ARTIFACTS, CHROMIUM, HERE, NODE_MODULES, REPO, TWO_CHILDREN,
-                            ApacheInstance, serve_checked)
+from test_chat_page import (ARTIFACTS, HERE, REPO, TWO_CHILDREN, ApacheInstance,
+                            require_browser, serve_checked)
 
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from test_compression_rooms import serving_pids  # noqa: E402
@@ -35,10 +34,7 @@ from test_dashboard_stream import CONF, XSS, XSS_PATH  # noqa: E402
 
 @pytest.fixture
 def server():
-    if not (shutil.which("node") and os.access(CHROMIUM, os.X_OK)
-            and os.path.isdir(os.path.join(NODE_MODULES, "playwright-core"))):
-        pytest.fail("the browser test needs node, %s and tests/node/node_modules: run "
-                    "scripts/test.sh (it installs them)" % CHROMIUM, pytrace=False)
+    require_browser()
     yield from serve_checked(ApacheInstance("event", extra_conf=CONF, mpm_conf=TWO_CHILDREN))
 
 

@@ -17,14 +17,13 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
 # the chat page test's paths, and the harness it put on sys.path
-from test_chat_page import CHROMIUM, HERE, NODE_MODULES, ApacheInstance, serve_checked
+from test_chat_page import HERE, ApacheInstance, require_browser, serve_checked
 
 SECRET = b"the secret of the browser test, long enough for HS256"
 
@@ -56,10 +55,7 @@ def make_jwt(claims):
 
 @pytest.fixture
 def server():
-    if not (shutil.which("node") and os.access(CHROMIUM, os.X_OK)
-            and os.path.isdir(os.path.join(NODE_MODULES, "playwright-core"))):
-        pytest.fail("the browser test needs node, %s and tests/node/node_modules: run "
-                    "scripts/test.sh (it installs them)" % CHROMIUM, pytrace=False)
+    require_browser()
     inst = ApacheInstance("event", loglevel="info")
     secret = os.path.join(inst.root, "conf", "jwt.secret")
     with open(secret, "wb") as f:
