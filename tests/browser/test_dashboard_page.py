@@ -71,6 +71,12 @@ async def scenario(inst):
 
     async with websockets.connect(ws_base + "/status", max_size=2 ** 22,
                                   origin="http://127.0.0.1:%d" % inst.port) as mine:
+        # A fresh server has no history until its samplers' first turn (on
+        # the next whole second); a page opened before then rightly gets an
+        # empty one.  Two snapshots here mean a second was sampled and its
+        # row written a second ago, so the page's history holds it.
+        await snapshot_after(mine, 0)
+        await snapshot_after(mine, 0)
         proc = await asyncio.create_subprocess_exec(
             "node", os.path.join(HERE, "dashboard_page.js"), page_url, ARTIFACTS,
             json.dumps(want), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
