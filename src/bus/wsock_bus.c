@@ -48,6 +48,7 @@
 #include "wsock_ring.h"
 #include "wsock_roomtab.h"
 #include "wsock_shmsync.h"
+#include "wsock_threads.h"
 #include "wsock_wakers.h"
 #include "wsock_counters.h"
 
@@ -435,8 +436,7 @@ static void *APR_THREAD_FUNC deliver_main(apr_thread_t *thd, void *data)
     uint32_t *asleep = w ? &w->asleep : &bus->waiters;
     int caught_up = 1;              /* it starts at the head */
 
-    /* a name for `top -H`, and for the test of signal masks */
-    pthread_setname_np(pthread_self(), "wsock-bus");
+    wsock_thread_name("wsock-bus");       /* top -H; the signal-mask test */
     while (!stopping && buf) {
         size_t len, need;
         int lapped = 0;

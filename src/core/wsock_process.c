@@ -22,7 +22,7 @@
 #include "wsock_loop.h"
 #include "wsock_process.h"
 #include "wsock_rooms.h"
-#include "wsock_sigmask.h"
+#include "wsock_threads.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -75,7 +75,7 @@ static void process_child_init(apr_pool_t *pchild, server_rec *s)
     sigset_t old;
 
     /* threads started here (loops, bus, handlers' and plugins' own) are
-     * born with every signal blocked (wsock_sigmask.h) */
+     * born with every signal blocked (wsock_threads.h) */
     wsock_signals_hold(&old);
     wsock_counters_child_init(pchild, s);
     rv = wsock_live_child_init(pchild);

@@ -19,6 +19,7 @@
 
 #include "wsock_backend.h"
 #include "wsock_log.h"
+#include "wsock_threads.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -298,8 +299,7 @@ static void *http_main(void *arg)
     CURLMsg *msg;
     int left, still;
 
-    /* a name for `top -H`, and for the test of signal masks */
-    pthread_setname_np(pthread_self(), "wsock-backend");
+    wsock_thread_name("wsock-backend");       /* top -H; the signal-mask test */
     (void)arg;
     for (;;) {
         apr_time_t now = apr_time_now(), stop_by = 0;

@@ -34,7 +34,6 @@
  * here holds a lock across a Redis round trip or a send; the resumer's
  * mutex guards only its run queue.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +49,7 @@
 
 #include "wsock_log.h"
 #include "wsock_redis.h"
+#include "wsock_threads.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -539,8 +539,7 @@ static apr_time_t next_deadline(void)
 void *APR_THREAD_FUNC wsock_redis_catchup_main(apr_thread_t *t, void *data)
 {
     (void)data;
-    /* a name for `top -H`, and for the test of signal masks */
-    pthread_setname_np(pthread_self(), "wsock-catchup");
+    wsock_thread_name("wsock-catchup");       /* top -H; the signal-mask test */
     for (;;) {
         apr_time_t due = next_deadline(), now;
         wsock_redis_catchup *batch, *cu, *next;

@@ -10,7 +10,6 @@
  * messages must not pop up after a restart) and the thread reconnects
  * with back-off.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "wsock_log.h"
 #include "wsock_redis.h"
 #include "wsock_counters.h"
+#include "wsock_threads.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -177,13 +177,12 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
     redisContext *c = NULL;
     char why[256];
 
-    /* a name for `top -H`, and for the test of signal masks */
-    pthread_setname_np(pthread_self(), "wsock-redis-pub");
+    wsock_thread_name("wsock-redis-pub");       /* top -H; the signal-mask test */
     (void)data;
     while (!wsock_redis_stopping()) {
         pub_item *batch = NULL, **tail = &batch;
         apr_size_t batch_bytes = 0;
-        int reconnect, failed;
+        int taken = 0, reconnect, failed;
 
         if (c == NULL) {
             apr_thread_mutex_lock(q_mutex);
@@ -207,7 +206,7 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
         reconnect = pub_reconnect;
         pub_reconnect = 0;
         /* (taken items still count against the queue's bounds) */
-        for (int k = 0; q_head && k < PUBLISH_BATCH && batch_bytes < PUBLISH_BATCH_BYTES; k++) {
+        for (; q_head && taken < PUBLISH_BATCH && batch_bytes < PUBLISH_BATCH_BYTES; taken++) {
             batch_bytes += q_head->size;
             *tail = q_head;
             q_head = q_head->next;
@@ -221,11 +220,7 @@ void *APR_THREAD_FUNC wsock_redis_pub_main(apr_thread_t *t, void *data)
 
         failed = reconnect || (batch && !publish_batch(c, batch, why, sizeof(why)));
         if (!failed) {
-            apr_uint64_t n = 0;
-            for (pub_item *it = batch; it; it = it->next) {
-                n++;
-            }
-            wsock_count(WSOCK_C_REDIS_PUBLISHED, n);
+            wsock_count(WSOCK_C_REDIS_PUBLISHED, (apr_uint64_t)taken);
         }
         if (failed) {
             redisFree(c);

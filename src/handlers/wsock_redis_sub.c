@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 #include "wsock_log.h"
 #include "wsock_redis.h"
 #include "wsock_redis_publish.h"
+#include "wsock_threads.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -348,8 +348,7 @@ void *APR_THREAD_FUNC wsock_redis_sub_main(apr_thread_t *t, void *data)
     subscriber sb = { 0 };
     char why[256];
 
-    /* a name for `top -H`, and for the test of signal masks */
-    pthread_setname_np(pthread_self(), "wsock-redis-sub");
+    wsock_thread_name("wsock-redis-sub");       /* top -H; the signal-mask test */
     (void)data;
     sb.subs = apr_hash_make(apr_thread_pool_get(t));
     apr_pool_create(&sb.tmp, apr_thread_pool_get(t));

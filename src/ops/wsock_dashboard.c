@@ -34,7 +34,7 @@
 #include "wsock_history.h"
 #include "wsock_log.h"
 #include "wsock_sampler.h"
-#include "wsock_sigmask.h"
+#include "wsock_threads.h"
 #include "wsock_status_handler.h"
 #include "wsock_upgrade.h"
 
@@ -214,7 +214,7 @@ static void dashboard_child_init(apr_pool_t *pchild, server_rec *s)
 {
     sigset_t old;
 
-    wsock_signals_hold(&old);       /* the sampler thread: wsock_sigmask.h */
+    wsock_signals_hold(&old);       /* the sampler thread: wsock_threads.h */
     wsock_history_child_init(pchild, s);
     wsock_sampler_start(pchild, s);
     wsock_signals_release(&old);

@@ -6,7 +6,6 @@
  * child's top rooms (wsock_rooms_top, a short hold of the rooms mutex),
  * and, only while someone watches, one JSON snapshot handed to the room.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +23,7 @@
 #include "wsock_rooms.h"
 #include "wsock_sampler.h"
 #include "wsock_snapshot_json.h"
+#include "wsock_threads.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -101,10 +101,7 @@ static void *APR_THREAD_FUNC sampler_main(apr_thread_t *th, void *data)
     apr_time_t now, next;
 
     (void)data;
-#ifdef __linux__
-    /* named, so that its cost shows in top -H and /proc (bench/) */
-    pthread_setname_np(pthread_self(), "wsock-sampler");
-#endif
+    wsock_thread_name("wsock-sampler");       /* top -H; the signal-mask test */
     apr_thread_mutex_lock(smp.mutex);
     while (c && !smp.stop) {
         now = apr_time_now();

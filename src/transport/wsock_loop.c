@@ -41,7 +41,6 @@
  * for the worker but a few kilobytes of memory, at most one pool's worth
  * per worker thread.
  */
-#include <pthread.h>
 #include <unistd.h>
 
 #include <httpd.h>
@@ -65,6 +64,7 @@
 #include "wsock_netout.h"
 #include "wsock_output.h"
 #include "wsock_counters.h"
+#include "wsock_threads.h"
 
 APLOG_USE_MODULE(wsock);
 
@@ -720,8 +720,7 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *thd, void *data)
     const apr_pollfd_t *out;
     int stopping = 0;
 
-    /* a name for `top -H`, and for the test of signal masks */
-    pthread_setname_np(pthread_self(), "wsock-loop");
+    wsock_thread_name("wsock-loop");       /* top -H; the signal-mask test */
     while (!stopping) {
         apr_interval_time_t timeout = -1;
         apr_int32_t n = 0;

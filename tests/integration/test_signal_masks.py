@@ -1,4 +1,4 @@
-"""The module's threads never take the MPM's signals (src/core/wsock_sigmask.h).
+"""The module's threads never take the MPM's signals (src/core/wsock_threads.h).
 
 A child's SIGTERM must reach the MPM's own thread: in a handler it runs the
 child's whole exit on whichever thread the kernel picks, and the event MPM

@@ -1,9 +1,12 @@
 /*
- * wsock_sigmask.c — see wsock_sigmask.h.
+ * wsock_threads.c — see wsock_threads.h.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                 /* pthread_setname_np */
+#endif
 #include <pthread.h>
 
-#include "wsock_sigmask.h"
+#include "wsock_threads.h"
 
 void wsock_signals_hold(sigset_t *old)
 {
@@ -23,4 +26,13 @@ void wsock_signals_hold(sigset_t *old)
 void wsock_signals_release(const sigset_t *old)
 {
     pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+void wsock_thread_name(const char *name)
+{
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), name);
+#else
+    (void)name;
+#endif
 }

@@ -1,6 +1,7 @@
 /*
- * wsock_sigmask.h — the module's child_init work runs with every signal
- * blocked (but those a fault raises).
+ * wsock_threads.h — what the module's own threads start with: every
+ * signal blocked but those a fault raises (child_init holds them), and a
+ * name.
  *
  * Why: a child's SIGTERM must reach the MPM's own thread.  Until the MPM
  * blocks signals for good, its handler (just_die) runs the child's whole
@@ -16,8 +17,8 @@
  *  - a signal that came meanwhile is delivered when the mask is given
  *    back, once our state is whole rather than half built.
  */
-#ifndef WSOCK_SIGMASK_H
-#define WSOCK_SIGMASK_H
+#ifndef WSOCK_THREADS_H
+#define WSOCK_THREADS_H
 
 #include <signal.h>
 
@@ -28,4 +29,8 @@ void wsock_signals_hold(sigset_t *old);
 /* Gives the calling thread back the mask wsock_signals_hold saved. */
 void wsock_signals_release(const sigset_t *old);
 
-#endif /* WSOCK_SIGMASK_H */
+/* Names the calling thread (at most 15 characters), so that its cost shows
+ * in `top -H` and /proc, and the test of signal masks finds it. */
+void wsock_thread_name(const char *name);
+
+#endif /* WSOCK_THREADS_H */
