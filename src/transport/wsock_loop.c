@@ -242,15 +242,26 @@ static void wake_loop(void *baton)
     if (__atomic_load_n(&wc->phase, __ATOMIC_ACQUIRE) == PHASE_HANDED) {
         return;
     }
-    if (apr_atomic_cas32(&wc->in_ready, 1, 0) != 0) {
+    if (apr_atomic_read32(&wc->in_ready)) {
         return;                     /* already on a ready list */
     }
     if (apr_os_thread_equal(L->tid, apr_os_thread_current())) {
+        if (apr_atomic_cas32(&wc->in_ready, 1, 0) != 0) {
+            return;                 /* another thread listed it meanwhile */
+        }
         wc->ready_next = L->local;  /* the loop itself: no lock, no wake-up */
         L->local = wc;
         return;
     }
+    /* Set and listed in one hold of the mutex, which ready_unlink takes to
+     * clear it: the flag never says "listed" for a connection that is not
+     * (ready_unlink would clear it, the push would follow, and the
+     * connection would be freed while still on the list). */
     apr_thread_mutex_lock(L->mutex);
+    if (apr_atomic_cas32(&wc->in_ready, 1, 0) != 0) {
+        apr_thread_mutex_unlock(L->mutex);
+        return;
+    }
     was_empty = (L->ready == NULL);
     wc->ready_next = L->ready;
     L->ready = wc;
@@ -283,8 +294,12 @@ int wsock_loop_must_queue(wsock_conn *wc)
     return queued;
 }
 
-/* Takes wc off whichever ready list holds it (the loop thread, at the end
- * of wc: no other thread can reach wc any more). */
+/* Takes wc off whichever ready list holds it (the loop thread, as wc
+ * ends).  Only the loop thread lists wc on its own lists (local, due), and
+ * another thread sets the flag and lists wc on L->ready in one hold of the
+ * mutex: so a flag seen set, and wc on neither of the loop's lists, means
+ * wc is on L->ready, and a waker after the flag is cleared (a holder, while
+ * wc lingers) lists it again with the flag set. */
 static void ready_unlink(wsock_loop *L, wsock_conn *wc)
 {
     wsock_conn **pp;
@@ -298,19 +313,19 @@ static void ready_unlink(wsock_loop *L, wsock_conn *wc)
         for (pp = &L->due; *pp && *pp != wc; pp = &(*pp)->ready_next) {
         }
     }
-    if (*pp == NULL) {
-        apr_thread_mutex_lock(L->mutex);
-        for (pp = &L->ready; *pp && *pp != wc; pp = &(*pp)->ready_next) {
-        }
-        if (*pp) {
-            *pp = wc->ready_next;
-        }
-        apr_thread_mutex_unlock(L->mutex);
+    if (*pp) {
+        *pp = wc->ready_next;
+        apr_atomic_set32(&wc->in_ready, 0);
+        return;
     }
-    else {
+    apr_thread_mutex_lock(L->mutex);
+    for (pp = &L->ready; *pp && *pp != wc; pp = &(*pp)->ready_next) {
+    }
+    if (*pp) {
         *pp = wc->ready_next;
     }
     apr_atomic_set32(&wc->in_ready, 0);
+    apr_thread_mutex_unlock(L->mutex);
 }
 
 /* Makes the pollset watch events (0: nothing) for wc. */
