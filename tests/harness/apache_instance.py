@@ -87,9 +87,21 @@ def default_module_path():
 
 def free_port():
     """A currently free TCP port on 127.0.0.1 (racy by nature; start() retries)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n):
+    """n distinct free ports on 127.0.0.1: each socket stays bound until all
+    are picked (picked one by one, the kernel may hand out again a port it
+    just took back, and two servers would share it)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _pid_alive(pid):

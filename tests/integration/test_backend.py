@@ -23,7 +23,7 @@ import websockets
 import memory
 from backend_faults import REPO, serve_example_tls, serve_faults
 from conftest import new_instance, run, serve
-from apache_instance import free_port
+from apache_instance import free_ports
 from test_redis import PREFORK_FEW, TWO_EVENT_CHILDREN
 
 NODE_DIR = os.path.join(REPO, "tests", "node")
@@ -76,7 +76,8 @@ def backends():
     d = tempfile.mkdtemp(prefix="wsock-backends-")
     os.chmod(d, 0o755)
     # "down": a port nobody listens on
-    ports = {k: free_port() for k in ("py", "py2", "php", "node", "fault", "tls", "down")}
+    names = ("py", "py2", "php", "node", "fault", "tls", "down")
+    ports = dict(zip(names, free_ports(len(names))))     # distinct: see free_ports
     py = [shutil.which("python3") or "/usr/bin/python3",
           os.path.join(REPO, "examples", "python", "backend.py")]
     # the Node example imports @fanoutio/grip: run a copy next to tests/node's modules
