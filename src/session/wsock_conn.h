@@ -164,6 +164,7 @@ struct wsock_conn {
     struct wsock_conn *loop_prev, *loop_next; /* the loop's connections */
     apr_pollfd_t pfd;              /* what the loop's pollset watches */
     int can_read, can_write;       /* what the last poll said */
+    apr_time_t wrote_at;           /* the socket last took bytes (POLLOUT) */
     int phase;                     /* handed, running, draining, lingering */
     apr_time_t due;                /* when its timer fires */
     int heap_idx;                  /* its place in the timer heap, -1: none */

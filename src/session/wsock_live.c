@@ -13,7 +13,7 @@
 
 static apr_thread_mutex_t *live_mutex;
 static wsock_conn *live_head;
-static int live_stopping;          /* atomic */
+static apr_time_t live_stopping;   /* atomic: when the stop began, or 0 */
 
 static const char going_away_reason[] = "server shutting down";
 
@@ -68,7 +68,7 @@ void wsock_live_remove(wsock_conn *wc)
 void wsock_live_going_away(void)
 {
     wsock_conn **all = NULL;
-    apr_size_t n = 0, cap = 0;
+    apr_size_t n = 0, cap = 0, blocking = 0;
 
     if (live_mutex == NULL) {
         return;
@@ -76,7 +76,9 @@ void wsock_live_going_away(void)
     /* Listed under the mutex, each with a reference; asked to close after
      * it is released (a close wakes the owner: a syscall per connection). */
     apr_thread_mutex_lock(live_mutex);
-    __atomic_store_n(&live_stopping, 1, __ATOMIC_RELEASE);
+    if (!__atomic_load_n(&live_stopping, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&live_stopping, apr_time_now(), __ATOMIC_RELEASE);
+    }
     for (wsock_conn *wc = live_head; wc; wc = wc->live_next) {
         cap++;
     }
@@ -99,15 +101,29 @@ void wsock_live_going_away(void)
             /* A thread of its own may be stuck writing to a client that
              * does not read, where it would not see the close until the
              * server's Timeout; a loop thread never blocks (its own stop
-             * check ends such a connection at once). */
-            wsock_slow_cut_if_stuck(all[i]);
+             * check ends such a connection at once).  Kept at the front
+             * for the check below. */
+            wsock_conn *own = all[i];
+
+            all[i] = all[blocking];
+            all[blocking++] = own;
         }
+    }
+    if (blocking) {
+        wsock_slow_cut_stuck(all, blocking, WSOCK_STOP_GRACE);
+    }
+    for (apr_size_t i = 0; i < n; i++) {
         wsock_unref(all[i]);
     }
     free(all);
 }
 
 int wsock_live_is_stopping(void)
+{
+    return __atomic_load_n(&live_stopping, __ATOMIC_ACQUIRE) != 0;
+}
+
+apr_time_t wsock_live_stopping_since(void)
 {
     return __atomic_load_n(&live_stopping, __ATOMIC_ACQUIRE);
 }

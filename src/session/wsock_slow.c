@@ -106,6 +106,61 @@ void wsock_slow_cut_if_stuck(wsock_conn *wc)
                  "is shut down", wc->f_uri, wc->f_conn_id);
 }
 
+void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t grace)
+{
+    apr_pollfd_t *fds = calloc(n ? n : 1, sizeof(*fds));
+    wsock_conn **who = malloc((n ? n : 1) * sizeof(*who));
+    apr_time_t deadline = apr_time_now() + grace;
+    apr_size_t m = 0;
+
+    if (fds == NULL || who == NULL) {
+        for (apr_size_t i = 0; i < n; i++) {
+            wsock_slow_cut_if_stuck(wcs[i]);    /* out of memory: no grace */
+        }
+        free(fds);
+        free(who);
+        return;
+    }
+    for (apr_size_t i = 0; i < n; i++) {
+        apr_socket_t *sock = wcs[i]->upgraded ? ap_get_conn_socket(wcs[i]->c) : NULL;
+
+        if (sock) {
+            fds[m].desc_type = APR_POLL_SOCKET;
+            fds[m].reqevents = APR_POLLOUT;
+            fds[m].desc.s = sock;
+            who[m++] = wcs[i];
+        }
+    }
+    while (m > 0) {
+        apr_interval_time_t left = deadline - apr_time_now();
+        apr_int32_t ready = 0;
+        apr_status_t rv;
+
+        rv = apr_poll(fds, (apr_int32_t)m, &ready, left > 0 ? left : 0);
+        if (rv == APR_SUCCESS) {
+            /* Writable (or dead, where the owner's write fails anyway). */
+            for (apr_size_t k = m; k-- > 0;) {
+                if (fds[k].rtnevents) {
+                    fds[k] = fds[m - 1];
+                    who[k] = who[m - 1];
+                    m--;
+                }
+            }
+        }
+        else if (!APR_STATUS_IS_EINTR(rv)) {
+            break;                  /* the grace is over (or poll failed) */
+        }
+        if (left <= 0) {
+            break;
+        }
+    }
+    for (apr_size_t k = 0; k < m; k++) {
+        wsock_slow_cut_if_stuck(who[k]);
+    }
+    free(fds);
+    free(who);
+}
+
 void wsock_slow_act(wsock_conn *wc, wsock_slow_action *a)
 {
     for (apr_size_t i = 0; i < a->discard_n; i++) {

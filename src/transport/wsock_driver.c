@@ -34,9 +34,15 @@ static void pollset_wake(void *baton)
 /* ---- stopping under a non-threaded MPM (prefork) ----------------------
  * prefork tells a child to stop with a signal and runs no child_stopping
  * hook: graceful-stop only flips the MPM state, and SIGTERM's handler
- * exits on the spot.  Either signal interrupts our poll, so the state is
- * checked on every EINTR; and while a WebSocket is open SIGTERM only sets
- * a flag, and is raised again once the client has been told 1001. */
+ * exits on the spot.  Either signal interrupts our poll, but one that
+ * lands while the thread reads or writes interrupts nothing (those
+ * restart), and a busy client keeps it reading and writing.  So the state
+ * is checked on every turn, and the poll sleeps at most STOP_RECHECK: a
+ * signal in the instant between the check and the poll costs that much.
+ * While a WebSocket is open SIGTERM only sets a flag, and is raised again
+ * once the client has been told 1001. */
+#define STOP_RECHECK apr_time_from_msec(500)
+
 static volatile sig_atomic_t term_requested;
 static volatile sig_atomic_t term_fd = -1;  /* the WebSocket's socket, or -1 */
 
@@ -133,17 +139,21 @@ void wsock_drive_blocking(wsock_conn *wc)
         wsock_output_writable_check(wc);
 
         timeout = read_now ? 0 : wsock_conn_next_timeout(wc, apr_time_now());
+        if (!threaded) {
+            if (!wsock_live_is_stopping() && mpm_is_stopping()) {
+                wsock_live_going_away();
+                continue;           /* its 1001 is queued: flush it now */
+            }
+            if (timeout < 0 || timeout > STOP_RECHECK) {
+                timeout = STOP_RECHECK;
+            }
+        }
         rv = apr_pollset_poll(ps, timeout, &n, &out);
         if (rv == APR_SUCCESS && n > 0) {
             read_now = 1;
         }
-        else if (APR_STATUS_IS_EINTR(rv)) {
-            /* A wake-up (flush below) or a signal (prefork stopping?). */
-            if (!threaded && !wsock_live_is_stopping() && mpm_is_stopping()) {
-                wsock_live_going_away();
-            }
-        }
-        else if (rv != APR_SUCCESS && !APR_STATUS_IS_TIMEUP(rv)) {
+        else if (rv != APR_SUCCESS && !APR_STATUS_IS_TIMEUP(rv)
+                 && !APR_STATUS_IS_EINTR(rv)) {  /* EINTR: a wake-up or a signal */
             ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, wc->c,
                           WSOCKNO(0107) "poll on the WebSocket connection failed");
             wsock_conn_start_close(wc, WSOCK_CLOSE_INTERNAL_ERROR, "server error");

@@ -579,7 +579,7 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 {
     apr_status_t rv = APR_SUCCESS;
     apr_interval_time_t t;
-    apr_time_t due;
+    apr_time_t due, stop_cut_at = 0;
     apr_int16_t want;
 
     /* Reads, writes and wake-ups are activity; its own timer is not.  An
@@ -592,6 +592,7 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
 
     if (wc->can_write) {
         wc->can_write = 0;
+        wc->wrote_at = now;
         wsock_netout_drain(wc->netout);
     }
     if (wc->can_read && wsock_output_backlog(wc) < WSOCK_OUT_HIGH) {
@@ -611,12 +612,18 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
      * handler's thread) is taken here, backlog or not; the queue is only
      * taken below the mark (wsock_conn_flush). */
     wsock_conn_flush(wc);
-    if (wc->state == WSOCK_STATE_CLOSING && wsock_live_is_stopping()
-        && wsock_output_backlog(wc) >= WSOCK_OUT_HIGH) {
-        /* The child is going away and this client does not read: its
-         * close frame cannot even be written, and the child must not wait
-         * WSockCloseTimeout for it. */
-        wc->c->aborted = 1;
+    if (wc->state == WSOCK_STATE_CLOSING && wsock_output_backlog(wc) >= WSOCK_OUT_HIGH
+        && (stop_cut_at = wsock_live_stopping_since()) != 0) {
+        /* The child is going away and this client's output is backed up:
+         * its close frame waits behind it.  Once its socket has taken
+         * nothing for WSOCK_STOP_GRACE, the client does not read, and the
+         * child does not wait WSockCloseTimeout for it; one that reads,
+         * however slowly, gets its 1001 within that timeout. */
+        stop_cut_at = (wc->wrote_at > stop_cut_at ? wc->wrote_at : stop_cut_at)
+                      + WSOCK_STOP_GRACE;
+        if (now >= stop_cut_at) {
+            wc->c->aborted = 1;
+        }
     }
     if (wc->state != WSOCK_STATE_DONE) {
         wsock_output_writable_check(wc);
@@ -644,6 +651,9 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
     }
     t = wsock_conn_next_timeout(wc, now);
     due = t < 0 ? 0 : now + t;
+    if (stop_cut_at && (!due || stop_cut_at < due)) {
+        due = stop_cut_at;
+    }
     if (!wc->trimmed) {
         /* Served again once quiet, to give its memory back (a pong to
          * the server's ping must not keep a socket buffer until the next

@@ -128,6 +128,110 @@ def test_client_that_does_not_read_does_not_hold_the_stop(apache_factory, mpm, h
         assert "AH00045" not in log, "a child did not exit when told:\n" + log[-3000:]
 
 
+class FloodingClient:
+    """An echo client that keeps a stream of small messages in flight (a
+    writer thread) and reads the echoes back (a reader thread), so the
+    child serving it always has input: it is hardly ever asleep in poll,
+    where a stop signal would interrupt it.
+
+    paced: at most 2048 messages unanswered, so the server's output never
+    backs up.  backed_up: no limit, so the server's output for it stays
+    full (it reads only when that drains), yet the client reads; a small
+    receive buffer keeps what is in flight small, so that a Python reader
+    takes it in well within the test's bound, however loaded the machine.
+    """
+
+    BATCH = 16
+
+    def __init__(self, inst, flood):
+        self.window = 2048 if flood == "paced" else None
+        self.c = rawws.RawWS.connect(inst.port, "/echo",
+                                     rcvbuf=32768 if flood == "backed_up" else None)
+        self.frame = rawws.build_frame(rawws.OP_TEXT, b"f" * 64)
+        self.stop_writing = threading.Event()
+        self.echoes = 0
+        self.close_code = None
+        self.closed_at = None
+        self.error = None
+        self.threads = [threading.Thread(target=self._write, daemon=True),
+                        threading.Thread(target=self._read, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _write(self):
+        sent = 0
+        try:
+            for _ in range(2000000):            # bounded; stopped long before
+                if self.stop_writing.is_set() or self.close_code is not None:
+                    return
+                if self.window and sent - self.echoes >= self.window:
+                    time.sleep(0.001)
+                    continue
+                self.c.sock.sendall(self.frame * self.BATCH)
+                sent += self.BATCH
+        except OSError:
+            pass                                # the server closed: fine
+
+    def _read(self):
+        try:
+            for _ in range(50000000):
+                f = self.c.recv_frame(timeout=30)
+                if f.opcode == rawws.OP_CLOSE:
+                    self.close_code = f.close_code
+                    self.closed_at = time.monotonic()
+                    return
+                self.echoes += 1
+        except Exception as e:                  # reported by the test
+            self.error = repr(e)
+
+    def finish(self, timeout):
+        for t in self.threads:
+            t.join(timeout)
+        self.c.close_socket()
+
+
+@pytest.mark.parametrize("flood", ["paced", "backed_up"])
+@pytest.mark.parametrize("how", ["graceful", "graceful_stop"])
+@pytest.mark.parametrize("mpm", MPMS)
+def test_stop_while_every_child_is_busy(apache_factory, mpm, how, flood):
+    # Clients that flood their echo connections across a graceful restart
+    # or stop each get 1001, promptly.  prefork says "stop" to a child only
+    # with a signal, which interrupts a poll but not a read or a write (they
+    # restart): the child used to look only when its poll was interrupted,
+    # so once the flood stopped it slept in poll until the next ping (30 s).
+    # And a stop's sweep used to cut any blocking-driver connection whose
+    # socket was full at that instant, as if its client did not read (and
+    # the event loop any whose output was backed up).
+    inst = apache_factory(mpm)
+    clients = [FloodingClient(inst, flood) for _ in range(8)]
+    try:
+        for _ in range(200):
+            if all(c.echoes > 1000 or c.error for c in clients):
+                break
+            time.sleep(0.05)
+        assert all(c.echoes > 1000 for c in clients), \
+            [(c.echoes, c.error) for c in clients]
+        signalled = time.monotonic()
+        if how == "graceful":
+            inst.graceful()
+        else:
+            inst.graceful_stop(wait=False)
+        time.sleep(1.0)                 # the flood goes on across the signal
+        for c in clients:
+            c.stop_writing.set()
+        for c in clients:
+            c.finish(15)
+        late = [(c.close_code, c.error, c.echoes,
+                 c.closed_at and round(c.closed_at - signalled, 2)) for c in clients
+                if c.close_code != 1001 or c.closed_at - signalled > 10]
+        assert not late, "clients not told 1001 within 10 s of the %s: %r" % (how, late)
+    finally:
+        for c in clients:
+            c.stop_writing.set()
+            c.c.close_socket()
+    crash_check(inst)
+
+
 def test_stop_while_handshakes_are_under_way(apache_factory):
     # Handshakes to chat rooms, and the server told to stop within a
     # millisecond of them: connections may then be ended by the MPM before
