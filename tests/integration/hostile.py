@@ -239,13 +239,20 @@ class EchoWatcher:
 # threads served it.  So:
 #  - the peak of every round is bounded against the baseline taken before
 #    any attack (what the attackers make the server hold);
-#  - after each later round the memory must come back within a margin of
-#    where it was after the first (what they leave behind does not pile
-#    up: a leak, or a buffer kept at its peak, grows with every round).
+#  - after the last round the memory must be within a margin of where it
+#    was after the round before, and within twice that of the round before
+#    that (what they leave behind does not pile up: a leak, or a buffer
+#    kept at its peak, grows with every round).  Round 1 is compared with
+#    nothing: which of the MPM's threads serve a round's handshakes decides
+#    which glibc arenas it touches, and now and then (3 full-suite runs in
+#    two days) a second and a third round each kept about 5 MiB more than
+#    the one before, without a leak (alone, the same test came back within
+#    the margin 16 times in 16).  Four rounds leave the last to compare
+#    with two after round 1.
 # The margin: a fixed slack, and 64 KiB per attacking connection.
 # Under ASan the memory is not asserted (memory.bounds_apply), so one round
 # does: the sanitizer watches the attack, and the CI budget is kept.
-ROUNDS = int(os.environ.get("WSOCK_HOSTILE_ROUNDS", "3")) if memory.bounds_apply() else 1
+ROUNDS = int(os.environ.get("WSOCK_HOSTILE_ROUNDS", "4")) if memory.bounds_apply() else 1
 RETURN_SLACK = 4 * MiB
 RETURN_PER_CONN = 64 * KiB
 
@@ -279,7 +286,7 @@ class Meter:
             self.afters.append(memory.settled(self.inst.pid))
         else:
             self.afters.append(memory.wait_below(
-                self.inst.pid, self.afters[0].pss_kib + self.margin(n) // KiB))
+                self.inst.pid, self.afters[-1].pss_kib + self.margin(n) // KiB))
 
     def margin(self, n):
         return RETURN_SLACK + n * self.kept_per_conn
@@ -307,12 +314,14 @@ class Meter:
             "%.0f MiB): %s" % (growth / MiB, n, what, growth / MiB / n, per_conn / MiB,
                                slack / MiB, facts))
         # Allocators keep what they had at a round's peak for the next one,
-        # and round 1 may not have reached the steady state: a leak grows
-        # round after round, so the last round is compared with round 2
-        # (within the margin) and with round 1 (within twice the margin).
+        # and the first rounds may not have reached the steady state: a leak
+        # grows round after round, so the last round is compared with the
+        # one before (within the margin) and the one before that (within
+        # twice the margin).
         last = self.afters[-1].pss_kib
-        for k, limit in ((1, self.margin(n)), (0, 2 * self.margin(n))):
-            if k >= len(self.afters) - 1:
+        for back, limit in ((2, self.margin(n)), (3, 2 * self.margin(n))):
+            k = len(self.afters) - back
+            if k < 0:
                 continue
             kept = (last - self.afters[k].pss_kib) * KiB
             assert kept <= limit, (
