@@ -165,6 +165,8 @@ struct wsock_conn {
     apr_pollfd_t pfd;              /* what the loop's pollset watches */
     int can_read, can_write;       /* what the last poll said */
     apr_time_t wrote_at;           /* the socket last took bytes (POLLOUT) */
+    apr_time_t stop_progress_at;   /* a stop: when the client last took bytes */
+    apr_uint64_t stop_acked;       /* a stop: its TCP bytes acked then */
     int phase;                     /* handed, running, draining, lingering */
     apr_time_t due;                /* when its timer fires */
     int heap_idx;                  /* its place in the timer heap, -1: none */

@@ -13,7 +13,7 @@
 
 static apr_thread_mutex_t *live_mutex;
 static wsock_conn *live_head;
-static apr_time_t live_stopping;   /* atomic: when the stop began, or 0 */
+static int live_stopping;          /* atomic */
 
 static const char going_away_reason[] = "server shutting down";
 
@@ -76,9 +76,7 @@ void wsock_live_going_away(void)
     /* Listed under the mutex, each with a reference; asked to close after
      * it is released (a close wakes the owner: a syscall per connection). */
     apr_thread_mutex_lock(live_mutex);
-    if (!__atomic_load_n(&live_stopping, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&live_stopping, apr_time_now(), __ATOMIC_RELEASE);
-    }
+    __atomic_store_n(&live_stopping, 1, __ATOMIC_RELEASE);
     for (wsock_conn *wc = live_head; wc; wc = wc->live_next) {
         cap++;
     }
@@ -101,8 +99,8 @@ void wsock_live_going_away(void)
             /* A thread of its own may be stuck writing to a client that
              * does not read, where it would not see the close until the
              * server's Timeout; a loop thread never blocks (its own stop
-             * check ends such a connection at once).  Kept at the front
-             * for the check below. */
+             * check ends such a connection, after WSOCK_STOP_GRACE).  Kept
+             * at the front for the check below. */
             wsock_conn *own = all[i];
 
             all[i] = all[blocking];
@@ -119,11 +117,6 @@ void wsock_live_going_away(void)
 }
 
 int wsock_live_is_stopping(void)
-{
-    return __atomic_load_n(&live_stopping, __ATOMIC_ACQUIRE) != 0;
-}
-
-apr_time_t wsock_live_stopping_since(void)
 {
     return __atomic_load_n(&live_stopping, __ATOMIC_ACQUIRE);
 }

@@ -20,14 +20,11 @@ void wsock_live_going_away(void);
 /* 1 once wsock_live_going_away() ran. */
 int wsock_live_is_stopping(void);
 
-/* When wsock_live_going_away() ran, or 0. */
-apr_time_t wsock_live_stopping_since(void);
-
-/* How long a stop waits for a client's full socket to take its close frame
- * before the connection is cut.  A socket full at one instant may belong
- * to a client that reads, but is sent more than it has read yet (a busy
- * echo): it drains within milliseconds, and deserves its 1001.  One that
- * does not read must not hold the child much longer. */
+/* How long a stop waits for a client whose socket is full to take any of
+ * what it was sent, before the connection is cut as one that does not
+ * read.  A socket full at one instant may belong to a client that reads,
+ * but is sent more than it has read yet (a busy echo): it deserves its
+ * 1001.  One that does not read must not hold the child much longer. */
 #define WSOCK_STOP_GRACE apr_time_from_sec(1)
 
 #endif /* WSOCK_LIVE_H */

@@ -32,6 +32,7 @@
 #include <apr_strings.h>
 
 #include "wsock_output.h"
+#include "wsock_peer_acked.h"
 #include "wsock_slow.h"
 #include "wsock_counters.h"
 
@@ -110,15 +111,17 @@ void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t gr
 {
     apr_pollfd_t *fds = calloc(n ? n : 1, sizeof(*fds));
     wsock_conn **who = malloc((n ? n : 1) * sizeof(*who));
+    apr_uint64_t *acked = malloc((n ? n : 1) * sizeof(*acked));
     apr_time_t deadline = apr_time_now() + grace;
     apr_size_t m = 0;
 
-    if (fds == NULL || who == NULL) {
+    if (fds == NULL || who == NULL || acked == NULL) {
         for (apr_size_t i = 0; i < n; i++) {
             wsock_slow_cut_if_stuck(wcs[i]);    /* out of memory: no grace */
         }
         free(fds);
         free(who);
+        free(acked);
         return;
     }
     for (apr_size_t i = 0; i < n; i++) {
@@ -128,6 +131,7 @@ void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t gr
             fds[m].desc_type = APR_POLL_SOCKET;
             fds[m].reqevents = APR_POLLOUT;
             fds[m].desc.s = sock;
+            acked[m] = wsock_peer_acked(sock);
             who[m++] = wcs[i];
         }
     }
@@ -143,6 +147,7 @@ void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t gr
                 if (fds[k].rtnevents) {
                     fds[k] = fds[m - 1];
                     who[k] = who[m - 1];
+                    acked[k] = acked[m - 1];
                     m--;
                 }
             }
@@ -155,10 +160,15 @@ void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t gr
         }
     }
     for (apr_size_t k = 0; k < m; k++) {
-        wsock_slow_cut_if_stuck(who[k]);
+        /* Still full, but the client took bytes meanwhile: it reads,
+         * slowly (its owner refills the socket as it drains). */
+        if (acked[k] == 0 || wsock_peer_acked(fds[k].desc.s) == acked[k]) {
+            wsock_slow_cut_if_stuck(who[k]);
+        }
     }
     free(fds);
     free(who);
+    free(acked);
 }
 
 void wsock_slow_act(wsock_conn *wc, wsock_slow_action *a)

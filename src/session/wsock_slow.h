@@ -34,8 +34,9 @@ void wsock_slow_act(wsock_conn *wc, wsock_slow_action *a);
 void wsock_slow_cut_if_stuck(wsock_conn *wc);
 
 /* Any thread, for many connections at once (a stop): waits up to `grace`
- * for their sockets to take a byte and cuts those that never do (see
- * WSOCK_STOP_GRACE).  The caller holds a reference on each. */
+ * for their sockets to take a byte, and cuts those that never do and
+ * whose client took nothing meanwhile (see WSOCK_STOP_GRACE).  The caller
+ * holds a reference on each. */
 void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t grace);
 
 /* The owner, when the connection ends (before on_close): the total of

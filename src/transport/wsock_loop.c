@@ -59,6 +59,7 @@
 #include "wsock_cpus.h"
 #include "wsock_live.h"
 #include "wsock_loop.h"
+#include "wsock_peer_acked.h"
 #include "wsock_reqlog.h"
 #include "wsock_netin.h"
 #include "wsock_netout.h"
@@ -613,14 +614,21 @@ static void run(wsock_loop *L, wsock_conn *wc, apr_time_t now)
      * taken below the mark (wsock_conn_flush). */
     wsock_conn_flush(wc);
     if (wc->state == WSOCK_STATE_CLOSING && wsock_output_backlog(wc) >= WSOCK_OUT_HIGH
-        && (stop_cut_at = wsock_live_stopping_since()) != 0) {
+        && wsock_live_is_stopping()) {
         /* The child is going away and this client's output is backed up:
-         * its close frame waits behind it.  Once its socket has taken
-         * nothing for WSOCK_STOP_GRACE, the client does not read, and the
-         * child does not wait WSockCloseTimeout for it; one that reads,
+         * its close frame waits behind it.  Once the client has taken
+         * nothing for WSOCK_STOP_GRACE (its TCP acknowledgements, or the
+         * socket's room where those are unknown), it does not read, and
+         * the child does not wait WSockCloseTimeout for it; one that reads,
          * however slowly, gets its 1001 within that timeout. */
-        stop_cut_at = (wc->wrote_at > stop_cut_at ? wc->wrote_at : stop_cut_at)
-                      + WSOCK_STOP_GRACE;
+        apr_uint64_t acked = wsock_peer_acked(ap_get_conn_socket(wc->c));
+
+        if (!wc->stop_progress_at || acked != wc->stop_acked
+            || wc->wrote_at > wc->stop_progress_at) {
+            wc->stop_progress_at = now;
+            wc->stop_acked = acked;
+        }
+        stop_cut_at = wc->stop_progress_at + WSOCK_STOP_GRACE;
         if (now >= stop_cut_at) {
             wc->c->aborted = 1;
         }
