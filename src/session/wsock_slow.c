@@ -109,18 +109,18 @@ void wsock_slow_cut_if_stuck(wsock_conn *wc)
 
 void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t grace)
 {
+    /* One poll entry per connection, which it names (client_data), and
+     * what its client had acknowledged when the grace began. */
     apr_pollfd_t *fds = calloc(n ? n : 1, sizeof(*fds));
-    wsock_conn **who = malloc((n ? n : 1) * sizeof(*who));
     apr_uint64_t *acked = malloc((n ? n : 1) * sizeof(*acked));
     apr_time_t deadline = apr_time_now() + grace;
     apr_size_t m = 0;
 
-    if (fds == NULL || who == NULL || acked == NULL) {
+    if (fds == NULL || acked == NULL) {
         for (apr_size_t i = 0; i < n; i++) {
             wsock_slow_cut_if_stuck(wcs[i]);    /* out of memory: no grace */
         }
         free(fds);
-        free(who);
         free(acked);
         return;
     }
@@ -131,8 +131,8 @@ void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t gr
             fds[m].desc_type = APR_POLL_SOCKET;
             fds[m].reqevents = APR_POLLOUT;
             fds[m].desc.s = sock;
-            acked[m] = wsock_peer_acked(sock);
-            who[m++] = wcs[i];
+            fds[m].client_data = wcs[i];
+            acked[m++] = wsock_peer_acked(sock);
         }
     }
     while (m > 0) {
@@ -146,7 +146,6 @@ void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t gr
             for (apr_size_t k = m; k-- > 0;) {
                 if (fds[k].rtnevents) {
                     fds[k] = fds[m - 1];
-                    who[k] = who[m - 1];
                     acked[k] = acked[m - 1];
                     m--;
                 }
@@ -163,11 +162,10 @@ void wsock_slow_cut_stuck(wsock_conn **wcs, apr_size_t n, apr_interval_time_t gr
         /* Still full, but the client took bytes meanwhile: it reads,
          * slowly (its owner refills the socket as it drains). */
         if (acked[k] == 0 || wsock_peer_acked(fds[k].desc.s) == acked[k]) {
-            wsock_slow_cut_if_stuck(who[k]);
+            wsock_slow_cut_if_stuck(fds[k].client_data);
         }
     }
     free(fds);
-    free(who);
     free(acked);
 }
 
