@@ -167,6 +167,16 @@ redisContext *wsock_redis_connect(int select_db, apr_interval_time_t timeout, ch
         }
         freeReplyObject(r);
     }
+    /* A finished TCP connect proves little: a Redis being killed, or not
+     * serving yet, can still complete one in the kernel, and the first
+     * command then meets a reset.  The relay must not say "up" (and the
+     * publisher lose its first batch) on such a connection: one round trip
+     * per connect shows the server answers. */
+    r = redisCommand(c, "PING");
+    if ((r = expect_ok(c, r, "PING", why, n)) == NULL) {
+        goto fail;
+    }
+    freeReplyObject(r);
     return c;
 fail:
     if (c) {
